@@ -1,0 +1,136 @@
+//! `ApiError`: every error answer of the local API, with one exhaustive mapping to the contract's
+//! JSON error body (`code`, `message`, and `details` for validation errors).
+
+use crate::receipt::FieldError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    MissingIdempotencyKey,
+    InvalidIdempotencyKey,
+    MalformedJson(String),
+    Validation(Vec<FieldError>),
+    IdempotencyKeyReused,
+    IdempotencyInProgress,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    BufferFull {
+        retry_after_secs: u64,
+    },
+    /// The row could not be made durable; nothing was printed or acknowledged. The cause is logged.
+    StorageUnavailable,
+    NotFound(&'static str),
+    RouteNotFound,
+    MethodNotAllowed,
+    Unauthorized,
+    Forbidden(&'static str),
+    BadRequest(String),
+    /// Anything else that failed on our side. The cause is logged where it happened.
+    Internal,
+    ServiceUnavailable(&'static str),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            MissingIdempotencyKey => (
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_missing",
+                "the Idempotency-Key header is required".into(),
+            ),
+            InvalidIdempotencyKey => (
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_invalid",
+                "the Idempotency-Key header must be 1-255 visible ASCII characters".into(),
+            ),
+            MalformedJson(m) => (StatusCode::BAD_REQUEST, "malformed_json", m.clone()),
+            Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "the receipt is not valid; see details".into(),
+            ),
+            IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body".into(),
+            ),
+            IdempotencyInProgress => (
+                StatusCode::CONFLICT,
+                "idempotency_request_in_progress",
+                "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json".into(),
+            ),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is over 1 MiB".into()),
+            BufferFull { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "buffer_full",
+                "the buffer of unsynced receipts is at capacity; retry later".into(),
+            ),
+            StorageUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the receipt could not be stored durably; nothing was printed — retry with the same Idempotency-Key".into(),
+            ),
+            NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+            RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", "no such endpoint".into()),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method".into(),
+            ),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this call needs Authorization: Bearer <admin token>".into(),
+            ),
+            Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", (*why).into()),
+            BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the adapter's log".into()),
+            ServiceUnavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", (*m).into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let details = match &self {
+            ApiError::Validation(d) => Some(d.as_slice()),
+            _ => None,
+        };
+        let body = serde_json::to_vec(&Body {
+            code,
+            message,
+            details,
+        })
+        .unwrap_or_default();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let ApiError::BufferFull { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

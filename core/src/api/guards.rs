@@ -1,0 +1,116 @@
+//! Local-security guards: the `Host` check against DNS rebinding, refusal of foreign browser
+//! origins, the admin bearer token, and JSON answers for unknown routes and methods.
+
+use super::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The host part of a `Host` header or an origin's authority (`[::1]:8000` → `::1`).
+fn host_name(authority: &str) -> &str {
+    let a = authority.trim();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    a.rsplit_once(':')
+        .map(|(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                a
+            }
+        })
+        .unwrap_or(a)
+}
+
+fn is_allowed_host(state: &AppState, host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") || h == "::1" {
+        return true;
+    }
+    if let Ok(ip) = h.parse::<std::net::IpAddr>()
+        && (ip.is_loopback() || ip == state.local_addr.ip())
+    {
+        return true;
+    }
+    state
+        .allowed_hosts
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&h))
+}
+
+/// Refuses requests addressed to a foreign host name (DNS rebinding) or sent by a page of a
+/// foreign origin. Requests without an `Origin` (POS software, curl) pass the origin check.
+pub async fn local_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(host) = headers.get(header::HOST) {
+        let ok = host
+            .to_str()
+            .map(|h| is_allowed_host(&state, host_name(h)))
+            .unwrap_or(false);
+        if !ok {
+            return ApiError::Forbidden(
+                "requests must be addressed to a loopback or configured host name",
+            )
+            .into_response();
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, authority)| is_allowed_host(&state, host_name(authority)))
+            .unwrap_or(false);
+        if !ok {
+            return ApiError::Forbidden("cross-origin requests are not allowed").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Checks `Authorization: Bearer <admin token>` in constant time.
+pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    let expected = state.admin_token.as_bytes();
+    let given = given.as_bytes();
+    let mut diff = (given.len() ^ expected.len()) as u8;
+    for (i, b) in expected.iter().enumerate() {
+        diff |= b ^ given.get(i).copied().unwrap_or(0);
+    }
+    if diff == 0 {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn host_names_are_cut_from_their_port() {
+        assert_eq!(host_name("localhost:8000"), "localhost");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:8000"), "::1");
+        assert_eq!(host_name("evil.example:80"), "evil.example");
+    }
+}

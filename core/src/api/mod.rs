@@ -1,0 +1,64 @@
+//! The local HTTP API (CONTRACT §1): `router(state)` builds it; `app` serves it.
+
+mod admin;
+mod error;
+mod guards;
+mod receipts;
+mod status;
+mod ui;
+
+pub use error::ApiError;
+
+use crate::buffer::Buffer;
+use crate::metrics::Metrics;
+use crate::status::StatusSource;
+use crate::worker::WorkerHandle;
+use axum::Router;
+use axum::routing::{get, post};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Everything the handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub buffer: Buffer,
+    pub worker: WorkerHandle,
+    pub status: StatusSource,
+    pub metrics: Arc<Metrics>,
+    pub admin_token: Arc<str>,
+    /// Host names accepted besides loopback names (DNS-rebinding guard).
+    pub allowed_hosts: Arc<[String]>,
+    /// The address the API is bound to (its IP is an accepted Host too).
+    pub local_addr: SocketAddr,
+    /// Idempotency keys whose first request is being processed right now.
+    pub in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The whole API as a router, without serving it (tests call it directly or over a socket).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/kkt/receipt", post(receipts::create))
+        .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
+        .route("/v1/kkt/buffer/status", get(status::buffer_status))
+        .route("/v1/kkt/buffer/events", get(status::events))
+        .route("/v1/kkt/buffer/sync", post(admin::sync_now))
+        .route("/v1/kkt/dlq", get(admin::dlq_list))
+        .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
+        .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
+        .route("/v1/kkt/worker/status", get(status::worker_status))
+        .route("/v1/health", get(status::health))
+        .route("/metrics", get(status::metrics))
+        .route("/openapi.json", get(ui::openapi))
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
+        .fallback(guards::not_found)
+        .method_not_allowed_fallback(guards::method_not_allowed);
+    api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guards::local_only,
+    ))
+    .with_state(state)
+}

@@ -1,0 +1,243 @@
+//! Read-only operations endpoints: buffer status, health, events, worker status, metrics.
+
+use super::{ApiError, AppState};
+use crate::status::{FnAgeLevel, Status};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+pub async fn buffer_status(State(state): State<AppState>) -> Json<Status> {
+    Json(state.status.snapshot())
+}
+
+#[derive(Serialize)]
+struct Component {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+fn component(status: &'static str, message: Option<String>) -> Component {
+    Component { status, message }
+}
+
+#[derive(Serialize)]
+struct Components {
+    buffer: Component,
+    circuit_breaker: Component,
+    database: Component,
+    worker: Component,
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    mode: &'static str,
+    /// True past the critical FN-age threshold (the fiscal drive blocks at 30 days).
+    fn_age_critical: bool,
+    components: Components,
+    version: &'static str,
+}
+
+/// `GET /v1/health`: 200 when healthy or degraded, 503 when unhealthy.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let s = state.status.snapshot();
+    let database = match state.buffer.ping().await {
+        Ok(()) => component("healthy", None),
+        Err(e) => component("unhealthy", Some(e.to_string())),
+    };
+    let worker = if s.worker.heartbeat_stale {
+        component(
+            "unhealthy",
+            Some("the sync worker's heartbeat is stale".into()),
+        )
+    } else if let Some(code) = s.ofd_misconfigured {
+        component(
+            "degraded",
+            Some(format!(
+                "the OFD answers HTTP {code}: check the OFD URL and token"
+            )),
+        )
+    } else {
+        component("healthy", None)
+    };
+    let circuit_breaker = match s.breaker.state {
+        "closed" => component("healthy", None),
+        other => component(
+            "degraded",
+            Some(format!("circuit breaker {other}: the OFD is unreachable")),
+        ),
+    };
+    let buffer = match s.fn_age.level {
+        FnAgeLevel::Critical => component(
+            "degraded",
+            Some(format!(
+                "critical: a receipt has waited {} s for the OFD; the fiscal drive blocks at 30 days",
+                s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0)
+            )),
+        ),
+        FnAgeLevel::Warning => component(
+            "degraded",
+            Some(format!(
+                "warning: the oldest unsynced receipt is {} s old",
+                s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0)
+            )),
+        ),
+        FnAgeLevel::Ok if s.percent_full >= 80.0 => {
+            component("degraded", Some(format!("buffer {}% full", s.percent_full)))
+        }
+        FnAgeLevel::Ok if s.dlq_size > 0 => component(
+            "degraded",
+            Some(format!("{} receipts in the DLQ", s.dlq_size)),
+        ),
+        FnAgeLevel::Ok => component("healthy", None),
+    };
+    let all = [&buffer, &circuit_breaker, &database, &worker];
+    let status = if all.iter().any(|c| c.status == "unhealthy") {
+        "unhealthy"
+    } else if all.iter().any(|c| c.status == "degraded") {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let code = if status == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Health {
+        status,
+        mode: s.mode,
+        fn_age_critical: s.fn_age.level == FnAgeLevel::Critical,
+        components: Components {
+            buffer,
+            circuit_breaker,
+            database,
+            worker,
+        },
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    (code, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) =
+        query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let page = state
+        .buffer
+        .events(q.after.unwrap_or(0), q.limit.unwrap_or(100))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read events");
+            ApiError::ServiceUnavailable("the buffer database cannot be read")
+        })?;
+    Ok(Json(page).into_response())
+}
+
+#[derive(Serialize)]
+struct WorkerStatusBody {
+    #[serde(flatten)]
+    status: crate::worker::WorkerStatus,
+    heartbeat_stale: bool,
+    interval_seconds: f64,
+    batch_size: usize,
+    concurrency: usize,
+    max_attempts: u32,
+    breaker: crate::status::BreakerView,
+}
+
+pub async fn worker_status(State(state): State<AppState>) -> Response {
+    let s = state.status.snapshot();
+    let p = state.worker.policy();
+    Json(WorkerStatusBody {
+        status: state.worker.status(),
+        heartbeat_stale: s.worker.heartbeat_stale,
+        interval_seconds: p.interval.as_secs_f64(),
+        batch_size: p.batch_size,
+        concurrency: p.concurrency,
+        max_attempts: p.max_attempts,
+        breaker: s.breaker,
+    })
+    .into_response()
+}
+
+/// `GET /metrics` in Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let s = state.status.snapshot();
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP kkt_receipts Receipts in the buffer by status.\n# TYPE kkt_receipts gauge"
+    );
+    for (name, n) in [
+        ("pending", s.pending),
+        ("syncing", s.syncing),
+        ("synced", s.synced),
+        ("failed", s.failed),
+    ] {
+        let _ = writeln!(out, "kkt_receipts{{status=\"{name}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP kkt_dlq_size Receipts in the dead-letter queue.\n# TYPE kkt_dlq_size gauge\nkkt_dlq_size {}",
+        s.dlq_size
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_buffer_capacity Maximum unsynced receipts.\n# TYPE kkt_buffer_capacity gauge\nkkt_buffer_capacity {}",
+        s.total_capacity
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_breaker_state OFD circuit breaker state (1 for the current one).\n# TYPE kkt_breaker_state gauge"
+    );
+    for name in ["closed", "open", "half_open"] {
+        let _ = writeln!(
+            out,
+            "kkt_breaker_state{{state=\"{name}\"}} {}",
+            u8::from(s.breaker.state == name)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP kkt_breaker_short_circuited_total Calls refused by the open breaker.\n# TYPE kkt_breaker_short_circuited_total counter\nkkt_breaker_short_circuited_total {}",
+        s.breaker.short_circuited
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_oldest_pending_age_seconds Age of the oldest pending receipt.\n# TYPE kkt_oldest_pending_age_seconds gauge\nkkt_oldest_pending_age_seconds {}",
+        s.oldest_pending_age_seconds.unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_oldest_unsynced_age_seconds Age of the oldest receipt the OFD has not confirmed.\n# TYPE kkt_oldest_unsynced_age_seconds gauge\nkkt_oldest_unsynced_age_seconds {}",
+        s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_worker_up 1 while the sync worker's heartbeat is fresh.\n# TYPE kkt_worker_up gauge\nkkt_worker_up {}",
+        u8::from(!s.worker.heartbeat_stale)
+    );
+    state.metrics.render(&mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,248 @@
+//! The composition root: `App::build(settings)` opens the buffer, starts the one sync worker and
+//! binds the API (port 0 allowed); `shutdown()` stops intake, lets in-flight requests and sends
+//! finish, drains the writer, and returns.
+
+use crate::api::{self, AppState};
+use crate::breaker::Breaker;
+use crate::buffer::{Buffer, BufferConfig};
+use crate::kkt::{MockKkt, MockKktConfig};
+use crate::metrics::Metrics;
+use crate::ofd::{HttpOfd, Ofd, SimulatedOfd};
+use crate::settings::Settings;
+use crate::status::StatusSource;
+use crate::time::Clock;
+use crate::worker::{self, WorkerHandle};
+use anyhow::{Context, bail};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for in-flight requests and sends before giving up on them
+/// (an interrupted send stays `syncing` and is recovered at the next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+pub struct App {
+    addr: SocketAddr,
+    state: AppState,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    /// Held for the life of the process: one instance per data directory.
+    _lock: File,
+}
+
+/// Creates the data directory and takes its lock, so two instances never write one database.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let path = dir.join("kkt-adapter.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another KKT Adapter instance is already running with the data directory {} (lock {} is held)",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The admin token: given in settings, or read from (or generated into) `admin_token` with mode 0600.
+pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(t) = &settings.admin_token {
+        return Ok(t.clone());
+    }
+    let path = settings.config_dir.join("admin_token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let t = text.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    std::fs::create_dir_all(&settings.config_dir).with_context(|| {
+        format!(
+            "cannot create the config directory {}",
+            settings.config_dir.display()
+        )
+    })?;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the admin token");
+    Ok(token)
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let lock = lock_data_dir(&settings.data_dir)?;
+        let token = admin_token(&settings)?;
+        let kkt = MockKkt::new(MockKktConfig {
+            fn_number: settings.fn_number.clone(),
+            kkt_number: settings.kkt_number.clone(),
+            slip_dir: settings
+                .write_slips
+                .then(|| settings.data_dir.join("receipts")),
+            print_latency: settings.print_latency,
+            shift_length: settings.shift_length,
+        });
+        let buffer = Buffer::open(
+            BufferConfig {
+                path: settings.database_path(),
+                capacity: settings.capacity,
+            },
+            Box::new(kkt),
+        )?;
+        let ofd: Arc<dyn Ofd> = match &settings.ofd_url {
+            Some(url) => Arc::new(HttpOfd::new(
+                url,
+                settings.ofd_token.clone(),
+                settings.ofd_connect_timeout,
+                settings.ofd_timeout,
+            )?),
+            None => Arc::new(SimulatedOfd::new(settings.simulator_latency)),
+        };
+        let clock = Clock::new();
+        let metrics = Arc::new(Metrics::default());
+        let (worker, handle) = worker::new(
+            buffer.clone(),
+            ofd,
+            settings.sync,
+            Breaker::new(settings.breaker),
+            clock,
+            metrics.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another program using this port?)",
+                    settings.listen
+                )
+            })?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        let stale = 3 * settings.sync.interval + 2 * settings.ofd_timeout + Duration::from_secs(15);
+        let state = AppState {
+            status: StatusSource {
+                buffer: buffer.clone(),
+                worker: handle.clone(),
+                capacity: settings.capacity,
+                fn_warn_age: settings.fn_warn_age,
+                fn_critical_age: settings.fn_critical_age,
+                heartbeat_stale_after: stale,
+            },
+            buffer,
+            worker: handle,
+            metrics,
+            admin_token: token.into(),
+            allowed_hosts: settings.allowed_hosts.clone().into(),
+            local_addr: addr,
+            in_flight: Arc::new(Mutex::new(Default::default())),
+        };
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(worker.run(cancel.child_token()));
+        let router = api::router(state.clone());
+        let stop = cancel.child_token();
+        tracker.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the HTTP server failed");
+            }
+        });
+        tracing::info!(%addr, data_dir = %settings.data_dir.display(), "KKT Adapter listening on http://{addr}");
+        Ok(App {
+            addr,
+            state,
+            cancel,
+            tracker,
+            _lock: lock,
+        })
+    }
+
+    /// The address the API is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn worker(&self) -> &WorkerHandle {
+        &self.state.worker
+    }
+
+    pub fn buffer(&self) -> &Buffer {
+        &self.state.buffer
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.state.admin_token
+    }
+
+    /// A token that is cancelled when shutdown begins.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops intake and the worker, waits (bounded) for in-flight work, then drains the writer.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: no new receipts are taken");
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight work did not finish in {SHUTDOWN_GRACE:?}; interrupted sends are recovered at next start"
+            );
+        }
+        self.state.buffer.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

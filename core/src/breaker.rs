@@ -1,0 +1,337 @@
+//! The circuit breaker in front of the OFD: a pure state machine. It does no I/O and reads no
+//! clock; every call gets `now`, so tests drive it with any timeline.
+//!
+//! closed → (N consecutive transient failures) → open → (open_for elapsed) → half-open, which
+//! admits one probe at a time → (M successes) → closed; a failed probe re-opens it. Only transient
+//! failures count: a rejected document says nothing about the OFD's health.
+
+use crate::settings::BreakerPolicy;
+use serde::Serialize;
+use tokio::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// A state change, to be logged as a `buffer_events` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+}
+
+/// The answer to "may I send now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    /// Send; report the outcome with [`Breaker::record`].
+    Granted,
+    /// Do not send (not an attempt).
+    Refused,
+}
+
+/// How a permitted call ended, as far as the breaker cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Timeout, connection error, 5xx, 429, 408, or a misconfiguration (401/403/404).
+    TransientFailure,
+    /// The OFD answered and rejected the document: the OFD is up; neither success nor failure.
+    Neutral,
+}
+
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    policy: BreakerPolicy,
+    state: State,
+    consecutive_failures: u32,
+    half_open_successes: u32,
+    probe_in_flight: bool,
+    opened_at: Option<Instant>,
+    totals: Totals,
+}
+
+/// Lifetime counters, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub successes: u64,
+    pub failures: u64,
+    pub short_circuited: u64,
+}
+
+/// A read-only view for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub state: State,
+    pub consecutive_failures: u32,
+    pub opened_at: Option<Instant>,
+    pub next_probe_at: Option<Instant>,
+    pub totals: Totals,
+}
+
+impl Breaker {
+    pub fn new(policy: BreakerPolicy) -> Breaker {
+        Breaker {
+            policy,
+            state: State::Closed,
+            consecutive_failures: 0,
+            half_open_successes: 0,
+            probe_in_flight: false,
+            opened_at: None,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Moves open → half-open when the open period is over; returns the transition if any.
+    pub fn poll(&mut self, now: Instant) -> Option<Transition> {
+        match (self.state, self.opened_at) {
+            (State::Open, Some(at)) if now >= at + self.policy.open_for => {
+                self.half_open_successes = 0;
+                self.probe_in_flight = false;
+                Some(self.set(State::HalfOpen))
+            }
+            _ => None,
+        }
+    }
+
+    /// Asks to send one request now. `force` lets one probe through an open breaker (manual sync).
+    pub fn try_acquire(&mut self, now: Instant, force: bool) -> (Permit, Option<Transition>) {
+        let mut transition = self.poll(now);
+        if force && self.state == State::Open {
+            self.half_open_successes = 0;
+            self.probe_in_flight = false;
+            transition = Some(self.set(State::HalfOpen));
+        }
+        let permit = match self.state {
+            State::Closed => Permit::Granted,
+            State::HalfOpen if !self.probe_in_flight => {
+                self.probe_in_flight = true;
+                Permit::Granted
+            }
+            State::HalfOpen | State::Open => {
+                self.totals.short_circuited += 1;
+                Permit::Refused
+            }
+        };
+        (permit, transition)
+    }
+
+    /// Reports how a granted call ended.
+    pub fn record(&mut self, outcome: Outcome, now: Instant) -> Option<Transition> {
+        let was_probe = self.state == State::HalfOpen;
+        if was_probe {
+            self.probe_in_flight = false;
+        }
+        match outcome {
+            Outcome::Success => {
+                self.totals.successes += 1;
+                self.consecutive_failures = 0;
+                if was_probe {
+                    self.half_open_successes += 1;
+                    if self.half_open_successes >= self.policy.half_open_successes {
+                        self.opened_at = None;
+                        return Some(self.set(State::Closed));
+                    }
+                }
+                None
+            }
+            Outcome::TransientFailure => {
+                self.totals.failures += 1;
+                self.consecutive_failures += 1;
+                let trip = match self.state {
+                    State::HalfOpen => true,
+                    State::Closed => self.consecutive_failures >= self.policy.failure_threshold,
+                    State::Open => false,
+                };
+                if trip {
+                    self.opened_at = Some(now);
+                    return Some(self.set(State::Open));
+                }
+                None
+            }
+            Outcome::Neutral => None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            state: self.state,
+            consecutive_failures: self.consecutive_failures,
+            opened_at: self.opened_at,
+            next_probe_at: match self.state {
+                State::Open => self.opened_at.map(|at| at + self.policy.open_for),
+                _ => None,
+            },
+            totals: self.totals,
+        }
+    }
+
+    /// How long until an open breaker lets a probe through (zero when it already would).
+    pub fn wait_before_probe(&self, now: Instant) -> Duration {
+        match (self.state, self.opened_at) {
+            (State::Open, Some(at)) => (at + self.policy.open_for).saturating_duration_since(now),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn set(&mut self, to: State) -> Transition {
+        let from = self.state;
+        self.state = to;
+        Transition { from, to }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> (Breaker, Instant) {
+        (Breaker::new(BreakerPolicy::default()), Instant::now())
+    }
+
+    fn fail(b: &mut Breaker, now: Instant) -> Option<Transition> {
+        assert_eq!(b.try_acquire(now, false).0, Permit::Granted);
+        b.record(Outcome::TransientFailure, now)
+    }
+
+    #[test]
+    fn it_opens_after_five_consecutive_transient_failures() {
+        let (mut b, t) = breaker();
+        for _ in 0..4 {
+            assert_eq!(fail(&mut b, t), None);
+        }
+        assert_eq!(
+            fail(&mut b, t),
+            Some(Transition {
+                from: State::Closed,
+                to: State::Open
+            })
+        );
+        assert_eq!(b.try_acquire(t, false).0, Permit::Refused);
+        assert_eq!(b.snapshot().totals.short_circuited, 1);
+        assert_eq!(
+            b.snapshot().next_probe_at,
+            Some(t + Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_failure_count_and_rejections_do_not_count() {
+        let (mut b, t) = breaker();
+        for _ in 0..4 {
+            fail(&mut b, t);
+        }
+        b.try_acquire(t, false);
+        b.record(Outcome::Success, t);
+        for _ in 0..4 {
+            fail(&mut b, t);
+        }
+        for _ in 0..10 {
+            b.try_acquire(t, false);
+            b.record(Outcome::Neutral, t);
+        }
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.snapshot().consecutive_failures, 4);
+    }
+
+    #[test]
+    fn after_sixty_seconds_it_admits_one_probe_at_a_time_and_closes_after_two_successes() {
+        let (mut b, t) = breaker();
+        for _ in 0..5 {
+            fail(&mut b, t);
+        }
+        let later = t + Duration::from_secs(59);
+        assert_eq!(b.try_acquire(later, false).0, Permit::Refused);
+        let t60 = t + Duration::from_secs(60);
+        let (p, tr) = b.try_acquire(t60, false);
+        assert_eq!(
+            (p, tr),
+            (
+                Permit::Granted,
+                Some(Transition {
+                    from: State::Open,
+                    to: State::HalfOpen
+                })
+            )
+        );
+        assert_eq!(
+            b.try_acquire(t60, false).0,
+            Permit::Refused,
+            "second probe while the first is in flight"
+        );
+        assert_eq!(b.record(Outcome::Success, t60), None);
+        assert_eq!(b.try_acquire(t60, false).0, Permit::Granted);
+        assert_eq!(
+            b.record(Outcome::Success, t60),
+            Some(Transition {
+                from: State::HalfOpen,
+                to: State::Closed
+            })
+        );
+        assert_eq!(b.try_acquire(t60, false).0, Permit::Granted);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_for_another_full_period() {
+        let (mut b, t) = breaker();
+        for _ in 0..5 {
+            fail(&mut b, t);
+        }
+        let t60 = t + Duration::from_secs(60);
+        b.try_acquire(t60, false);
+        assert_eq!(
+            b.record(Outcome::TransientFailure, t60),
+            Some(Transition {
+                from: State::HalfOpen,
+                to: State::Open
+            })
+        );
+        assert_eq!(
+            b.try_acquire(t60 + Duration::from_secs(59), false).0,
+            Permit::Refused
+        );
+        assert_eq!(
+            b.wait_before_probe(t60 + Duration::from_secs(59)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            b.try_acquire(t60 + Duration::from_secs(60), false).0,
+            Permit::Granted
+        );
+    }
+
+    #[test]
+    fn force_lets_one_probe_through_an_open_breaker() {
+        let (mut b, t) = breaker();
+        for _ in 0..5 {
+            fail(&mut b, t);
+        }
+        let (p, tr) = b.try_acquire(t, true);
+        assert_eq!(p, Permit::Granted);
+        assert_eq!(
+            tr,
+            Some(Transition {
+                from: State::Open,
+                to: State::HalfOpen
+            })
+        );
+        assert_eq!(b.try_acquire(t, false).0, Permit::Refused);
+    }
+}

@@ -1,0 +1,358 @@
+//! The durable receipt buffer: one SQLite file, one writer thread that groups commits, and a
+//! small pool of read connections. Nothing here runs on the async runtime.
+//!
+//! Every change goes through [`Buffer`]'s writer as a command with a reply channel; the writer
+//! takes all commands waiting, applies them in one transaction, commits once (one fsync for the
+//! batch), and only then replies. Reads use their own WAL connections and never wait on writes.
+
+mod read;
+pub(crate) mod schema;
+mod writer;
+
+pub use read::{DlqEntry, EventPage, ReceiptView};
+
+use crate::events::{Event, NewEvent};
+use crate::kkt::Kkt;
+use crate::receipt::Receipt;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+    #[error("the buffer is shut down")]
+    Closed,
+    #[error("{0}")]
+    Open(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+/// A receipt to admit: validated, with its idempotency key and the hash of its exact body.
+#[derive(Debug, Clone)]
+pub struct AdmitRequest {
+    pub idempotency_key: String,
+    pub body_hash: String,
+    pub receipt: Receipt,
+}
+
+/// A 200 answer: the exact bytes to send (stored for replays).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub receipt_id: String,
+    pub body: Vec<u8>,
+    /// True when this is the stored answer to an earlier request with the same key and body.
+    pub replayed: bool,
+}
+
+/// Why a receipt was not admitted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdmitError {
+    #[error("the idempotency key was already used with a different body")]
+    KeyReused,
+    #[error("a request with this idempotency key is still being processed")]
+    InProgress,
+    #[error("the buffer holds {unsynced} unsynced receipts (capacity {capacity})")]
+    BufferFull { unsynced: u64, capacity: u64 },
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+}
+
+/// Per-status counts and the age of the oldest unsynced receipt, refreshed after every commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub syncing: u64,
+    pub synced: u64,
+    pub failed: u64,
+    pub dlq: u64,
+    /// Pending receipts that have failed at least one attempt (waiting past their first retry).
+    pub retrying: u64,
+    /// Unix ms of the oldest receipt not yet synced (pending, syncing or failed).
+    pub oldest_unsynced_ms: Option<i64>,
+    /// Unix ms of the oldest pending or syncing receipt.
+    pub oldest_pending_ms: Option<i64>,
+    /// Unix ms of the last receipt marked synced.
+    pub last_synced_ms: Option<i64>,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.syncing + self.synced + self.failed
+    }
+    pub fn unsynced(&self) -> u64 {
+        self.pending + self.syncing + self.failed
+    }
+}
+
+/// A receipt claimed for delivery: everything the OFD document needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub receipt_id: String,
+    pub fiscal_doc_number: i64,
+    /// Failed attempts before this one.
+    pub retry_count: u32,
+    /// The OFD document body (CONTRACT §2) as JSON text, amounts with two decimals.
+    pub document: String,
+}
+
+/// What to do with a claimed receipt after a send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// The OFD accepted it (2xx or 409).
+    Synced {
+        http_status: u16,
+        ofd_id: Option<String>,
+        response: String,
+    },
+    /// A failed attempt: back to pending until `next_attempt_at_ms`.
+    Retry {
+        error: String,
+        next_attempt_at_ms: i64,
+    },
+    /// Final: into the dead-letter queue.
+    Dead {
+        reason: String,
+        error: String,
+        http_status: Option<u16>,
+    },
+    /// Not attempted (breaker open, shutting down): back to pending, no attempt counted.
+    Release,
+}
+
+pub(crate) enum Command {
+    Admit(AdmitRequest, oneshot::Sender<Result<Admission, AdmitError>>),
+    Claim {
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+        reply: oneshot::Sender<Result<Vec<Claimed>, Error>>,
+    },
+    Record {
+        results: Vec<(String, Disposition)>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    RecoverLeases {
+        now_ms: Option<i64>,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
+    RetryDlq {
+        receipt_id: Option<String>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Vec<String>, Error>>,
+    },
+    Log(Vec<NewEvent>, oneshot::Sender<Result<(), Error>>),
+    /// Commit everything before it, then stop the writer thread.
+    Stop(oneshot::Sender<()>),
+}
+
+/// What the writer needs to know besides the database.
+#[derive(Debug, Clone)]
+pub struct BufferConfig {
+    pub path: PathBuf,
+    pub capacity: u64,
+}
+
+/// Handle to the buffer: cheap to clone; all clones talk to the same writer thread.
+#[derive(Clone)]
+pub struct Buffer {
+    commands: mpsc::Sender<Command>,
+    reads: Arc<read::Pool>,
+    counts: watch::Receiver<Counts>,
+    events: broadcast::Sender<Event>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::Open(format!("cannot open database {}: {e}", path.display())))?;
+    schema::configure(&conn).map_err(|e| corrupt_or(path, e))?;
+    Ok(conn)
+}
+
+fn corrupt_or(path: &Path, e: rusqlite::Error) -> Error {
+    let text = e.to_string();
+    if text.contains("not a database") || text.contains("malformed") {
+        Error::Open(format!(
+            "database {} is not a valid KKT Adapter buffer ({text}); it was left untouched — move it aside or restore a backup",
+            path.display()
+        ))
+    } else {
+        Error::Open(format!("database {}: {text}", path.display()))
+    }
+}
+
+impl Buffer {
+    /// Opens (creating and migrating if needed) the database and starts the writer thread.
+    pub fn open(config: BufferConfig, kkt: Box<dyn Kkt>) -> Result<Buffer, Error> {
+        let mut conn = open_connection(
+            &config.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            schema::Error::Sqlite(s) => corrupt_or(&config.path, s),
+            other => Error::Open(other.to_string()),
+        })?;
+        let integrity: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt_or(&config.path, e))?;
+        if integrity != "ok" {
+            return Err(Error::Open(format!(
+                "database {} failed its integrity check ({integrity}); it was left untouched",
+                config.path.display()
+            )));
+        }
+        let reads = read::Pool::new(&config.path, 4)?;
+        let (commands, rx) = mpsc::channel(8192);
+        let (events, _) = broadcast::channel(1024);
+        let state = writer::Writer::new(conn, kkt, config.capacity, events.clone())?;
+        let counts_tx = watch::Sender::new(state.counts()?);
+        let counts = counts_tx.subscribe();
+        let handle = std::thread::Builder::new()
+            .name("buffer-writer".into())
+            .spawn(move || state.run(rx, counts_tx))
+            .map_err(|e| Error::Open(format!("cannot start the writer thread: {e}")))?;
+        Ok(Buffer {
+            commands,
+            reads: Arc::new(reads),
+            counts,
+            events,
+            writer: Arc::new(Mutex::new(Some(handle))),
+        })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Phase 1: store (durably), number and print a receipt; or replay the stored answer.
+    pub async fn admit(&self, request: AdmitRequest) -> Result<Admission, AdmitError> {
+        self.call(|tx| Command::Admit(request, tx))
+            .await
+            .map_err(|e| AdmitError::Storage(e.to_string()))?
+    }
+
+    /// Marks up to `limit` due pending receipts as `syncing` (in fiscal-number order) and returns them.
+    pub async fn claim_due(
+        &self,
+        limit: usize,
+        now_ms: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, Error> {
+        let lease_ms = lease.as_millis() as i64;
+        self.call(|reply| Command::Claim {
+            limit,
+            now_ms,
+            lease_ms,
+            reply,
+        })
+        .await?
+    }
+
+    /// Applies send results (status, attempts, DLQ, events) in one transaction.
+    pub async fn record(
+        &self,
+        results: Vec<(String, Disposition)>,
+        now_ms: i64,
+    ) -> Result<(), Error> {
+        self.call(|reply| Command::Record {
+            results,
+            now_ms,
+            reply,
+        })
+        .await?
+    }
+
+    /// Returns `syncing` receipts to `pending`: all of them (`None`, at start) or those whose lease expired.
+    pub async fn recover_leases(&self, now_ms: Option<i64>) -> Result<usize, Error> {
+        self.call(|reply| Command::RecoverLeases { now_ms, reply })
+            .await?
+    }
+
+    /// Moves one DLQ entry (or all) back to pending with attempts reset; returns the ids moved.
+    pub async fn retry_dlq(
+        &self,
+        receipt_id: Option<String>,
+        now_ms: i64,
+    ) -> Result<Vec<String>, Error> {
+        self.call(|reply| Command::RetryDlq {
+            receipt_id,
+            now_ms,
+            reply,
+        })
+        .await?
+    }
+
+    /// Writes events that belong to no receipt change (breaker transitions, cycle summaries).
+    pub async fn log(&self, events: Vec<NewEvent>) -> Result<(), Error> {
+        self.call(|reply| Command::Log(events, reply)).await?
+    }
+
+    /// The latest counts (updated after every commit).
+    pub fn counts(&self) -> Counts {
+        *self.counts.borrow()
+    }
+
+    /// A receiver that changes after every commit.
+    pub fn watch_counts(&self) -> watch::Receiver<Counts> {
+        self.counts.clone()
+    }
+
+    /// Events as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub async fn receipt(&self, id: String) -> Result<Option<ReceiptView>, Error> {
+        self.reads.run(move |c| read::receipt(c, &id)).await
+    }
+
+    pub async fn events(&self, after: i64, limit: u32) -> Result<EventPage, Error> {
+        self.reads.run(move |c| read::events(c, after, limit)).await
+    }
+
+    pub async fn dlq(&self) -> Result<Vec<DlqEntry>, Error> {
+        self.reads.run(read::dlq).await
+    }
+
+    /// Unix ms of the earliest `next_attempt_at` among pending receipts.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, Error> {
+        self.reads.run(read::next_due_ms).await
+    }
+
+    /// True when a trivial query succeeds on a read connection.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.reads
+            .run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(Error::from))
+            .await
+    }
+
+    /// Stops the writer after it has committed every command sent before this call.
+    pub async fn close(&self) {
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let (tx, rx) = oneshot::channel();
+            if self.commands.send(Command::Stop(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}

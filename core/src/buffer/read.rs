@@ -1,0 +1,262 @@
+//! Read side: a few WAL read connections, used from `spawn_blocking`, never blocked by the writer.
+
+use super::Error;
+use crate::events::{Event, EventKind};
+use crate::kkt::FiscalDoc;
+use crate::money::Kopecks;
+use crate::time::rfc3339;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// A fixed set of read-only connections.
+pub(crate) struct Pool {
+    idle: Mutex<Vec<Connection>>,
+    freed: Condvar,
+}
+
+impl Pool {
+    pub(crate) fn new(path: &Path, size: usize) -> Result<Pool, Error> {
+        let mut idle = Vec::with_capacity(size);
+        for _ in 0..size {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            idle.push(super::open_connection(path, flags)?);
+        }
+        Ok(Pool {
+            idle: Mutex::new(idle),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool.
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = {
+                let mut idle = pool.idle.lock().map_err(|_| Error::Closed)?;
+                loop {
+                    if let Some(c) = idle.pop() {
+                        break c;
+                    }
+                    idle = pool.freed.wait(idle).map_err(|_| Error::Closed)?;
+                }
+            };
+            let result = f(&conn);
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.push(conn);
+            }
+            pool.freed.notify_one();
+            result
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+    }
+}
+
+/// `GET /v1/kkt/receipt/{id}`.
+#[derive(Debug, Serialize)]
+pub struct ReceiptView {
+    pub receipt_id: String,
+    pub status: String,
+    pub pos_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub total: Kopecks,
+    pub retry_count: u32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub synced_at: Option<String>,
+    pub print_status: String,
+    pub fiscal_doc: FiscalDoc,
+    pub ofd_response: Option<OfdAnswer>,
+    pub dlq: Option<DlqEntry>,
+    pub request: Box<RawValue>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OfdAnswer {
+    pub http_status: Option<u16>,
+    pub ofd_id: Option<String>,
+    pub body: Option<String>,
+}
+
+/// One dead-letter entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct DlqEntry {
+    pub receipt_id: String,
+    pub pos_id: String,
+    pub total: Kopecks,
+    pub fiscal_doc_number: i64,
+    pub moved_at: String,
+    pub reason: String,
+    pub retry_count: u32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Pass as `after` to get the next page; equal to the request's `after` when nothing is new.
+    pub next_after: i64,
+}
+
+/// The stored fiscal attributes of a receipt, with its print status and error.
+pub(crate) fn fiscal_doc(
+    c: &Connection,
+    id: &str,
+) -> rusqlite::Result<(FiscalDoc, String, Option<String>)> {
+    c.prepare_cached(
+        "SELECT fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number,
+                receipt_number, total_kopecks, qr_code_data, print_status, print_error
+         FROM receipts WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok((
+            FiscalDoc {
+                fiscal_doc_number: r.get(0)?,
+                fiscal_sign: r.get(1)?,
+                fiscal_datetime: r.get(2)?,
+                fn_number: r.get(3)?,
+                kkt_number: r.get(4)?,
+                shift_number: r.get(5)?,
+                receipt_number: r.get(6)?,
+                total: Kopecks(r.get(7)?),
+                qr_code_data: r.get(8)?,
+            },
+            r.get(9)?,
+            r.get(10)?,
+        ))
+    })
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
+    let kind: String = r.get(2)?;
+    let details: Option<String> = r.get(4)?;
+    Ok(EventKind::from_name(&kind).map(|event_type| Event {
+        id: r.get(0).unwrap_or_default(),
+        receipt_id: r.get(1).unwrap_or_default(),
+        event_type,
+        created_at: rfc3339(r.get(3).unwrap_or_default()),
+        details: details
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(serde_json::Value::Null),
+    }))
+}
+
+pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, Error> {
+    let row = c
+        .prepare_cached(
+            "SELECT status, pos_id, type, total_kopecks, retry_count, last_error, created_at, next_attempt_at,
+                    synced_at, print_status, ofd_status, ofd_id, ofd_response, request_json
+             FROM receipts WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            let status: String = r.get(0)?;
+            let next: i64 = r.get(7)?;
+            Ok(ReceiptView {
+                receipt_id: id.to_string(),
+                next_attempt_at: (status == "pending").then(|| rfc3339(next)),
+                status,
+                pos_id: r.get(1)?,
+                kind: r.get(2)?,
+                total: Kopecks(r.get(3)?),
+                retry_count: r.get(4)?,
+                last_error: r.get(5)?,
+                created_at: rfc3339(r.get(6)?),
+                synced_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+                print_status: r.get(9)?,
+                ofd_response: {
+                    let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(10)?, r.get(11)?, r.get(12)?);
+                    (s.is_some() || i.is_some() || b.is_some()).then_some(OfdAnswer { http_status: s, ofd_id: i, body: b })
+                },
+                request: RawValue::from_string(r.get(13)?).unwrap_or_else(|_| empty_object()),
+                fiscal_doc: placeholder_doc(),
+                dlq: None,
+                events: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut view) = row else { return Ok(None) };
+    view.fiscal_doc = fiscal_doc(c, id)?.0;
+    view.dlq = dlq_entries(c, Some(id))?.into_iter().next();
+    view.events = c
+        .prepare_cached(
+            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events WHERE receipt_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], event_row)?
+        .filter_map(|e| e.transpose())
+        .collect::<Result<_, _>>()?;
+    Ok(Some(view))
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("{{}} is valid JSON"))
+}
+
+fn placeholder_doc() -> FiscalDoc {
+    FiscalDoc {
+        fiscal_doc_number: 0,
+        fiscal_sign: String::new(),
+        fiscal_datetime: String::new(),
+        fn_number: String::new(),
+        kkt_number: String::new(),
+        shift_number: 0,
+        receipt_number: 0,
+        total: Kopecks(0),
+        qr_code_data: String::new(),
+    }
+}
+
+pub(crate) fn events(c: &Connection, after: i64, limit: u32) -> Result<EventPage, Error> {
+    let limit = limit.clamp(1, 1000);
+    let events: Vec<Event> = c
+        .prepare_cached(
+            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?
+        .query_map(params![after, limit], event_row)?
+        .filter_map(|e| e.transpose())
+        .collect::<Result<_, _>>()?;
+    let next_after = events.last().map(|e| e.id).unwrap_or(after);
+    Ok(EventPage { events, next_after })
+}
+
+fn dlq_entries(c: &Connection, id: Option<&str>) -> Result<Vec<DlqEntry>, Error> {
+    Ok(c.prepare_cached(
+        "SELECT d.receipt_id, r.pos_id, r.total_kopecks, r.fiscal_doc_number, d.moved_at, d.reason, d.retry_count,
+                d.last_error
+         FROM dlq d JOIN receipts r ON r.id = d.receipt_id
+         WHERE (?1 IS NULL OR d.receipt_id = ?1) ORDER BY d.moved_at, r.fiscal_doc_number",
+    )?
+    .query_map([id], |r| {
+        Ok(DlqEntry {
+            receipt_id: r.get(0)?,
+            pos_id: r.get(1)?,
+            total: Kopecks(r.get(2)?),
+            fiscal_doc_number: r.get(3)?,
+            moved_at: rfc3339(r.get(4)?),
+            reason: r.get(5)?,
+            retry_count: r.get(6)?,
+            last_error: r.get(7)?,
+        })
+    })?
+    .collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn dlq(c: &Connection) -> Result<Vec<DlqEntry>, Error> {
+    dlq_entries(c, None)
+}
+
+pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, Error> {
+    Ok(
+        c.prepare_cached("SELECT min(next_attempt_at) FROM receipts WHERE status = 'pending'")?
+            .query_row([], |r| r.get(0))?,
+    )
+}

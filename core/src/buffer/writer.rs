@@ -1,0 +1,735 @@
+//! The single writer thread: groups every waiting command into one transaction.
+//!
+//! Intake is two short transactions per batch so that printing happens only after the row is
+//! durable (CONTRACT §1): (1) idempotency check, fiscal numbering, row + `receipt_added` event,
+//! COMMIT; then the KKT prints each new receipt; (2) the print result and the exact answer bytes
+//! are stored, COMMIT; only then do the answers go back.
+
+use super::{Admission, AdmitError, AdmitRequest, Claimed, Command, Counts, Disposition, Error};
+use crate::events::{Event, EventKind};
+use crate::kkt::{FiscalDoc, Kkt, KktCounters};
+use crate::money::Kopecks;
+use crate::receipt::Receipt;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::collections::HashSet;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Commands taken into one transaction at most.
+const MAX_BATCH: usize = 512;
+
+pub(crate) struct Writer {
+    conn: Connection,
+    kkt: Box<dyn Kkt>,
+    counters: KktCounters,
+    capacity: u64,
+    broadcast: broadcast::Sender<Event>,
+    /// Events written in the open transaction; broadcast after it commits.
+    written: Vec<Event>,
+}
+
+/// A receipt stored in phase 1, waiting to be printed.
+struct NewReceipt {
+    id: String,
+    receipt: Receipt,
+    doc: FiscalDoc,
+    reply: oneshot::Sender<Result<Admission, AdmitError>>,
+}
+
+/// A reply to send once the batch has committed.
+enum Reply {
+    Admit(
+        oneshot::Sender<Result<Admission, AdmitError>>,
+        Result<Admission, AdmitError>,
+    ),
+    Claim(oneshot::Sender<Result<Vec<Claimed>, Error>>, Vec<Claimed>),
+    Unit(oneshot::Sender<Result<(), Error>>),
+    Count(oneshot::Sender<Result<usize, Error>>, usize),
+    Ids(oneshot::Sender<Result<Vec<String>, Error>>, Vec<String>),
+    Stop(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self) {
+        match self {
+            Reply::Admit(tx, r) => drop(tx.send(r)),
+            Reply::Claim(tx, v) => drop(tx.send(Ok(v))),
+            Reply::Unit(tx) => drop(tx.send(Ok(()))),
+            Reply::Count(tx, n) => drop(tx.send(Ok(n))),
+            Reply::Ids(tx, v) => drop(tx.send(Ok(v))),
+            Reply::Stop(tx) => drop(tx.send(())),
+        }
+    }
+
+    fn fail(self, e: &str) {
+        let err = || Error::Storage(e.to_string());
+        match self {
+            Reply::Admit(tx, _) => drop(tx.send(Err(AdmitError::Storage(e.to_string())))),
+            Reply::Claim(tx, _) => drop(tx.send(Err(err()))),
+            Reply::Unit(tx) => drop(tx.send(Err(err()))),
+            Reply::Count(tx, _) => drop(tx.send(Err(err()))),
+            Reply::Ids(tx, _) => drop(tx.send(Err(err()))),
+            Reply::Stop(tx) => drop(tx.send(())),
+        }
+    }
+}
+
+/// The 200 answer of `POST /v1/kkt/receipt`.
+#[derive(Serialize)]
+struct AdmitBody<'a> {
+    status: &'a str,
+    receipt_id: &'a str,
+    sync_status: &'a str,
+    fiscal_doc: &'a FiscalDoc,
+    message: &'a str,
+}
+
+fn admit_body(id: &str, doc: &FiscalDoc, print_error: Option<&str>) -> Vec<u8> {
+    let message = match print_error {
+        None => "Receipt printed successfully".to_string(),
+        Some(e) => format!("Receipt stored and will be sent to the OFD, but printing failed: {e}"),
+    };
+    let body = AdmitBody {
+        status: if print_error.is_none() {
+            "printed"
+        } else {
+            "buffered"
+        },
+        receipt_id: id,
+        sync_status: "pending",
+        fiscal_doc: doc,
+        message: &message,
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The parts of the stored request the OFD document reuses verbatim.
+#[derive(Deserialize)]
+struct StoredRequest<'a> {
+    #[serde(borrow)]
+    items: &'a RawValue,
+    #[serde(borrow)]
+    payments: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct OfdDocument<'a> {
+    receipt_id: &'a str,
+    pos_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    items: &'a RawValue,
+    payments: &'a RawValue,
+    total: Kopecks,
+    #[serde(flatten)]
+    fiscal: FiscalColumns,
+}
+
+#[derive(Serialize)]
+struct FiscalColumns {
+    fiscal_doc_number: i64,
+    fiscal_sign: String,
+    fiscal_datetime: String,
+    fn_number: String,
+    kkt_number: String,
+    shift_number: i64,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        kkt: Box<dyn Kkt>,
+        capacity: u64,
+        broadcast: broadcast::Sender<Event>,
+    ) -> Result<Writer, Error> {
+        let mut w = Writer {
+            conn,
+            kkt,
+            counters: KktCounters::default(),
+            capacity,
+            broadcast,
+            written: Vec::new(),
+        };
+        w.counters = w.load_counters()?;
+        Ok(w)
+    }
+
+    fn load_counters(&self) -> Result<KktCounters, Error> {
+        Ok(self.conn.query_row(
+            "SELECT last_fiscal_doc_number, shift_number, shift_opened_at, receipts_in_shift FROM kkt_state WHERE id = 1",
+            [],
+            |r| {
+                Ok(KktCounters {
+                    last_fiscal_doc_number: r.get(0)?,
+                    shift_number: r.get(1)?,
+                    shift_opened_at_ms: r.get(2)?,
+                    receipts_in_shift: r.get(3)?,
+                })
+            },
+        )?)
+    }
+
+    pub(crate) fn counts(&self) -> Result<Counts, Error> {
+        let mut c = Counts::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, n FROM status_counts")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (status, n) = row?;
+            let n = n.max(0) as u64;
+            match status.as_str() {
+                "pending" => c.pending = n,
+                "syncing" => c.syncing = n,
+                "synced" => c.synced = n,
+                _ => c.failed = n,
+            }
+        }
+        let min_created = |statuses: &str| -> Result<Option<i64>, Error> {
+            let sql = format!("SELECT min(created_at) FROM receipts WHERE status IN ({statuses})");
+            Ok(self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row([], |r| r.get(0))?)
+        };
+        c.oldest_pending_ms = min_created("'pending','syncing'")?;
+        c.oldest_unsynced_ms = min_created("'pending','syncing','failed'")?;
+        c.retrying = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM receipts WHERE status = 'pending' AND retry_count > 0",
+            )?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64;
+        c.dlq = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM dlq")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64;
+        c.last_synced_ms = self
+            .conn
+            .prepare_cached("SELECT max(synced_at) FROM receipts WHERE status = 'synced'")?
+            .query_row([], |r| r.get(0))?;
+        Ok(c)
+    }
+
+    /// The writer loop: runs until a `Stop` command or until every sender is gone.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>, counts: watch::Sender<Counts>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let stop = self.process(batch);
+            match self.counts() {
+                Ok(c) => {
+                    counts.send_replace(c);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read buffer counts"),
+            }
+            if stop {
+                break;
+            }
+        }
+        tracing::info!("buffer writer stopped");
+    }
+
+    fn event(
+        &mut self,
+        kind: EventKind,
+        receipt_id: Option<&str>,
+        details: serde_json::Value,
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let text = details.to_string();
+        self.conn
+            .prepare_cached("INSERT INTO buffer_events (receipt_id, event_type, created_at, details) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![receipt_id, kind.as_str(), now_ms, text])?;
+        self.written.push(Event {
+            id: self.conn.last_insert_rowid(),
+            receipt_id: receipt_id.map(str::to_string),
+            event_type: kind,
+            created_at: crate::time::rfc3339(now_ms),
+            details,
+        });
+        Ok(())
+    }
+
+    /// Applies one batch; returns true when the writer should stop.
+    fn process(&mut self, batch: Vec<Command>) -> bool {
+        let now = Utc::now();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut printing = Vec::new();
+        let mut stop = false;
+        let result = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            let mut unsynced = self.unsynced()?;
+            let mut in_batch: HashSet<String> = HashSet::new();
+            for cmd in batch {
+                match cmd {
+                    Command::Admit(req, reply) => {
+                        if in_batch.contains(&req.idempotency_key) {
+                            replies.push(Reply::Admit(reply, Err(AdmitError::InProgress)));
+                            continue;
+                        }
+                        if let Some(answer) = self.replay(&req)? {
+                            replies.push(Reply::Admit(reply, answer));
+                            continue;
+                        }
+                        if unsynced >= self.capacity {
+                            let full = AdmitError::BufferFull {
+                                unsynced,
+                                capacity: self.capacity,
+                            };
+                            replies.push(Reply::Admit(reply, Err(full)));
+                            continue;
+                        }
+                        let id = uuid::Uuid::new_v4().to_string();
+                        let doc = self.kkt.fiscalize(&mut self.counters, &req.receipt, now);
+                        self.insert(&id, &req, &doc, ms(now))?;
+                        unsynced += 1;
+                        in_batch.insert(req.idempotency_key.clone());
+                        printing.push(NewReceipt {
+                            id,
+                            receipt: req.receipt,
+                            doc,
+                            reply,
+                        });
+                    }
+                    Command::Claim {
+                        limit,
+                        now_ms,
+                        lease_ms,
+                        reply,
+                    } => {
+                        let claimed = self.claim(limit, now_ms, lease_ms)?;
+                        replies.push(Reply::Claim(reply, claimed));
+                    }
+                    Command::Record {
+                        results,
+                        now_ms,
+                        reply,
+                    } => {
+                        for (id, d) in results {
+                            self.apply(&id, d, now_ms)?;
+                        }
+                        replies.push(Reply::Unit(reply));
+                    }
+                    Command::RecoverLeases { now_ms, reply } => {
+                        let n = self.recover(now_ms, ms(now))?;
+                        replies.push(Reply::Count(reply, n));
+                    }
+                    Command::RetryDlq {
+                        receipt_id,
+                        now_ms,
+                        reply,
+                    } => {
+                        let ids = self.retry_dlq(receipt_id.as_deref(), now_ms)?;
+                        replies.push(Reply::Ids(reply, ids));
+                    }
+                    Command::Log(events, reply) => {
+                        for e in events {
+                            self.event(e.kind, e.receipt_id.as_deref(), e.details, ms(now))?;
+                        }
+                        replies.push(Reply::Unit(reply));
+                    }
+                    Command::Stop(reply) => {
+                        stop = true;
+                        replies.push(Reply::Stop(reply));
+                    }
+                }
+            }
+            self.save_counters()?;
+            self.conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = result {
+            // Nothing of this batch is durable: roll back, forget its numbers, acknowledge nothing.
+            tracing::error!(error = %e, "buffer transaction failed; batch rolled back");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.written.clear();
+            match self.load_counters() {
+                Ok(c) => self.counters = c,
+                Err(e2) => tracing::error!(error = %e2, "cannot reload KKT counters"),
+            }
+            let text = e.to_string();
+            for r in replies {
+                r.fail(&text);
+            }
+            for p in printing {
+                let _ = p.reply.send(Err(AdmitError::Storage(text.clone())));
+            }
+            return stop;
+        }
+        let printed = self.print_and_store_answers(printing);
+        for (reply, admission) in printed {
+            let _ = reply.send(Ok(admission));
+        }
+        for r in replies {
+            r.send();
+        }
+        for e in self.written.drain(..) {
+            let _ = self.broadcast.send(e);
+        }
+        stop
+    }
+
+    /// Phase 2 of intake: print each stored receipt, then store the print result and answer bytes.
+    #[allow(clippy::type_complexity)]
+    fn print_and_store_answers(
+        &mut self,
+        printing: Vec<NewReceipt>,
+    ) -> Vec<(oneshot::Sender<Result<Admission, AdmitError>>, Admission)> {
+        let mut out = Vec::with_capacity(printing.len());
+        let mut updates = Vec::with_capacity(printing.len());
+        for p in printing {
+            let print_error = self
+                .kkt
+                .print(&p.id, &p.receipt, &p.doc)
+                .err()
+                .map(|e| e.to_string());
+            if let Some(e) = &print_error {
+                tracing::warn!(receipt_id = %p.id, error = %e, "receipt stored but not printed");
+            }
+            let body = admit_body(&p.id, &p.doc, print_error.as_deref());
+            updates.push((p.id.clone(), print_error, body.clone()));
+            out.push((
+                p.reply,
+                Admission {
+                    receipt_id: p.id,
+                    body,
+                    replayed: false,
+                },
+            ));
+        }
+        if updates.is_empty() {
+            return out;
+        }
+        let stored = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            for (id, err, body) in &updates {
+                let status = if err.is_none() {
+                    "printed"
+                } else {
+                    "print_failed"
+                };
+                self.conn
+                    .prepare_cached("UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = ?4 WHERE id = ?1")?
+                    .execute(params![id, status, err, body])?;
+            }
+            self.conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = stored {
+            // The receipts themselves are durable (phase 1); a replay rebuilds the answer from the row.
+            tracing::error!(error = %e, "could not store print results; answers will be rebuilt on replay");
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        out
+    }
+
+    fn unsynced(&self) -> rusqlite::Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(n), 0) FROM status_counts WHERE status <> 'synced'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn save_counters(&self) -> rusqlite::Result<()> {
+        let c = self.counters;
+        self.conn
+            .prepare_cached(
+                "UPDATE kkt_state SET last_fiscal_doc_number = ?1, shift_number = ?2, shift_opened_at = ?3,
+                 receipts_in_shift = ?4 WHERE id = 1",
+            )?
+            .execute(params![c.last_fiscal_doc_number, c.shift_number, c.shift_opened_at_ms, c.receipts_in_shift])?;
+        Ok(())
+    }
+
+    /// The stored answer for a known key: the original bytes, or 422 when the body differs.
+    fn replay(
+        &mut self,
+        req: &AdmitRequest,
+    ) -> rusqlite::Result<Option<Result<Admission, AdmitError>>> {
+        let row: Option<(String, String, Option<Vec<u8>>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, body_hash, response_body FROM receipts WHERE idempotency_key = ?1",
+            )?
+            .query_row([&req.idempotency_key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((id, hash, body)) = row else {
+            return Ok(None);
+        };
+        if hash != req.body_hash {
+            return Ok(Some(Err(AdmitError::KeyReused)));
+        }
+        let body = match body {
+            Some(b) => b,
+            None => {
+                // Stored, but the process stopped before the answer was recorded (so it was never sent):
+                // answer from the row, and keep that answer for every later replay.
+                let (doc, print_status, print_error) = super::read::fiscal_doc(&self.conn, &id)?;
+                let err = match print_status.as_str() {
+                    "printed" => None,
+                    "print_failed" => Some(print_error.unwrap_or_else(|| "printer error".into())),
+                    _ => Some("the printer result is unknown after a restart".into()),
+                };
+                let body = admit_body(&id, &doc, err.as_deref());
+                self.conn
+                    .prepare_cached("UPDATE receipts SET response_body = ?2 WHERE id = ?1")?
+                    .execute(params![id, body])?;
+                body
+            }
+        };
+        Ok(Some(Ok(Admission {
+            receipt_id: id,
+            body,
+            replayed: true,
+        })))
+    }
+
+    fn insert(
+        &mut self,
+        id: &str,
+        req: &AdmitRequest,
+        doc: &FiscalDoc,
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let r = &req.receipt;
+        let request_json = serde_json::to_string(r).unwrap_or_default();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO receipts (id, idempotency_key, body_hash, pos_id, type, total_kopecks, request_json,
+                 status, next_attempt_at, created_at, fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number,
+                 kkt_number, shift_number, receipt_number, qr_code_data, print_status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'printing')",
+            )?
+            .execute(params![
+                id,
+                req.idempotency_key,
+                req.body_hash,
+                r.pos_id,
+                r.kind.as_str(),
+                r.total.0,
+                request_json,
+                now_ms,
+                doc.fiscal_doc_number,
+                doc.fiscal_sign,
+                doc.fiscal_datetime,
+                doc.fn_number,
+                doc.kkt_number,
+                doc.shift_number,
+                doc.receipt_number,
+                doc.qr_code_data
+            ])?;
+        let details = json!({"fiscal_doc_number": doc.fiscal_doc_number, "pos_id": r.pos_id, "total": r.total.to_decimal_string()});
+        self.event(EventKind::ReceiptAdded, Some(id), details, now_ms)
+    }
+
+    fn claim(
+        &mut self,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> rusqlite::Result<Vec<Claimed>> {
+        let rows: Vec<(String, i64, u32, String, String, String, i64, FiscalColumns)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, fiscal_doc_number, retry_count, pos_id, type, request_json, total_kopecks,
+                        fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number
+                 FROM receipts WHERE status = 'pending' AND next_attempt_at <= ?1
+                 ORDER BY fiscal_doc_number LIMIT ?2",
+            )?
+            .query_map(params![now_ms, limit as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    FiscalColumns {
+                        fiscal_doc_number: r.get(1)?,
+                        fiscal_sign: r.get(7)?,
+                        fiscal_datetime: r.get(8)?,
+                        fn_number: r.get(9)?,
+                        kkt_number: r.get(10)?,
+                        shift_number: r.get(11)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, number, retry_count, pos_id, kind, request_json, total, fiscal) in rows {
+            let stored: StoredRequest = serde_json::from_str(&request_json)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let document = serde_json::to_string(&OfdDocument {
+                receipt_id: &id,
+                pos_id: &pos_id,
+                kind: &kind,
+                items: stored.items,
+                payments: stored.payments,
+                total: Kopecks(total),
+                fiscal,
+            })
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            self.conn
+                .prepare_cached(
+                    "UPDATE receipts SET status = 'syncing', lease_until = ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, now_ms + lease_ms])?;
+            self.event(
+                EventKind::SyncStarted,
+                Some(&id),
+                json!({"attempt": retry_count + 1}),
+                now_ms,
+            )?;
+            out.push(Claimed {
+                receipt_id: id,
+                fiscal_doc_number: number,
+                retry_count,
+                document,
+            });
+        }
+        Ok(out)
+    }
+
+    fn apply(&mut self, id: &str, d: Disposition, now_ms: i64) -> rusqlite::Result<()> {
+        // Only a receipt this worker holds (`syncing`) changes: a stale result is ignored.
+        let held: Option<u32> = self
+            .conn
+            .prepare_cached(
+                "SELECT retry_count FROM receipts WHERE id = ?1 AND status = 'syncing'",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(retry_count) = held else {
+            tracing::warn!(receipt_id = %id, "sync result for a receipt that is not syncing; ignored");
+            return Ok(());
+        };
+        match d {
+            Disposition::Synced {
+                http_status,
+                ofd_id,
+                response,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE receipts SET status = 'synced', synced_at = ?2, lease_until = NULL, ofd_status = ?3,
+                         ofd_response = ?4, ofd_id = ?5, last_error = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![id, now_ms, http_status, response, ofd_id])?;
+                self.event(EventKind::ReceiptSynced, Some(id), json!({"http_status": http_status, "ofd_id": ofd_id, "attempt": retry_count + 1}), now_ms)
+            }
+            Disposition::Retry {
+                error,
+                next_attempt_at_ms,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE receipts SET status = 'pending', retry_count = retry_count + 1, last_error = ?2,
+                         next_attempt_at = ?3, lease_until = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![id, error, next_attempt_at_ms])?;
+                let details = json!({"attempt": retry_count + 1, "error": error, "next_attempt_at": crate::time::rfc3339(next_attempt_at_ms)});
+                self.event(EventKind::ReceiptFailed, Some(id), details, now_ms)
+            }
+            Disposition::Dead {
+                reason,
+                error,
+                http_status,
+            } => {
+                let attempts = retry_count + 1;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE receipts SET status = 'failed', retry_count = ?2, last_error = ?3, lease_until = NULL,
+                         ofd_status = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![id, attempts, error, http_status])?;
+                self.conn
+                    .prepare_cached("INSERT OR REPLACE INTO dlq (receipt_id, moved_at, reason, retry_count, last_error) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                    .execute(params![id, now_ms, reason, attempts, error])?;
+                self.event(
+                    EventKind::ReceiptFailed,
+                    Some(id),
+                    json!({"attempt": attempts, "error": error, "final": true}),
+                    now_ms,
+                )?;
+                self.event(
+                    EventKind::ReceiptDlq,
+                    Some(id),
+                    json!({"reason": reason, "retry_count": attempts}),
+                    now_ms,
+                )
+            }
+            Disposition::Release => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1",
+                    )?
+                    .execute([id])?;
+                self.event(EventKind::SyncReleased, Some(id), json!({}), now_ms)
+            }
+        }
+    }
+
+    fn recover(&mut self, expired_before: Option<i64>, now_ms: i64) -> rusqlite::Result<usize> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM receipts WHERE status = 'syncing' AND (?1 IS NULL OR lease_until <= ?1)")?
+            .query_map([expired_before], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            self.conn
+                .prepare_cached(
+                    "UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1",
+                )?
+                .execute([id])?;
+            self.event(
+                EventKind::LeaseRecovered,
+                Some(id),
+                json!({"at_start": expired_before.is_none()}),
+                now_ms,
+            )?;
+        }
+        Ok(ids.len())
+    }
+
+    fn retry_dlq(
+        &mut self,
+        receipt_id: Option<&str>,
+        now_ms: i64,
+    ) -> rusqlite::Result<Vec<String>> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT receipt_id FROM dlq WHERE (?1 IS NULL OR receipt_id = ?1) ORDER BY moved_at")?
+            .query_map([receipt_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            self.conn
+                .prepare_cached(
+                    "UPDATE receipts SET status = 'pending', retry_count = 0, next_attempt_at = ?2, lease_until = NULL
+                     WHERE id = ?1 AND status = 'failed'",
+                )?
+                .execute(params![id, now_ms])?;
+            self.conn
+                .prepare_cached("DELETE FROM dlq WHERE receipt_id = ?1")?
+                .execute([id])?;
+            self.event(EventKind::DlqRetried, Some(id), json!({}), now_ms)?;
+        }
+        Ok(ids)
+    }
+}

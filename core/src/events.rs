@@ -1,0 +1,93 @@
+//! Buffer events: every state transition is a `buffer_events` row, written in the same
+//! transaction as the change it describes, and broadcast in-process after the commit
+//! (for the desktop shell's tray and notifications).
+
+use serde::Serialize;
+
+/// What happened. The names are the `event_type` values of CONTRACT §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    ReceiptAdded,
+    SyncStarted,
+    ReceiptSynced,
+    ReceiptFailed,
+    ReceiptDlq,
+    DlqRetried,
+    LeaseRecovered,
+    SyncReleased,
+    CircuitOpened,
+    CircuitHalfOpen,
+    CircuitClosed,
+    SyncCycleCompleted,
+    OfdMisconfigured,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 13] = [
+        EventKind::ReceiptAdded,
+        EventKind::SyncStarted,
+        EventKind::ReceiptSynced,
+        EventKind::ReceiptFailed,
+        EventKind::ReceiptDlq,
+        EventKind::DlqRetried,
+        EventKind::LeaseRecovered,
+        EventKind::SyncReleased,
+        EventKind::CircuitOpened,
+        EventKind::CircuitHalfOpen,
+        EventKind::CircuitClosed,
+        EventKind::SyncCycleCompleted,
+        EventKind::OfdMisconfigured,
+    ];
+
+    /// The kind stored under `name`, if any.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ReceiptAdded => "receipt_added",
+            EventKind::SyncStarted => "sync_started",
+            EventKind::ReceiptSynced => "receipt_synced",
+            EventKind::ReceiptFailed => "receipt_failed",
+            EventKind::ReceiptDlq => "receipt_dlq",
+            EventKind::DlqRetried => "dlq_retried",
+            EventKind::LeaseRecovered => "lease_recovered",
+            EventKind::SyncReleased => "sync_released",
+            EventKind::CircuitOpened => "circuit_opened",
+            EventKind::CircuitHalfOpen => "circuit_half_open",
+            EventKind::CircuitClosed => "circuit_closed",
+            EventKind::SyncCycleCompleted => "sync_cycle_completed",
+            EventKind::OfdMisconfigured => "ofd_misconfigured",
+        }
+    }
+}
+
+/// One event, as stored and as broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub receipt_id: Option<String>,
+    pub event_type: EventKind,
+    pub created_at: String,
+    pub details: serde_json::Value,
+}
+
+/// An event to be written (its id and time are given when it is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub receipt_id: Option<String>,
+    pub kind: EventKind,
+    pub details: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, receipt_id: Option<&str>, details: serde_json::Value) -> Self {
+        NewEvent {
+            receipt_id: receipt_id.map(str::to_string),
+            kind,
+            details,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! KKT Adapter core — everything that matters, with no GUI.
+//!
+//! POS software posts a sale to the local HTTP API ([`api`]). The handler validates it exactly
+//! ([`receipt`], [`money`]: integer kopecks, never floats) and hands it to the [`buffer`], whose
+//! single writer thread groups waiting requests into one SQLite transaction: idempotency check,
+//! fiscal numbering by the [`kkt`] driver, the row and its event ([`events`]) — one commit, one
+//! fsync for the batch — then printing, then the answer. The sync [`worker`] (one loop, woken by
+//! intake, manual sync or a timer) claims due receipts in fiscal order and delivers them to the
+//! OFD through [`ofd`] (HTTP client, or a simulator in demo mode) behind the [`breaker`];
+//! outcomes go back through the writer (retry with backoff, DLQ after 20 attempts or a
+//! rejection). [`status`] folds counts, breaker and worker heartbeat into one snapshot read by
+//! the API, [`metrics`], the web UI and the desktop shell. [`app`] wires it all together from
+//! [`settings`] and shuts it down in order.
+
+pub mod api;
+pub mod app;
+pub mod breaker;
+pub mod buffer;
+pub mod events;
+pub mod kkt;
+pub mod metrics;
+pub mod money;
+pub mod ofd;
+pub mod receipt;
+pub mod settings;
+pub mod status;
+pub mod time;
+pub mod worker;
+
+pub use app::App;
+pub use settings::Settings;

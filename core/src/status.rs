@@ -1,0 +1,178 @@
+//! One status snapshot — counts, breaker, worker heartbeat, the age of the oldest unsynced receipt —
+//! read by the HTTP status and health endpoints, the metrics, the web UI and the desktop tray alike.
+
+use crate::buffer::{Buffer, Counts};
+use crate::time::rfc3339;
+use crate::worker::WorkerHandle;
+use serde::Serialize;
+use std::time::Duration;
+
+/// The 54-FZ limit: the fiscal drive blocks after this long without OFD confirmation.
+pub const FN_BLOCK_DAYS: u64 = 30;
+
+#[derive(Clone)]
+pub struct StatusSource {
+    pub buffer: Buffer,
+    pub worker: WorkerHandle,
+    pub capacity: u64,
+    pub fn_warn_age: Duration,
+    pub fn_critical_age: Duration,
+    /// A heartbeat older than this makes the worker (and health) unhealthy.
+    pub heartbeat_stale_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkStatus {
+    Online,
+    Degraded,
+    Offline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FnAgeLevel {
+    Ok,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerView {
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    pub opened_at: Option<String>,
+    pub next_probe_at: Option<String>,
+    pub next_probe_in_seconds: Option<f64>,
+    pub successes: u64,
+    pub failures: u64,
+    pub short_circuited: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerView {
+    pub running: bool,
+    pub last_cycle_at: Option<String>,
+    pub heartbeat_at: Option<String>,
+    pub heartbeat_stale: bool,
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FnAge {
+    pub level: FnAgeLevel,
+    /// Age of the oldest receipt the OFD has not confirmed (DLQ entries included).
+    pub oldest_unsynced_age_seconds: Option<u64>,
+    pub warn_after_days: f64,
+    pub critical_after_days: f64,
+    pub blocks_after_days: u64,
+}
+
+/// The body of `GET /v1/kkt/buffer/status` (a superset of the original adapter's).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub total_capacity: u64,
+    pub current_queued: u64,
+    pub percent_full: f64,
+    pub network_status: NetworkStatus,
+    pub total_receipts: u64,
+    pub pending: u64,
+    pub synced: u64,
+    pub failed: u64,
+    pub dlq_size: u64,
+    pub syncing: u64,
+    pub retrying: u64,
+    pub oldest_pending_at: Option<String>,
+    pub oldest_pending_age_seconds: Option<u64>,
+    pub last_sync_at: Option<String>,
+    pub breaker: BreakerView,
+    pub worker: WorkerView,
+    /// `demo` with the built-in OFD simulator, `live` with a configured OFD URL.
+    pub mode: &'static str,
+    pub ofd: String,
+    pub ofd_misconfigured: Option<u16>,
+    pub fn_age: FnAge,
+}
+
+fn age_secs(now_ms: i64, then_ms: Option<i64>) -> Option<u64> {
+    then_ms.map(|t| ((now_ms - t).max(0) / 1000) as u64)
+}
+
+impl StatusSource {
+    pub fn snapshot(&self) -> Status {
+        let c: Counts = self.buffer.counts();
+        let clock = self.worker.clock();
+        let now_ms = clock.now_ms();
+        let now = clock.instant();
+        let to_ms = |i: tokio::time::Instant| {
+            if i >= now {
+                now_ms + (i - now).as_millis() as i64
+            } else {
+                now_ms - (now - i).as_millis() as i64
+            }
+        };
+        let b = self.worker.breaker();
+        let w = self.worker.status();
+        let heartbeat_stale = !w.running
+            || w.heartbeat_ms
+                .is_none_or(|h| now_ms - h > self.heartbeat_stale_after.as_millis() as i64);
+        let network_status = match b.state {
+            crate::breaker::State::Open => NetworkStatus::Offline,
+            crate::breaker::State::HalfOpen => NetworkStatus::Degraded,
+            crate::breaker::State::Closed if c.retrying > 0 => NetworkStatus::Degraded,
+            crate::breaker::State::Closed => NetworkStatus::Online,
+        };
+        let unsynced_age = age_secs(now_ms, c.oldest_unsynced_ms);
+        let level = match unsynced_age {
+            Some(a) if a >= self.fn_critical_age.as_secs() => FnAgeLevel::Critical,
+            Some(a) if a >= self.fn_warn_age.as_secs() => FnAgeLevel::Warning,
+            _ => FnAgeLevel::Ok,
+        };
+        let queued = c.unsynced();
+        Status {
+            total_capacity: self.capacity,
+            current_queued: queued,
+            percent_full: ((queued as f64 / self.capacity.max(1) as f64) * 10000.0).round() / 100.0,
+            network_status,
+            total_receipts: c.total(),
+            pending: c.pending,
+            synced: c.synced,
+            failed: c.failed,
+            dlq_size: c.dlq,
+            syncing: c.syncing,
+            retrying: c.retrying,
+            oldest_pending_at: c.oldest_pending_ms.map(rfc3339),
+            oldest_pending_age_seconds: age_secs(now_ms, c.oldest_pending_ms),
+            last_sync_at: c.last_synced_ms.map(rfc3339),
+            breaker: BreakerView {
+                state: b.state.as_str(),
+                consecutive_failures: b.consecutive_failures,
+                opened_at: b.opened_at.map(|i| rfc3339(to_ms(i))),
+                next_probe_at: b.next_probe_at.map(|i| rfc3339(to_ms(i))),
+                next_probe_in_seconds: b
+                    .next_probe_at
+                    .map(|i| i.saturating_duration_since(now).as_secs_f64()),
+                successes: b.totals.successes,
+                failures: b.totals.failures,
+                short_circuited: b.totals.short_circuited,
+            },
+            worker: WorkerView {
+                running: w.running,
+                last_cycle_at: w.last_cycle_at_ms.map(rfc3339),
+                heartbeat_at: w.heartbeat_ms.map(rfc3339),
+                heartbeat_stale,
+                in_flight: w.in_flight,
+            },
+            mode: if w.demo { "demo" } else { "live" },
+            ofd: w.ofd,
+            ofd_misconfigured: w.misconfigured.map(|(s, _)| s),
+            fn_age: FnAge {
+                level,
+                oldest_unsynced_age_seconds: unsynced_age,
+                warn_after_days: self.fn_warn_age.as_secs_f64() / 86400.0,
+                critical_after_days: self.fn_critical_age.as_secs_f64() / 86400.0,
+                blocks_after_days: FN_BLOCK_DAYS,
+            },
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! The sync worker: exactly one loop that delivers buffered receipts to the OFD.
+//!
+//! It wakes on a new receipt, on a manual sync, or every `interval`; a cycle returns expired
+//! leases, then claims due receipts in batches (fiscal-number order, `syncing` with a lease),
+//! sends up to `concurrency` at once through the circuit breaker, and records each outcome through
+//! the buffer's writer. Manual syncs are requests to this same loop (never a second loop):
+//! requests that arrive together share one cycle and its report.
+
+use crate::breaker::{self, Breaker, Permit};
+use crate::buffer::{Buffer, Claimed, Disposition};
+use crate::events::{EventKind, NewEvent};
+use crate::metrics::Metrics;
+use crate::ofd::{Ofd, SendOutcome};
+use crate::settings::SyncPolicy;
+use crate::time::Clock;
+use futures::StreamExt;
+use rand::Rng;
+use serde::Serialize;
+use serde_json::json;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Batches claimed in one cycle at most before the loop looks at its inbox again.
+const MAX_BATCHES_PER_CYCLE: usize = 100;
+
+/// The result of one sync cycle (the body of `POST /v1/kkt/buffer/sync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CycleReport {
+    pub status: &'static str,
+    pub synced: u64,
+    /// Attempts that failed (retried later or moved to the DLQ).
+    pub failed: u64,
+    /// Due receipts not attempted because the breaker was open (not attempts).
+    pub skipped: u64,
+    pub duration_seconds: f64,
+}
+
+/// What the worker is doing, for status pages and health.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerStatus {
+    pub running: bool,
+    pub demo: bool,
+    pub ofd: String,
+    pub cycles: u64,
+    pub last_cycle_at_ms: Option<i64>,
+    pub heartbeat_ms: Option<i64>,
+    pub last_cycle: Option<CycleReport>,
+    pub in_flight: usize,
+    /// Set while the OFD answers 401/403/404 (URL or token wrong): `(http status, since ms)`.
+    pub misconfigured: Option<(u16, i64)>,
+    pub last_error: Option<String>,
+}
+
+struct Shared {
+    breaker: Mutex<Breaker>,
+    status: Mutex<WorkerStatus>,
+}
+
+struct ManualSync {
+    force: bool,
+    reply: oneshot::Sender<CycleReport>,
+}
+
+/// Handle to the one worker: wake it, ask for a manual sync, read its state.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    wake: Arc<Notify>,
+    manual: mpsc::Sender<ManualSync>,
+    shared: Arc<Shared>,
+    clock: Clock,
+    policy: SyncPolicy,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl WorkerHandle {
+    /// Wakes the loop for an immediate cycle (no-op if one is running: it will look again).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs a cycle now on the one loop and returns its report.
+    pub async fn sync_now(&self, force: bool) -> Option<CycleReport> {
+        let (reply, rx) = oneshot::channel();
+        self.manual.send(ManualSync { force, reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub fn status(&self) -> WorkerStatus {
+        lock(&self.shared.status).clone()
+    }
+
+    pub fn breaker(&self) -> breaker::Snapshot {
+        let mut b = lock(&self.shared.breaker);
+        // Reading the state also applies an elapsed open period, so status never shows a stale "open".
+        let _ = b.poll(self.clock.instant());
+        b.snapshot()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    pub fn policy(&self) -> SyncPolicy {
+        self.policy
+    }
+}
+
+pub struct Worker {
+    buffer: Buffer,
+    ofd: Arc<dyn Ofd>,
+    policy: SyncPolicy,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+    manual: mpsc::Receiver<ManualSync>,
+}
+
+/// Creates the worker and its handle; run it with [`Worker::run`].
+pub fn new(
+    buffer: Buffer,
+    ofd: Arc<dyn Ofd>,
+    policy: SyncPolicy,
+    breaker: Breaker,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> (Worker, WorkerHandle) {
+    let status = WorkerStatus {
+        demo: ofd.is_simulator(),
+        ofd: ofd.describe(),
+        ..WorkerStatus::default()
+    };
+    let shared = Arc::new(Shared {
+        breaker: Mutex::new(breaker),
+        status: Mutex::new(status),
+    });
+    let wake = Arc::new(Notify::new());
+    let (tx, rx) = mpsc::channel(64);
+    let handle = WorkerHandle {
+        wake: wake.clone(),
+        manual: tx,
+        shared: shared.clone(),
+        clock,
+        policy,
+    };
+    let worker = Worker {
+        buffer,
+        ofd,
+        policy,
+        clock,
+        metrics,
+        shared,
+        wake,
+        manual: rx,
+    };
+    (worker, handle)
+}
+
+/// Exponential backoff with ±20 % jitter: base, 2×base, 4×base … capped at `max`.
+pub fn backoff(policy: &SyncPolicy, attempt: u32, jitter: f64) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let raw = policy.backoff_base.as_secs_f64() * 2f64.powi(exp as i32);
+    let capped = raw.min(policy.backoff_max.as_secs_f64());
+    Duration::from_secs_f64(
+        (capped * (1.0 + jitter.clamp(-0.2, 0.2))).min(policy.backoff_max.as_secs_f64()),
+    )
+}
+
+impl Worker {
+    /// The loop. Returns when `cancel` fires, after in-flight sends are finished and recorded.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.set(|s| {
+            s.running = true;
+        });
+        match self.buffer.recover_leases(None).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                receipts = n,
+                "returned receipts left in `syncing` by an earlier stop to pending"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot recover leases at start"),
+        }
+        tracing::info!(ofd = %self.ofd.describe(), demo = self.ofd.is_simulator(), "sync worker started");
+        loop {
+            self.beat();
+            let (force, waiting) = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(first) = self.manual.recv() => {
+                    let mut waiting = vec![first];
+                    while let Ok(m) = self.manual.try_recv() {
+                        waiting.push(m);
+                    }
+                    (waiting.iter().any(|m| m.force), waiting)
+                }
+                _ = self.wake.notified() => (false, Vec::new()),
+                _ = tokio::time::sleep(self.policy.interval) => (false, Vec::new()),
+            };
+            let report = self.cycle(force, &cancel).await;
+            for m in waiting {
+                let _ = m.reply.send(report);
+            }
+        }
+        self.set(|s| s.running = false);
+        tracing::info!("sync worker stopped");
+    }
+
+    fn set(&self, f: impl FnOnce(&mut WorkerStatus)) {
+        f(&mut lock(&self.shared.status));
+    }
+
+    fn beat(&self) {
+        let now = self.clock.now_ms();
+        self.set(|s| s.heartbeat_ms = Some(now));
+    }
+
+    async fn log(&self, events: Vec<NewEvent>) {
+        if !events.is_empty()
+            && let Err(e) = self.buffer.log(events).await
+        {
+            tracing::error!(error = %e, "cannot write worker events");
+        }
+    }
+
+    async fn log_transition(&self, t: Option<breaker::Transition>) {
+        let Some(t) = t else { return };
+        let kind = match t.to {
+            breaker::State::Open => EventKind::CircuitOpened,
+            breaker::State::HalfOpen => EventKind::CircuitHalfOpen,
+            breaker::State::Closed => EventKind::CircuitClosed,
+        };
+        tracing::warn!(
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            "OFD circuit breaker changed state"
+        );
+        let failures = lock(&self.shared.breaker).snapshot().consecutive_failures;
+        let details =
+            json!({"from": t.from.as_str(), "to": t.to.as_str(), "consecutive_failures": failures});
+        self.log(vec![NewEvent::new(kind, None, details)]).await;
+    }
+
+    /// One cycle: batches of claims until nothing is due, the breaker refuses, or cancellation.
+    async fn cycle(&mut self, mut force: bool, cancel: &CancellationToken) -> CycleReport {
+        let started = self.clock.instant();
+        let mut report = CycleReport {
+            status: "completed",
+            ..CycleReport::default()
+        };
+        if self.buffer.counts().syncing > 0 {
+            // Nothing is in flight between cycles, so an expired lease means an interrupted send.
+            if let Err(e) = self.buffer.recover_leases(Some(self.clock.now_ms())).await {
+                tracing::error!(error = %e, "cannot recover expired leases");
+            }
+        }
+        for _ in 0..MAX_BATCHES_PER_CYCLE {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let transition = lock(&self.shared.breaker).poll(self.clock.instant());
+            self.log_transition(transition).await;
+            let open = lock(&self.shared.breaker).state() == breaker::State::Open;
+            if open && !force {
+                report.skipped += self.due_count().await;
+                break;
+            }
+            let claimed = match self
+                .buffer
+                .claim_due(
+                    self.policy.batch_size,
+                    self.clock.now_ms(),
+                    self.policy.lease,
+                )
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim receipts");
+                    self.set(|s| s.last_error = Some(e.to_string()));
+                    break;
+                }
+            };
+            if claimed.is_empty() {
+                break;
+            }
+            let full_batch = claimed.len() == self.policy.batch_size;
+            let (synced, failed, skipped) = self.send_batch(claimed, force, cancel).await;
+            force = false;
+            report.synced += synced;
+            report.failed += failed;
+            report.skipped += skipped;
+            self.beat();
+            if !full_batch || skipped > 0 {
+                break;
+            }
+        }
+        report.duration_seconds = (self.clock.instant() - started).as_secs_f64();
+        let now = self.clock.now_ms();
+        self.set(|s| {
+            s.cycles += 1;
+            s.last_cycle_at_ms = Some(now);
+            s.last_cycle = Some(report);
+        });
+        if report.synced + report.failed > 0 {
+            let details = json!({"synced": report.synced, "failed": report.failed, "skipped": report.skipped,
+                                 "duration_seconds": report.duration_seconds});
+            self.log(vec![NewEvent::new(
+                EventKind::SyncCycleCompleted,
+                None,
+                details,
+            )])
+            .await;
+            tracing::info!(
+                synced = report.synced,
+                failed = report.failed,
+                skipped = report.skipped,
+                "sync cycle completed"
+            );
+        }
+        report
+    }
+
+    async fn due_count(&self) -> u64 {
+        let c = self.buffer.counts();
+        // Counting exactly would need a query per cycle while the OFD is down; pending is what waits.
+        c.pending
+    }
+
+    /// Sends one claimed batch with bounded concurrency; records outcomes as they arrive.
+    async fn send_batch(
+        &self,
+        claimed: Vec<Claimed>,
+        force: bool,
+        cancel: &CancellationToken,
+    ) -> (u64, u64, u64) {
+        let force_first = std::sync::atomic::AtomicBool::new(force);
+        let mut results = futures::stream::iter(claimed)
+            .map(|c| {
+                let force = force_first.swap(false, std::sync::atomic::Ordering::Relaxed);
+                self.attempt(c, force, cancel)
+            })
+            .buffer_unordered(self.policy.concurrency)
+            .ready_chunks(self.policy.concurrency);
+        let (mut synced, mut failed, mut skipped) = (0, 0, 0);
+        while let Some(chunk) = results.next().await {
+            let mut dispositions = Vec::with_capacity(chunk.len());
+            let mut transitions = Vec::new();
+            for (id, d, t) in chunk {
+                match &d {
+                    Disposition::Synced { .. } => synced += 1,
+                    Disposition::Release => skipped += 1,
+                    Disposition::Retry { .. } | Disposition::Dead { .. } => failed += 1,
+                }
+                transitions.extend(t);
+                dispositions.push((id, d));
+            }
+            if let Err(e) = self.buffer.record(dispositions, self.clock.now_ms()).await {
+                // Not recorded: the rows stay `syncing` and their leases bring them back; resending is safe.
+                tracing::error!(error = %e, "cannot record sync results");
+            }
+            for t in transitions {
+                self.log_transition(Some(t)).await;
+            }
+            self.beat();
+        }
+        (synced, failed, skipped)
+    }
+
+    /// One receipt: ask the breaker, send, classify into a disposition.
+    async fn attempt(
+        &self,
+        c: Claimed,
+        force: bool,
+        cancel: &CancellationToken,
+    ) -> (String, Disposition, Option<breaker::Transition>) {
+        if cancel.is_cancelled() {
+            return (c.receipt_id, Disposition::Release, None);
+        }
+        let (permit, t1) = lock(&self.shared.breaker).try_acquire(self.clock.instant(), force);
+        if permit == Permit::Refused {
+            return (c.receipt_id, Disposition::Release, t1);
+        }
+        self.set(|s| s.in_flight += 1);
+        let sent_at = self.clock.instant();
+        let outcome = self.ofd.send(&c.receipt_id, &c.document).await;
+        let elapsed = self.clock.instant() - sent_at;
+        self.set(|s| s.in_flight = s.in_flight.saturating_sub(1));
+        self.metrics.record_send(outcome.label(), elapsed);
+        let breaker_outcome = match &outcome {
+            SendOutcome::Delivered { .. } => breaker::Outcome::Success,
+            SendOutcome::Rejected { .. } => breaker::Outcome::Neutral,
+            SendOutcome::Misconfigured { .. } | SendOutcome::Transient { .. } => {
+                breaker::Outcome::TransientFailure
+            }
+        };
+        let t2 = lock(&self.shared.breaker).record(breaker_outcome, self.clock.instant());
+        let disposition = self.dispose(&c, outcome).await;
+        (c.receipt_id, disposition, t2.or(t1))
+    }
+
+    async fn dispose(&self, c: &Claimed, outcome: SendOutcome) -> Disposition {
+        let attempt = c.retry_count + 1;
+        let now = self.clock.now_ms();
+        let retry = |error: String, retry_after: Option<Duration>| {
+            if attempt >= self.policy.max_attempts {
+                tracing::error!(receipt_id = %c.receipt_id, attempts = attempt, %error, "receipt moved to the DLQ");
+                return Disposition::Dead {
+                    reason: "max_retries_exceeded".into(),
+                    error,
+                    http_status: None,
+                };
+            }
+            let jitter = rand::rng().random_range(-0.2..=0.2);
+            let delay = backoff(&self.policy, attempt, jitter).max(retry_after.unwrap_or_default());
+            Disposition::Retry {
+                error,
+                next_attempt_at_ms: now + delay.as_millis() as i64,
+            }
+        };
+        match outcome {
+            SendOutcome::Delivered {
+                http_status,
+                ofd_id,
+                body,
+            } => {
+                self.set(|s| {
+                    s.misconfigured = None;
+                    s.last_error = None;
+                });
+                Disposition::Synced {
+                    http_status,
+                    ofd_id,
+                    response: body,
+                }
+            }
+            SendOutcome::Rejected { http_status, body } => {
+                let error = format!("HTTP {http_status}: {body}");
+                tracing::error!(receipt_id = %c.receipt_id, %error, "OFD rejected the receipt; moved to the DLQ");
+                Disposition::Dead {
+                    reason: "rejected_by_ofd".into(),
+                    error,
+                    http_status: Some(http_status),
+                }
+            }
+            SendOutcome::Misconfigured { http_status, body } => {
+                let error = format!("HTTP {http_status} (check the OFD URL and token): {body}");
+                let first = {
+                    let mut s = lock(&self.shared.status);
+                    s.last_error = Some(error.clone());
+                    let first = s.misconfigured.is_none();
+                    if first {
+                        s.misconfigured = Some((http_status, now));
+                    }
+                    first
+                };
+                if first {
+                    tracing::error!(
+                        http_status,
+                        "OFD refuses the adapter: misconfigured URL or token"
+                    );
+                    let details = json!({"http_status": http_status, "body": body});
+                    self.log(vec![NewEvent::new(
+                        EventKind::OfdMisconfigured,
+                        None,
+                        details,
+                    )])
+                    .await;
+                }
+                retry(error, None)
+            }
+            SendOutcome::Transient {
+                error, retry_after, ..
+            } => {
+                self.set(|s| s.last_error = Some(error.clone()));
+                retry(error, retry_after)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_five_seconds_to_a_five_minute_cap() {
+        let p = SyncPolicy::default();
+        let secs: Vec<u64> = (1..=9).map(|a| backoff(&p, a, 0.0).as_secs()).collect();
+        assert_eq!(secs, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(&p, 1, 0.2), Duration::from_secs(6));
+        assert_eq!(backoff(&p, 1, -0.2), Duration::from_secs(4));
+        assert_eq!(
+            backoff(&p, 20, 0.2),
+            Duration::from_secs(300),
+            "jitter never exceeds the cap"
+        );
+    }
+}
