@@ -36,8 +36,7 @@ pub struct App {
 
 /// Creates the data directory and takes its lock, so two instances never write one database.
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let path = dir.join("kkt-adapter.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -52,9 +51,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
             dir.display(),
             path.display()
         ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
 }
 
@@ -70,12 +67,8 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
             return Ok(t);
         }
     }
-    std::fs::create_dir_all(&settings.config_dir).with_context(|| {
-        format!(
-            "cannot create the config directory {}",
-            settings.config_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&settings.config_dir)
+        .with_context(|| format!("cannot create the config directory {}", settings.config_dir.display()))?;
     let token = hex::encode(rand::random::<[u8; 32]>());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -97,9 +90,7 @@ impl App {
         let kkt = MockKkt::new(MockKktConfig {
             fn_number: settings.fn_number.clone(),
             kkt_number: settings.kkt_number.clone(),
-            slip_dir: settings
-                .write_slips
-                .then(|| settings.data_dir.join("receipts")),
+            slip_dir: settings.write_slips.then(|| settings.data_dir.join("receipts")),
             print_latency: settings.print_latency,
             shift_length: settings.shift_length,
         });
@@ -129,17 +120,13 @@ impl App {
             clock,
             metrics.clone(),
         );
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (is another program using this port?)",
-                    settings.listen
-                )
-            })?;
-        let addr = listener
-            .local_addr()
-            .context("cannot read the bound address")?;
+        let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (is another program using this port?)",
+                settings.listen
+            )
+        })?;
+        let addr = listener.local_addr().context("cannot read the bound address")?;
         let stale = 3 * settings.sync.interval + 2 * settings.ofd_timeout + Duration::from_secs(15);
         let state = AppState {
             status: StatusSource {
@@ -212,10 +199,7 @@ impl App {
         tracing::info!("shutting down: no new receipts are taken");
         self.cancel.cancel();
         self.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
             tracing::warn!(
                 "in-flight work did not finish in {SHUTDOWN_GRACE:?}; interrupted sends are recovered at next start"
             );

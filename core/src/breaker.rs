@@ -226,10 +226,7 @@ mod tests {
         );
         assert_eq!(b.try_acquire(t, false).0, Permit::Refused);
         assert_eq!(b.snapshot().totals.short_circuited, 1);
-        assert_eq!(
-            b.snapshot().next_probe_at,
-            Some(t + Duration::from_secs(60))
-        );
+        assert_eq!(b.snapshot().next_probe_at, Some(t + Duration::from_secs(60)));
     }
 
     #[test]
@@ -303,18 +300,12 @@ mod tests {
                 to: State::Open
             })
         );
-        assert_eq!(
-            b.try_acquire(t60 + Duration::from_secs(59), false).0,
-            Permit::Refused
-        );
+        assert_eq!(b.try_acquire(t60 + Duration::from_secs(59), false).0, Permit::Refused);
         assert_eq!(
             b.wait_before_probe(t60 + Duration::from_secs(59)),
             Duration::from_secs(1)
         );
-        assert_eq!(
-            b.try_acquire(t60 + Duration::from_secs(60), false).0,
-            Permit::Granted
-        );
+        assert_eq!(b.try_acquire(t60 + Duration::from_secs(60), false).0, Permit::Granted);
     }
 
     #[test]

@@ -51,12 +51,7 @@ pub enum Error {
 /// A fiscal register driver. Called only from the buffer's writer thread (never on the runtime).
 pub trait Kkt: Send {
     /// Assigns the next fiscal attributes for `receipt`, advancing `counters`.
-    fn fiscalize(
-        &mut self,
-        counters: &mut KktCounters,
-        receipt: &Receipt,
-        now: DateTime<Utc>,
-    ) -> FiscalDoc;
+    fn fiscalize(&mut self, counters: &mut KktCounters, receipt: &Receipt, now: DateTime<Utc>) -> FiscalDoc;
     /// Prints the document. May block (a real printer is slow); it runs on the writer thread.
     fn print(&mut self, receipt_id: &str, receipt: &Receipt, doc: &FiscalDoc) -> Result<(), Error>;
 }
@@ -92,12 +87,7 @@ fn fiscal_sign(fn_number: &str, number: i64, datetime: &str, total: Kopecks) -> 
 }
 
 impl Kkt for MockKkt {
-    fn fiscalize(
-        &mut self,
-        c: &mut KktCounters,
-        receipt: &Receipt,
-        now: DateTime<Utc>,
-    ) -> FiscalDoc {
+    fn fiscalize(&mut self, c: &mut KktCounters, receipt: &Receipt, now: DateTime<Utc>) -> FiscalDoc {
         let now_ms = now.timestamp_millis();
         let shift_ms = self.config.shift_length.as_millis() as i64;
         if c.shift_number == 0 || now_ms - c.shift_opened_at_ms >= shift_ms {
@@ -172,11 +162,7 @@ pub fn slip_text(receipt_id: &str, receipt: &Receipt, doc: &FiscalDoc) -> String
             item.total
         );
     }
-    let _ = writeln!(
-        s,
-        "----------------------------------------\nИТОГ {}",
-        receipt.total
-    );
+    let _ = writeln!(s, "----------------------------------------\nИТОГ {}", receipt.total);
     for p in &receipt.payments {
         let kind = match p.kind {
             crate::receipt::PaymentType::Cash => "НАЛИЧНЫМИ",
@@ -255,10 +241,7 @@ mod tests {
         assert!(a.qr_code_data.ends_with("&n=2"));
         assert_eq!((a.shift_number, a.receipt_number), (1, 1));
         let b = k.fiscalize(&mut c, &receipt("sale"), day1 + chrono::Duration::hours(25));
-        assert_eq!(
-            (b.shift_number, b.receipt_number, b.fiscal_doc_number),
-            (2, 1, 2)
-        );
+        assert_eq!((b.shift_number, b.receipt_number, b.fiscal_doc_number), (2, 1, 2));
     }
 
     #[test]

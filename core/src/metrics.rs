@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the send-latency histogram buckets.
-const BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 const OUTCOMES: [&str; 4] = ["delivered", "rejected", "misconfigured", "transient"];
 const INTAKE: [&str; 3] = ["created", "replayed", "refused"];
 
@@ -79,17 +77,11 @@ impl Metrics {
         );
         for (i, bound) in BUCKETS.iter().enumerate() {
             let n = self.latency_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "kkt_ofd_send_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
-            );
+            let _ = writeln!(out, "kkt_ofd_send_duration_seconds_bucket{{le=\"{bound}\"}} {n}");
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "kkt_ofd_send_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
+        let _ = writeln!(out, "kkt_ofd_send_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(
             out,
             "kkt_ofd_send_duration_seconds_sum {sum}\nkkt_ofd_send_duration_seconds_count {count}"
@@ -109,10 +101,7 @@ mod tests {
         m.record_intake(Intake::Created);
         let mut s = String::new();
         m.render(&mut s);
-        assert!(
-            s.contains("kkt_ofd_sends_total{outcome=\"delivered\"} 1"),
-            "{s}"
-        );
+        assert!(s.contains("kkt_ofd_sends_total{outcome=\"delivered\"} 1"), "{s}");
         assert!(s.contains("kkt_ofd_send_duration_seconds_bucket{le=\"0.025\"} 1"));
         assert!(s.contains("kkt_ofd_send_duration_seconds_bucket{le=\"5\"} 2"));
         assert!(s.contains("kkt_ofd_send_duration_seconds_count 2"));

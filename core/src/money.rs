@@ -92,9 +92,7 @@ pub fn parse_scaled(text: &str, scale: u32) -> Result<i128, DecimalError> {
         return Err(DecimalError::TooLarge);
     }
     let mut value: i128 = digits.parse().map_err(|_| DecimalError::TooLarge)?;
-    value = value
-        .checked_mul(10i128.pow(shift))
-        .ok_or(DecimalError::TooLarge)?;
+    value = value.checked_mul(10i128.pow(shift)).ok_or(DecimalError::TooLarge)?;
     if value > limit {
         return Err(DecimalError::TooLarge);
     }
@@ -109,9 +107,7 @@ impl Kopecks {
     /// Parses ruble text such as `100`, `99.9`, `"12.50"` exactly.
     pub fn parse(text: &str) -> Result<Kopecks, DecimalError> {
         let v = parse_scaled(text, 2)?;
-        i64::try_from(v)
-            .map(Kopecks)
-            .map_err(|_| DecimalError::TooLarge)
+        i64::try_from(v).map(Kopecks).map_err(|_| DecimalError::TooLarge)
     }
 
     /// The amount as ruble text with exactly two decimals: `100.00`.
@@ -138,8 +134,7 @@ impl fmt::Display for Kopecks {
 /// Serialised as a JSON number with two decimals (`100.00`), never through a float.
 impl Serialize for Kopecks {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw =
-            RawValue::from_string(self.to_decimal_string()).map_err(serde::ser::Error::custom)?;
+        let raw = RawValue::from_string(self.to_decimal_string()).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
     }
 }
@@ -151,9 +146,7 @@ pub struct Quantity(pub i64);
 impl Quantity {
     pub fn parse(text: &str) -> Result<Quantity, DecimalError> {
         let v = parse_scaled(text, 3)?;
-        i64::try_from(v)
-            .map(Quantity)
-            .map_err(|_| DecimalError::TooLarge)
+        i64::try_from(v).map(Quantity).map_err(|_| DecimalError::TooLarge)
     }
 
     /// The quantity as decimal text without needless zeros: `1`, `0.5`, `1.235`.
@@ -163,17 +156,14 @@ impl Quantity {
         if frac == 0 {
             whole.to_string()
         } else {
-            format!("{whole}.{frac:03}")
-                .trim_end_matches('0')
-                .to_string()
+            format!("{whole}.{frac:03}").trim_end_matches('0').to_string()
         }
     }
 }
 
 impl Serialize for Quantity {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw =
-            RawValue::from_string(self.to_decimal_string()).map_err(serde::ser::Error::custom)?;
+        let raw = RawValue::from_string(self.to_decimal_string()).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
     }
 }
@@ -223,23 +213,14 @@ mod tests {
             Kopecks::parse("99999999999999999999999999999999999"),
             Err(DecimalError::TooLarge)
         );
-        assert_eq!(
-            Kopecks::parse("1000000000000.01"),
-            Err(DecimalError::TooLarge)
-        );
-        assert_eq!(
-            Kopecks::parse("1000000000000"),
-            Ok(Kopecks(100_000_000_000_000))
-        );
+        assert_eq!(Kopecks::parse("1000000000000.01"), Err(DecimalError::TooLarge));
+        assert_eq!(Kopecks::parse("1000000000000"), Ok(Kopecks(100_000_000_000_000)));
     }
 
     #[test]
     fn price_times_weighed_quantity_rounds_half_up_to_kopecks() {
         // 0.333 kg at 99.99 = 33.29667 → 33.30
-        assert_eq!(
-            Kopecks(9999).times_quantity(Quantity(333)),
-            Some(Kopecks(3330))
-        );
+        assert_eq!(Kopecks(9999).times_quantity(Quantity(333)), Some(Kopecks(3330)));
         // 0.005 × 1.00 = 0.005 → 0.01 (half up)
         assert_eq!(Kopecks(100).times_quantity(Quantity(5)), Some(Kopecks(1)));
         assert_eq!(Kopecks(100).times_quantity(Quantity(4)), Some(Kopecks(0)));

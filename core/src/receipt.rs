@@ -142,13 +142,7 @@ fn is_null(raw: &RawValue) -> bool {
 }
 
 /// A string field with a length range (in characters) and no control characters.
-fn string_field(
-    obj: &Object<'_>,
-    key: &str,
-    path: &str,
-    max: usize,
-    errors: &mut Errors,
-) -> Option<String> {
+fn string_field(obj: &Object<'_>, key: &str, path: &str, max: usize, errors: &mut Errors) -> Option<String> {
     match obj.get(key) {
         None => errors.add(path, "is required"),
         Some(raw) if is_null(raw) => errors.add(path, "is required"),
@@ -230,35 +224,20 @@ fn item(raw: &RawValue, i: usize, errors: &mut Errors) -> Option<Item> {
         return None;
     };
     let name = string_field(&obj, "name", &path("name"), MAX_NAME, errors);
-    let price = positive(
-        obj.get("price"),
-        &path("price"),
-        Kopecks::parse,
-        |k| k.0 > 0,
-        errors,
-    );
+    let price = positive(obj.get("price"), &path("price"), Kopecks::parse, |k| k.0 > 0, errors);
     let (qty_key, qty_raw) = match (obj.get("quantity"), obj.get("qty")) {
         (Some(q), _) => ("quantity", Some(q)),
         (None, Some(q)) => ("qty", Some(q)),
         (None, None) => ("quantity", None),
     };
-    let quantity = positive(
-        qty_raw,
-        &path(qty_key),
-        Quantity::parse,
-        |q| q.0 > 0,
-        errors,
-    );
+    let quantity = positive(qty_raw, &path(qty_key), Quantity::parse, |q| q.0 > 0, errors);
     let vat_rate = match obj.get("vat_rate") {
         None => None,
         Some(r) if is_null(r) => None,
         Some(r) => match parse_vat(r) {
             Some(v) => Some(v),
             None => {
-                errors.add(
-                    path("vat_rate"),
-                    "must be one of 0, 5, 7, 10, 20, 22 or \"none\"",
-                );
+                errors.add(path("vat_rate"), "must be one of 0, 5, 7, 10, 20, 22 or \"none\"");
                 None
             }
         },
@@ -323,25 +302,14 @@ fn payment(raw: &RawValue, i: usize, errors: &mut Errors) -> Option<Payment> {
             }
         },
     };
-    let amount = positive(
-        obj.get("amount"),
-        &path("amount"),
-        Kopecks::parse,
-        |k| k.0 > 0,
-        errors,
-    );
+    let amount = positive(obj.get("amount"), &path("amount"), Kopecks::parse, |k| k.0 > 0, errors);
     Some(Payment {
         kind: kind?,
         amount: amount?,
     })
 }
 
-fn array<'a>(
-    obj: &Object<'a>,
-    key: &str,
-    max: usize,
-    errors: &mut Errors,
-) -> Option<Vec<&'a RawValue>> {
+fn array<'a>(obj: &Object<'a>, key: &str, max: usize, errors: &mut Errors) -> Option<Vec<&'a RawValue>> {
     let raw = match obj.get(key) {
         Some(r) if !is_null(r) => r,
         _ => {
@@ -366,10 +334,9 @@ fn array<'a>(
 
 /// Parses and validates a request body into a [`Receipt`].
 pub fn parse(body: &[u8]) -> Result<Receipt, Invalid> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| Invalid::Malformed("body is not UTF-8".into()))?;
-    let value: &RawValue = serde_json::from_str(text)
-        .map_err(|e| Invalid::Malformed(format!("body is not valid JSON: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(|_| Invalid::Malformed("body is not UTF-8".into()))?;
+    let value: &RawValue =
+        serde_json::from_str(text).map_err(|e| Invalid::Malformed(format!("body is not valid JSON: {e}")))?;
     let Some(obj) = as_object(value) else {
         return Err(Invalid::Malformed("body must be a JSON object".into()));
     };
@@ -479,10 +446,7 @@ mod tests {
             "payments[0].type",
             "payments[0].amount",
         ] {
-            assert!(
-                f.contains(&expected.to_string()),
-                "{expected} missing from {f:?}"
-            );
+            assert!(f.contains(&expected.to_string()), "{expected} missing from {f:?}");
         }
     }
 
@@ -529,10 +493,7 @@ mod tests {
     #[test]
     fn malformed_bodies_are_not_field_errors() {
         for body in ["", "{", "[]", "null", "42", "\"x\"", "{\"a\":}"] {
-            assert!(
-                matches!(parse(body.as_bytes()), Err(Invalid::Malformed(_))),
-                "{body}"
-            );
+            assert!(matches!(parse(body.as_bytes()), Err(Invalid::Malformed(_))), "{body}");
         }
         assert!(matches!(parse(&[0xff, 0xfe]), Err(Invalid::Malformed(_))));
     }

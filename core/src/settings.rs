@@ -33,12 +33,7 @@ pub struct Flags {
     pub ofd_url: Option<String>,
     /// Admin bearer token for manual sync and DLQ changes. Default: generated at first start and
     /// stored with mode 0600 in the config directory.
-    #[arg(
-        long,
-        env = "KKT_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "KKT_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
 
@@ -198,7 +193,7 @@ const DAY: u64 = 24 * 3600;
 fn secs(v: Option<f64>, default: Duration, name: &str) -> anyhow::Result<Duration> {
     match v {
         None => Ok(default),
-        Some(s) if s.is_finite() && s >= 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        Some(s) if (0.0..1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
         Some(s) => bail!("config: {name} = {s} is not a valid number of seconds"),
     }
 }
@@ -214,12 +209,7 @@ impl Settings {
         let dirs = project_dirs();
         let (config_path, explicit) = match &flags.config {
             Some(p) => (Some(p.clone()), true),
-            None => (
-                dirs.as_ref()
-                    .ok()
-                    .map(|d| d.config_dir().join("config.toml")),
-                false,
-            ),
+            None => (dirs.as_ref().ok().map(|d| d.config_dir().join("config.toml")), false),
         };
         let (file, config_file) = match &config_path {
             Some(p) if p.exists() => (read_file(p)?, Some(p.clone())),
@@ -258,10 +248,7 @@ impl Settings {
         out.config_file = config_file;
         out.listen = listen;
         out.ofd_url = ofd_url;
-        out.admin_token = flags
-            .admin_token
-            .or(file.admin_token.clone())
-            .filter(|t| !t.is_empty());
+        out.admin_token = flags.admin_token.or(file.admin_token.clone()).filter(|t| !t.is_empty());
         if let Some(c) = file.buffer.capacity {
             out.capacity = c.max(1);
         }
@@ -294,16 +281,11 @@ impl Settings {
         }
         let (s, d) = (&file.sync, out.sync);
         out.sync = SyncPolicy {
-            interval: secs(s.interval_secs, d.interval, "sync.interval_secs")?
-                .max(Duration::from_millis(10)),
+            interval: secs(s.interval_secs, d.interval, "sync.interval_secs")?.max(Duration::from_millis(10)),
             batch_size: s.batch_size.unwrap_or(d.batch_size).max(1),
             concurrency: s.concurrency.unwrap_or(d.concurrency).max(1),
             max_attempts: s.max_attempts.unwrap_or(d.max_attempts).max(1),
-            backoff_base: secs(
-                s.backoff_base_secs,
-                d.backoff_base,
-                "sync.backoff_base_secs",
-            )?,
+            backoff_base: secs(s.backoff_base_secs, d.backoff_base, "sync.backoff_base_secs")?,
             backoff_max: secs(s.backoff_max_secs, d.backoff_max, "sync.backoff_max_secs")?,
             lease: secs(s.lease_secs, d.lease, "sync.lease_secs")?,
         };
@@ -311,19 +293,10 @@ impl Settings {
         out.breaker = BreakerPolicy {
             failure_threshold: b.failure_threshold.unwrap_or(d.failure_threshold).max(1),
             open_for: secs(b.open_secs, d.open_for, "breaker.open_secs")?,
-            half_open_successes: b
-                .half_open_successes
-                .unwrap_or(d.half_open_successes)
-                .max(1),
+            half_open_successes: b.half_open_successes.unwrap_or(d.half_open_successes).max(1),
         };
-        let days = |v: Option<f64>, default: Duration, name: &str| {
-            secs(v.map(|d| d * DAY as f64), default, name)
-        };
-        out.fn_warn_age = days(
-            file.alerts.fn_warn_days,
-            out.fn_warn_age,
-            "alerts.fn_warn_days",
-        )?;
+        let days = |v: Option<f64>, default: Duration, name: &str| secs(v.map(|d| d * DAY as f64), default, name);
+        out.fn_warn_age = days(file.alerts.fn_warn_days, out.fn_warn_age, "alerts.fn_warn_days")?;
         out.fn_critical_age = days(
             file.alerts.fn_critical_days,
             out.fn_critical_age,
@@ -375,8 +348,7 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<File> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
 }
 

@@ -149,9 +149,7 @@ impl StatusSource {
                 consecutive_failures: b.consecutive_failures,
                 opened_at: b.opened_at.map(|i| rfc3339(to_ms(i))),
                 next_probe_at: b.next_probe_at.map(|i| rfc3339(to_ms(i))),
-                next_probe_in_seconds: b
-                    .next_probe_at
-                    .map(|i| i.saturating_duration_since(now).as_secs_f64()),
+                next_probe_in_seconds: b.next_probe_at.map(|i| i.saturating_duration_since(now).as_secs_f64()),
                 successes: b.totals.successes,
                 failures: b.totals.failures,
                 short_circuited: b.totals.short_circuited,

@@ -21,8 +21,7 @@ pub async fn sync_now(
     query: Result<Query<SyncQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
-    let Query(q) =
-        query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
     let report = state
         .worker
         .sync_now(q.force.unwrap_or(false))
@@ -57,19 +56,12 @@ struct Retried {
 }
 
 async fn retry(state: &AppState, id: Option<String>) -> Result<Vec<String>, ApiError> {
-    let ids = state
-        .buffer
-        .retry_dlq(id, state.worker.clock().now_ms())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot retry DLQ entries");
-            ApiError::StorageUnavailable
-        })?;
+    let ids = state.buffer.retry_dlq(id).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot retry DLQ entries");
+        ApiError::StorageUnavailable
+    })?;
     if !ids.is_empty() {
-        tracing::info!(
-            count = ids.len(),
-            "DLQ entries returned to pending by an operator"
-        );
+        tracing::info!(count = ids.len(), "DLQ entries returned to pending by an operator");
         state.worker.wake();
     }
     Ok(ids)
@@ -93,10 +85,7 @@ pub async fn dlq_retry_one(
     .into_response())
 }
 
-pub async fn dlq_retry_all(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+pub async fn dlq_retry_all(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let ids = retry(&state, None).await?;
     Ok(Json(Retried {

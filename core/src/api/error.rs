@@ -75,7 +75,11 @@ impl ApiError {
                 "unsupported_media_type",
                 "the body must be application/json".into(),
             ),
-            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is over 1 MiB".into()),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is over 1 MiB".into(),
+            ),
             BufferFull { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "buffer_full",
@@ -84,7 +88,8 @@ impl ApiError {
             StorageUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
-                "the receipt could not be stored durably; nothing was printed — retry with the same Idempotency-Key".into(),
+                "the receipt could not be stored durably; nothing was printed — retry with the same Idempotency-Key"
+                    .into(),
             ),
             NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
             RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", "no such endpoint".into()),
@@ -100,7 +105,11 @@ impl ApiError {
             ),
             Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", (*why).into()),
             BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
-            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the adapter's log".into()),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; see the adapter's log".into(),
+            ),
             ServiceUnavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", (*m).into()),
         }
     }
@@ -113,14 +122,8 @@ impl IntoResponse for ApiError {
             ApiError::Validation(d) => Some(d.as_slice()),
             _ => None,
         };
-        let body = serde_json::to_vec(&Body {
-            code,
-            message,
-            details,
-        })
-        .unwrap_or_default();
-        let mut response =
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let body = serde_json::to_vec(&Body { code, message, details }).unwrap_or_default();
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if let ApiError::BufferFull { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

@@ -14,13 +14,7 @@ fn host_name(authority: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     a.rsplit_once(':')
-        .map(|(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                a
-            }
-        })
+        .map(|(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { a })
         .unwrap_or(a)
 }
 
@@ -34,10 +28,7 @@ fn is_allowed_host(state: &AppState, host: &str) -> bool {
     {
         return true;
     }
-    state
-        .allowed_hosts
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(&h))
+    state.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(&h))
 }
 
 /// Refuses requests addressed to a foreign host name (DNS rebinding) or sent by a page of a
@@ -50,10 +41,8 @@ pub async fn local_only(State(state): State<AppState>, request: Request, next: N
             .map(|h| is_allowed_host(&state, host_name(h)))
             .unwrap_or(false);
         if !ok {
-            return ApiError::Forbidden(
-                "requests must be addressed to a loopback or configured host name",
-            )
-            .into_response();
+            return ApiError::Forbidden("requests must be addressed to a loopback or configured host name")
+                .into_response();
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -75,10 +64,7 @@ pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
     let expected = state.admin_token.as_bytes();
@@ -87,11 +73,7 @@ pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
     for (i, b) in expected.iter().enumerate() {
         diff |= b ^ given.get(i).copied().unwrap_or(0);
     }
-    if diff == 0 {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
-    }
+    if diff == 0 { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
 pub async fn not_found() -> ApiError {

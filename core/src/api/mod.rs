@@ -56,9 +56,6 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/{file}", get(ui::asset))
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed);
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        guards::local_only,
-    ))
-    .with_state(state)
+    api.layer(axum::middleware::from_fn_with_state(state.clone(), guards::local_only))
+        .with_state(state)
 }

@@ -38,9 +38,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let value = headers
-        .get("idempotency-key")
-        .ok_or(ApiError::MissingIdempotencyKey)?;
+    let value = headers.get("idempotency-key").ok_or(ApiError::MissingIdempotencyKey)?;
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(ApiError::InvalidIdempotencyKey);
@@ -64,8 +62,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
     }
     let key = idempotency_key(headers)?;
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::PayloadTooLarge
         } else {
@@ -98,9 +95,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         .map_err(|e| match e {
             AdmitError::KeyReused => ApiError::IdempotencyKeyReused,
             AdmitError::InProgress => ApiError::IdempotencyInProgress,
-            AdmitError::BufferFull { .. } => ApiError::BufferFull {
-                retry_after_secs: 30,
-            },
+            AdmitError::BufferFull { .. } => ApiError::BufferFull { retry_after_secs: 30 },
             AdmitError::Storage(cause) => {
                 tracing::error!(%cause, "receipt not stored: storage unavailable");
                 ApiError::StorageUnavailable
@@ -124,10 +119,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
     Ok(response)
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     if id.len() > 64 {
         return Err(ApiError::NotFound("receipt"));
     }
@@ -136,9 +128,7 @@ pub async fn show(
         Ok(None) => Err(ApiError::NotFound("receipt")),
         Err(e) => {
             tracing::error!(error = %e, "cannot read a receipt");
-            Err(ApiError::ServiceUnavailable(
-                "the buffer database cannot be read",
-            ))
+            Err(ApiError::ServiceUnavailable("the buffer database cannot be read"))
         }
     }
 }

@@ -51,16 +51,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
         Err(e) => component("unhealthy", Some(e.to_string())),
     };
     let worker = if s.worker.heartbeat_stale {
-        component(
-            "unhealthy",
-            Some("the sync worker's heartbeat is stale".into()),
-        )
+        component("unhealthy", Some("the sync worker's heartbeat is stale".into()))
     } else if let Some(code) = s.ofd_misconfigured {
         component(
             "degraded",
-            Some(format!(
-                "the OFD answers HTTP {code}: check the OFD URL and token"
-            )),
+            Some(format!("the OFD answers HTTP {code}: check the OFD URL and token")),
         )
     } else {
         component("healthy", None)
@@ -90,10 +85,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         FnAgeLevel::Ok if s.percent_full >= 80.0 => {
             component("degraded", Some(format!("buffer {}% full", s.percent_full)))
         }
-        FnAgeLevel::Ok if s.dlq_size > 0 => component(
-            "degraded",
-            Some(format!("{} receipts in the DLQ", s.dlq_size)),
-        ),
+        FnAgeLevel::Ok if s.dlq_size > 0 => component("degraded", Some(format!("{} receipts in the DLQ", s.dlq_size))),
         FnAgeLevel::Ok => component("healthy", None),
     };
     let all = [&buffer, &circuit_breaker, &database, &worker];
@@ -134,8 +126,7 @@ pub async fn events(
     State(state): State<AppState>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) =
-        query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
     let page = state
         .buffer
         .events(q.after.unwrap_or(0), q.limit.unwrap_or(100))
@@ -233,10 +224,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     state.metrics.render(&mut out);
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,
     )
         .into_response()

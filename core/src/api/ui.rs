@@ -33,10 +33,7 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
         _ => return Err(ApiError::NotFound("file")),
     };
     Ok((
-        [
-            (header::CONTENT_TYPE, kind),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
         body,
     )
         .into_response())

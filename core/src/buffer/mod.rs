@@ -115,10 +115,7 @@ pub enum Disposition {
         response: String,
     },
     /// A failed attempt: back to pending until `next_attempt_at_ms`.
-    Retry {
-        error: String,
-        next_attempt_at_ms: i64,
-    },
+    Retry { error: String, next_attempt_at_ms: i64 },
     /// Final: into the dead-letter queue.
     Dead {
         reason: String,
@@ -148,7 +145,6 @@ pub(crate) enum Command {
     },
     RetryDlq {
         receipt_id: Option<String>,
-        now_ms: i64,
         reply: oneshot::Sender<Result<Vec<String>, Error>>,
     },
     Log(Vec<NewEvent>, oneshot::Sender<Result<(), Error>>),
@@ -197,9 +193,7 @@ impl Buffer {
     pub fn open(config: BufferConfig, kkt: Box<dyn Kkt>) -> Result<Buffer, Error> {
         let mut conn = open_connection(
             &config.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         schema::migrate(&mut conn).map_err(|e| match e {
             schema::Error::Sqlite(s) => corrupt_or(&config.path, s),
@@ -217,12 +211,10 @@ impl Buffer {
         let reads = read::Pool::new(&config.path, 4)?;
         let (commands, rx) = mpsc::channel(8192);
         let (events, _) = broadcast::channel(1024);
-        let state = writer::Writer::new(conn, kkt, config.capacity, events.clone())?;
-        let counts_tx = watch::Sender::new(state.counts()?);
-        let counts = counts_tx.subscribe();
+        let (state, counts) = writer::Writer::new(conn, kkt, config.capacity, events.clone())?;
         let handle = std::thread::Builder::new()
             .name("buffer-writer".into())
-            .spawn(move || state.run(rx, counts_tx))
+            .spawn(move || state.run(rx))
             .map_err(|e| Error::Open(format!("cannot start the writer thread: {e}")))?;
         Ok(Buffer {
             commands,
@@ -233,13 +225,18 @@ impl Buffer {
         })
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    async fn call<T: Send + 'static>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
+        self.commands.send(make(tx)).await.map_err(|_| Error::Closed)?;
+        // Under paused tokio time an idle runtime jumps to its next timer; waiting on the blocking
+        // pool tells tokio that work is under way, so tests see real ordering, not skipped time.
+        #[cfg(test)]
+        let reply = tokio::task::spawn_blocking(move || rx.blocking_recv().ok())
             .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)
+        #[cfg(not(test))]
+        let reply = rx.await.ok();
+        reply.ok_or(Error::Closed)
     }
 
     /// Phase 1: store (durably), number and print a receipt; or replay the stored answer.
@@ -250,12 +247,7 @@ impl Buffer {
     }
 
     /// Marks up to `limit` due pending receipts as `syncing` (in fiscal-number order) and returns them.
-    pub async fn claim_due(
-        &self,
-        limit: usize,
-        now_ms: i64,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, Error> {
+    pub async fn claim_due(&self, limit: usize, now_ms: i64, lease: Duration) -> Result<Vec<Claimed>, Error> {
         let lease_ms = lease.as_millis() as i64;
         self.call(|reply| Command::Claim {
             limit,
@@ -267,37 +259,18 @@ impl Buffer {
     }
 
     /// Applies send results (status, attempts, DLQ, events) in one transaction.
-    pub async fn record(
-        &self,
-        results: Vec<(String, Disposition)>,
-        now_ms: i64,
-    ) -> Result<(), Error> {
-        self.call(|reply| Command::Record {
-            results,
-            now_ms,
-            reply,
-        })
-        .await?
+    pub async fn record(&self, results: Vec<(String, Disposition)>, now_ms: i64) -> Result<(), Error> {
+        self.call(|reply| Command::Record { results, now_ms, reply }).await?
     }
 
     /// Returns `syncing` receipts to `pending`: all of them (`None`, at start) or those whose lease expired.
     pub async fn recover_leases(&self, now_ms: Option<i64>) -> Result<usize, Error> {
-        self.call(|reply| Command::RecoverLeases { now_ms, reply })
-            .await?
+        self.call(|reply| Command::RecoverLeases { now_ms, reply }).await?
     }
 
     /// Moves one DLQ entry (or all) back to pending with attempts reset; returns the ids moved.
-    pub async fn retry_dlq(
-        &self,
-        receipt_id: Option<String>,
-        now_ms: i64,
-    ) -> Result<Vec<String>, Error> {
-        self.call(|reply| Command::RetryDlq {
-            receipt_id,
-            now_ms,
-            reply,
-        })
-        .await?
+    pub async fn retry_dlq(&self, receipt_id: Option<String>) -> Result<Vec<String>, Error> {
+        self.call(|reply| Command::RetryDlq { receipt_id, reply }).await?
     }
 
     /// Writes events that belong to no receipt change (breaker transitions, cycle summaries).

@@ -109,10 +109,7 @@ pub struct EventPage {
 }
 
 /// The stored fiscal attributes of a receipt, with its print status and error.
-pub(crate) fn fiscal_doc(
-    c: &Connection,
-    id: &str,
-) -> rusqlite::Result<(FiscalDoc, String, Option<String>)> {
+pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<(FiscalDoc, String, Option<String>)> {
     c.prepare_cached(
         "SELECT fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number,
                 receipt_number, total_kopecks, qr_code_data, print_status, print_error
@@ -160,7 +157,8 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
         )?
         .query_row([id], |r| {
             let status: String = r.get(0)?;
-            let next: i64 = r.get(7)?;
+            let created: i64 = r.get(6)?;
+            let next: i64 = r.get::<_, i64>(7)?.max(created);
             Ok(ReceiptView {
                 receipt_id: id.to_string(),
                 next_attempt_at: (status == "pending").then(|| rfc3339(next)),
@@ -170,12 +168,16 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
                 total: Kopecks(r.get(3)?),
                 retry_count: r.get(4)?,
                 last_error: r.get(5)?,
-                created_at: rfc3339(r.get(6)?),
+                created_at: rfc3339(created),
                 synced_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
                 print_status: r.get(9)?,
                 ofd_response: {
                     let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(10)?, r.get(11)?, r.get(12)?);
-                    (s.is_some() || i.is_some() || b.is_some()).then_some(OfdAnswer { http_status: s, ofd_id: i, body: b })
+                    (s.is_some() || i.is_some() || b.is_some()).then_some(OfdAnswer {
+                        http_status: s,
+                        ofd_id: i,
+                        body: b,
+                    })
                 },
                 request: RawValue::from_string(r.get(13)?).unwrap_or_else(|_| empty_object()),
                 fiscal_doc: placeholder_doc(),

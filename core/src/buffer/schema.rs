@@ -16,7 +16,7 @@ const MIGRATIONS: &[&str] = &[
         request_json      TEXT NOT NULL,
         status            TEXT NOT NULL CHECK (status IN ('pending','syncing','synced','failed')),
         retry_count       INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at   INTEGER NOT NULL,
+        next_attempt_at   INTEGER NOT NULL, -- unix ms; 0 = due at once
         lease_until       INTEGER,
         last_error        TEXT,
         created_at        INTEGER NOT NULL,
@@ -88,9 +88,7 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "database schema version {found} is newer than this program understands ({VERSION}); refusing to touch it"
-    )]
+    #[error("database schema version {found} is newer than this program understands ({VERSION}); refusing to touch it")]
     TooNew { found: i64 },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
@@ -131,13 +129,9 @@ mod tests {
         configure(&conn).unwrap();
         assert_eq!(migrate(&mut conn).unwrap(), 0);
         assert_eq!(migrate(&mut conn).unwrap(), VERSION);
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
-        let sync: i64 = conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
+        let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
     }
 
@@ -145,8 +139,7 @@ mod tests {
     fn a_database_from_a_newer_program_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join("b.db")).unwrap();
-        conn.pragma_update(None, "user_version", VERSION + 1)
-            .unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
         assert!(matches!(migrate(&mut conn), Err(Error::TooNew { .. })));
     }
 
@@ -168,8 +161,7 @@ mod tests {
         insert("b", 2);
         conn.execute("UPDATE receipts SET status = 'synced' WHERE id = 'a'", [])
             .unwrap();
-        conn.execute("DELETE FROM receipts WHERE id = 'b'", [])
-            .unwrap();
+        conn.execute("DELETE FROM receipts WHERE id = 'b'", []).unwrap();
         let counts: Vec<(String, i64)> = conn
             .prepare("SELECT status, n FROM status_counts ORDER BY status")
             .unwrap()

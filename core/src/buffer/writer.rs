@@ -27,6 +27,8 @@ pub(crate) struct Writer {
     counters: KktCounters,
     capacity: u64,
     broadcast: broadcast::Sender<Event>,
+    /// Published after every commit, before the batch's replies go out.
+    counts: watch::Sender<Counts>,
     /// Events written in the open transaction; broadcast after it commits.
     written: Vec<Event>,
 }
@@ -37,6 +39,34 @@ struct NewReceipt {
     receipt: Receipt,
     doc: FiscalDoc,
     reply: oneshot::Sender<Result<Admission, AdmitError>>,
+}
+
+/// What intake decided for one request inside the transaction.
+#[allow(clippy::large_enum_variant)] // one short-lived value per request; boxing would only add an allocation
+enum AdmitStep {
+    /// Answer at once (replay, key reused, in progress, buffer full).
+    Answer(Result<Admission, AdmitError>),
+    /// Stored and numbered: print after the commit.
+    Print(String, Receipt, FiscalDoc),
+}
+
+/// Registers the reply for `result` (a default value on error, replaced by the error when the
+/// batch fails) and passes the error on.
+fn settle<T: Default>(
+    replies: &mut Vec<Reply>,
+    result: rusqlite::Result<T>,
+    reply: impl FnOnce(T) -> Reply,
+) -> rusqlite::Result<()> {
+    match result {
+        Ok(v) => {
+            replies.push(reply(v));
+            Ok(())
+        }
+        Err(e) => {
+            replies.push(reply(T::default()));
+            Err(e)
+        }
+    }
 }
 
 /// A reply to send once the batch has committed.
@@ -93,11 +123,7 @@ fn admit_body(id: &str, doc: &FiscalDoc, print_error: Option<&str>) -> Vec<u8> {
         Some(e) => format!("Receipt stored and will be sent to the OFD, but printing failed: {e}"),
     };
     let body = AdmitBody {
-        status: if print_error.is_none() {
-            "printed"
-        } else {
-            "buffered"
-        },
+        status: if print_error.is_none() { "printed" } else { "buffered" },
         receipt_id: id,
         sync_status: "pending",
         fiscal_doc: doc,
@@ -128,6 +154,17 @@ struct OfdDocument<'a> {
     fiscal: FiscalColumns,
 }
 
+/// A due receipt as read for a claim.
+struct ClaimRow {
+    id: String,
+    retry_count: u32,
+    pos_id: String,
+    kind: String,
+    request_json: String,
+    total: i64,
+    fiscal: FiscalColumns,
+}
+
 #[derive(Serialize)]
 struct FiscalColumns {
     fiscal_doc_number: i64,
@@ -148,17 +185,20 @@ impl Writer {
         kkt: Box<dyn Kkt>,
         capacity: u64,
         broadcast: broadcast::Sender<Event>,
-    ) -> Result<Writer, Error> {
+    ) -> Result<(Writer, watch::Receiver<Counts>), Error> {
         let mut w = Writer {
             conn,
             kkt,
             counters: KktCounters::default(),
             capacity,
             broadcast,
+            counts: watch::Sender::new(Counts::default()),
             written: Vec::new(),
         };
         w.counters = w.load_counters()?;
-        Ok(w)
+        w.counts.send_replace(w.read_counts()?);
+        let rx = w.counts.subscribe();
+        Ok((w, rx))
     }
 
     fn load_counters(&self) -> Result<KktCounters, Error> {
@@ -176,11 +216,9 @@ impl Writer {
         )?)
     }
 
-    pub(crate) fn counts(&self) -> Result<Counts, Error> {
+    fn read_counts(&self) -> Result<Counts, Error> {
         let mut c = Counts::default();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT status, n FROM status_counts")?;
+        let mut stmt = self.conn.prepare_cached("SELECT status, n FROM status_counts")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
             let (status, n) = row?;
@@ -194,18 +232,13 @@ impl Writer {
         }
         let min_created = |statuses: &str| -> Result<Option<i64>, Error> {
             let sql = format!("SELECT min(created_at) FROM receipts WHERE status IN ({statuses})");
-            Ok(self
-                .conn
-                .prepare_cached(&sql)?
-                .query_row([], |r| r.get(0))?)
+            Ok(self.conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?)
         };
         c.oldest_pending_ms = min_created("'pending','syncing'")?;
         c.oldest_unsynced_ms = min_created("'pending','syncing','failed'")?;
         c.retrying = self
             .conn
-            .prepare_cached(
-                "SELECT count(*) FROM receipts WHERE status = 'pending' AND retry_count > 0",
-            )?
+            .prepare_cached("SELECT count(*) FROM receipts WHERE status = 'pending' AND retry_count > 0")?
             .query_row([], |r| r.get::<_, i64>(0))? as u64;
         c.dlq = self
             .conn
@@ -219,7 +252,7 @@ impl Writer {
     }
 
     /// The writer loop: runs until a `Stop` command or until every sender is gone.
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>, counts: watch::Sender<Counts>) {
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -228,18 +261,20 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let stop = self.process(batch);
-            match self.counts() {
-                Ok(c) => {
-                    counts.send_replace(c);
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read buffer counts"),
-            }
-            if stop {
+            if self.process(batch) {
                 break;
             }
         }
         tracing::info!("buffer writer stopped");
+    }
+
+    fn publish_counts(&self) {
+        match self.read_counts() {
+            Ok(c) => {
+                self.counts.send_replace(c);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read buffer counts"),
+        }
     }
 
     fn event(
@@ -251,7 +286,9 @@ impl Writer {
     ) -> rusqlite::Result<()> {
         let text = details.to_string();
         self.conn
-            .prepare_cached("INSERT INTO buffer_events (receipt_id, event_type, created_at, details) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT INTO buffer_events (receipt_id, event_type, created_at, details) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![receipt_id, kind.as_str(), now_ms, text])?;
         self.written.push(Event {
             id: self.conn.last_insert_rowid(),
@@ -274,35 +311,24 @@ impl Writer {
             let mut unsynced = self.unsynced()?;
             let mut in_batch: HashSet<String> = HashSet::new();
             for cmd in batch {
+                // Each arm registers its reply before an error propagates, so a failed batch
+                // answers every caller with the storage error instead of dropping the reply.
                 match cmd {
                     Command::Admit(req, reply) => {
-                        if in_batch.contains(&req.idempotency_key) {
-                            replies.push(Reply::Admit(reply, Err(AdmitError::InProgress)));
-                            continue;
+                        let step = self.admit_one(req, &mut in_batch, &mut unsynced, now);
+                        match step {
+                            Ok(AdmitStep::Answer(answer)) => replies.push(Reply::Admit(reply, answer)),
+                            Ok(AdmitStep::Print(id, receipt, doc)) => printing.push(NewReceipt {
+                                id,
+                                receipt,
+                                doc,
+                                reply,
+                            }),
+                            Err(e) => {
+                                replies.push(Reply::Admit(reply, Err(AdmitError::InProgress)));
+                                return Err(e);
+                            }
                         }
-                        if let Some(answer) = self.replay(&req)? {
-                            replies.push(Reply::Admit(reply, answer));
-                            continue;
-                        }
-                        if unsynced >= self.capacity {
-                            let full = AdmitError::BufferFull {
-                                unsynced,
-                                capacity: self.capacity,
-                            };
-                            replies.push(Reply::Admit(reply, Err(full)));
-                            continue;
-                        }
-                        let id = uuid::Uuid::new_v4().to_string();
-                        let doc = self.kkt.fiscalize(&mut self.counters, &req.receipt, now);
-                        self.insert(&id, &req, &doc, ms(now))?;
-                        unsynced += 1;
-                        in_batch.insert(req.idempotency_key.clone());
-                        printing.push(NewReceipt {
-                            id,
-                            receipt: req.receipt,
-                            doc,
-                            reply,
-                        });
                     }
                     Command::Claim {
                         limit,
@@ -310,36 +336,26 @@ impl Writer {
                         lease_ms,
                         reply,
                     } => {
-                        let claimed = self.claim(limit, now_ms, lease_ms)?;
-                        replies.push(Reply::Claim(reply, claimed));
+                        let claimed = self.claim(limit, now_ms, lease_ms);
+                        settle(&mut replies, claimed, |v| Reply::Claim(reply, v))?;
                     }
-                    Command::Record {
-                        results,
-                        now_ms,
-                        reply,
-                    } => {
-                        for (id, d) in results {
-                            self.apply(&id, d, now_ms)?;
-                        }
-                        replies.push(Reply::Unit(reply));
+                    Command::Record { results, now_ms, reply } => {
+                        let applied = results.into_iter().try_for_each(|(id, d)| self.apply(&id, d, now_ms));
+                        settle(&mut replies, applied, |()| Reply::Unit(reply))?;
                     }
                     Command::RecoverLeases { now_ms, reply } => {
-                        let n = self.recover(now_ms, ms(now))?;
-                        replies.push(Reply::Count(reply, n));
+                        let n = self.recover(now_ms, ms(now));
+                        settle(&mut replies, n, |n| Reply::Count(reply, n))?;
                     }
-                    Command::RetryDlq {
-                        receipt_id,
-                        now_ms,
-                        reply,
-                    } => {
-                        let ids = self.retry_dlq(receipt_id.as_deref(), now_ms)?;
-                        replies.push(Reply::Ids(reply, ids));
+                    Command::RetryDlq { receipt_id, reply } => {
+                        let ids = self.retry_dlq(receipt_id.as_deref(), ms(now));
+                        settle(&mut replies, ids, |ids| Reply::Ids(reply, ids))?;
                     }
                     Command::Log(events, reply) => {
-                        for e in events {
-                            self.event(e.kind, e.receipt_id.as_deref(), e.details, ms(now))?;
-                        }
-                        replies.push(Reply::Unit(reply));
+                        let logged = events
+                            .into_iter()
+                            .try_for_each(|e| self.event(e.kind, e.receipt_id.as_deref(), e.details, ms(now)));
+                        settle(&mut replies, logged, |()| Reply::Unit(reply))?;
                     }
                     Command::Stop(reply) => {
                         stop = true;
@@ -368,6 +384,7 @@ impl Writer {
             }
             return stop;
         }
+        self.publish_counts();
         let printed = self.print_and_store_answers(printing);
         for (reply, admission) in printed {
             let _ = reply.send(Ok(admission));
@@ -390,11 +407,7 @@ impl Writer {
         let mut out = Vec::with_capacity(printing.len());
         let mut updates = Vec::with_capacity(printing.len());
         for p in printing {
-            let print_error = self
-                .kkt
-                .print(&p.id, &p.receipt, &p.doc)
-                .err()
-                .map(|e| e.to_string());
+            let print_error = self.kkt.print(&p.id, &p.receipt, &p.doc).err().map(|e| e.to_string());
             if let Some(e) = &print_error {
                 tracing::warn!(receipt_id = %p.id, error = %e, "receipt stored but not printed");
             }
@@ -415,13 +428,11 @@ impl Writer {
         let stored = (|| -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             for (id, err, body) in &updates {
-                let status = if err.is_none() {
-                    "printed"
-                } else {
-                    "print_failed"
-                };
+                let status = if err.is_none() { "printed" } else { "print_failed" };
                 self.conn
-                    .prepare_cached("UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = ?4 WHERE id = ?1")?
+                    .prepare_cached(
+                        "UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = ?4 WHERE id = ?1",
+                    )?
                     .execute(params![id, status, err, body])?;
             }
             self.conn.execute_batch("COMMIT")
@@ -434,12 +445,38 @@ impl Writer {
         out
     }
 
+    fn admit_one(
+        &mut self,
+        req: AdmitRequest,
+        in_batch: &mut HashSet<String>,
+        unsynced: &mut u64,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<AdmitStep> {
+        if in_batch.contains(&req.idempotency_key) {
+            return Ok(AdmitStep::Answer(Err(AdmitError::InProgress)));
+        }
+        if let Some(answer) = self.replay(&req)? {
+            return Ok(AdmitStep::Answer(answer));
+        }
+        if *unsynced >= self.capacity {
+            let full = AdmitError::BufferFull {
+                unsynced: *unsynced,
+                capacity: self.capacity,
+            };
+            return Ok(AdmitStep::Answer(Err(full)));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let doc = self.kkt.fiscalize(&mut self.counters, &req.receipt, now);
+        self.insert(&id, &req, &doc, ms(now))?;
+        *unsynced += 1;
+        in_batch.insert(req.idempotency_key);
+        Ok(AdmitStep::Print(id, req.receipt, doc))
+    }
+
     fn unsynced(&self) -> rusqlite::Result<u64> {
         let n: i64 = self
             .conn
-            .prepare_cached(
-                "SELECT coalesce(sum(n), 0) FROM status_counts WHERE status <> 'synced'",
-            )?
+            .prepare_cached("SELECT coalesce(sum(n), 0) FROM status_counts WHERE status <> 'synced'")?
             .query_row([], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
@@ -451,23 +488,21 @@ impl Writer {
                 "UPDATE kkt_state SET last_fiscal_doc_number = ?1, shift_number = ?2, shift_opened_at = ?3,
                  receipts_in_shift = ?4 WHERE id = 1",
             )?
-            .execute(params![c.last_fiscal_doc_number, c.shift_number, c.shift_opened_at_ms, c.receipts_in_shift])?;
+            .execute(params![
+                c.last_fiscal_doc_number,
+                c.shift_number,
+                c.shift_opened_at_ms,
+                c.receipts_in_shift
+            ])?;
         Ok(())
     }
 
     /// The stored answer for a known key: the original bytes, or 422 when the body differs.
-    fn replay(
-        &mut self,
-        req: &AdmitRequest,
-    ) -> rusqlite::Result<Option<Result<Admission, AdmitError>>> {
+    fn replay(&mut self, req: &AdmitRequest) -> rusqlite::Result<Option<Result<Admission, AdmitError>>> {
         let row: Option<(String, String, Option<Vec<u8>>)> = self
             .conn
-            .prepare_cached(
-                "SELECT id, body_hash, response_body FROM receipts WHERE idempotency_key = ?1",
-            )?
-            .query_row([&req.idempotency_key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .prepare_cached("SELECT id, body_hash, response_body FROM receipts WHERE idempotency_key = ?1")?
+            .query_row([&req.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((id, hash, body)) = row else {
             return Ok(None);
@@ -500,13 +535,7 @@ impl Writer {
         })))
     }
 
-    fn insert(
-        &mut self,
-        id: &str,
-        req: &AdmitRequest,
-        doc: &FiscalDoc,
-        now_ms: i64,
-    ) -> rusqlite::Result<()> {
+    fn insert(&mut self, id: &str, req: &AdmitRequest, doc: &FiscalDoc, now_ms: i64) -> rusqlite::Result<()> {
         let r = &req.receipt;
         let request_json = serde_json::to_string(r).unwrap_or_default();
         self.conn
@@ -514,7 +543,7 @@ impl Writer {
                 "INSERT INTO receipts (id, idempotency_key, body_hash, pos_id, type, total_kopecks, request_json,
                  status, next_attempt_at, created_at, fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number,
                  kkt_number, shift_number, receipt_number, qr_code_data, print_status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'printing')",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'printing')",
             )?
             .execute(params![
                 id,
@@ -538,13 +567,8 @@ impl Writer {
         self.event(EventKind::ReceiptAdded, Some(id), details, now_ms)
     }
 
-    fn claim(
-        &mut self,
-        limit: usize,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> rusqlite::Result<Vec<Claimed>> {
-        let rows: Vec<(String, i64, u32, String, String, String, i64, FiscalColumns)> = self
+    fn claim(&mut self, limit: usize, now_ms: i64, lease_ms: i64) -> rusqlite::Result<Vec<Claimed>> {
+        let rows: Vec<ClaimRow> = self
             .conn
             .prepare_cached(
                 "SELECT id, fiscal_doc_number, retry_count, pos_id, type, request_json, total_kopecks,
@@ -553,15 +577,14 @@ impl Writer {
                  ORDER BY fiscal_doc_number LIMIT ?2",
             )?
             .query_map(params![now_ms, limit as i64], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    FiscalColumns {
+                Ok(ClaimRow {
+                    id: r.get(0)?,
+                    retry_count: r.get(2)?,
+                    pos_id: r.get(3)?,
+                    kind: r.get(4)?,
+                    request_json: r.get(5)?,
+                    total: r.get(6)?,
+                    fiscal: FiscalColumns {
                         fiscal_doc_number: r.get(1)?,
                         fiscal_sign: r.get(7)?,
                         fiscal_datetime: r.get(8)?,
@@ -569,11 +592,21 @@ impl Writer {
                         kkt_number: r.get(10)?,
                         shift_number: r.get(11)?,
                     },
-                ))
+                })
             })?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, number, retry_count, pos_id, kind, request_json, total, fiscal) in rows {
+        for row in rows {
+            let ClaimRow {
+                id,
+                retry_count,
+                pos_id,
+                kind,
+                request_json,
+                total,
+                fiscal,
+            } = row;
+            let number = fiscal.fiscal_doc_number;
             let stored: StoredRequest = serde_json::from_str(&request_json)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let document = serde_json::to_string(&OfdDocument {
@@ -587,9 +620,7 @@ impl Writer {
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             self.conn
-                .prepare_cached(
-                    "UPDATE receipts SET status = 'syncing', lease_until = ?2 WHERE id = ?1",
-                )?
+                .prepare_cached("UPDATE receipts SET status = 'syncing', lease_until = ?2 WHERE id = ?1")?
                 .execute(params![id, now_ms + lease_ms])?;
             self.event(
                 EventKind::SyncStarted,
@@ -611,9 +642,7 @@ impl Writer {
         // Only a receipt this worker holds (`syncing`) changes: a stale result is ignored.
         let held: Option<u32> = self
             .conn
-            .prepare_cached(
-                "SELECT retry_count FROM receipts WHERE id = ?1 AND status = 'syncing'",
-            )?
+            .prepare_cached("SELECT retry_count FROM receipts WHERE id = ?1 AND status = 'syncing'")?
             .query_row([id], |r| r.get(0))
             .optional()?;
         let Some(retry_count) = held else {
@@ -632,7 +661,12 @@ impl Writer {
                          ofd_response = ?4, ofd_id = ?5, last_error = NULL WHERE id = ?1",
                     )?
                     .execute(params![id, now_ms, http_status, response, ofd_id])?;
-                self.event(EventKind::ReceiptSynced, Some(id), json!({"http_status": http_status, "ofd_id": ofd_id, "attempt": retry_count + 1}), now_ms)
+                self.event(
+                    EventKind::ReceiptSynced,
+                    Some(id),
+                    json!({"http_status": http_status, "ofd_id": ofd_id, "attempt": retry_count + 1}),
+                    now_ms,
+                )
             }
             Disposition::Retry {
                 error,
@@ -677,9 +711,7 @@ impl Writer {
             }
             Disposition::Release => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1",
-                    )?
+                    .prepare_cached("UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1")?
                     .execute([id])?;
                 self.event(EventKind::SyncReleased, Some(id), json!({}), now_ms)
             }
@@ -694,9 +726,7 @@ impl Writer {
             .collect::<Result<_, _>>()?;
         for id in &ids {
             self.conn
-                .prepare_cached(
-                    "UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1",
-                )?
+                .prepare_cached("UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1")?
                 .execute([id])?;
             self.event(
                 EventKind::LeaseRecovered,
@@ -708,11 +738,7 @@ impl Writer {
         Ok(ids.len())
     }
 
-    fn retry_dlq(
-        &mut self,
-        receipt_id: Option<&str>,
-        now_ms: i64,
-    ) -> rusqlite::Result<Vec<String>> {
+    fn retry_dlq(&mut self, receipt_id: Option<&str>, now_ms: i64) -> rusqlite::Result<Vec<String>> {
         let ids: Vec<String> = self
             .conn
             .prepare_cached("SELECT receipt_id FROM dlq WHERE (?1 IS NULL OR receipt_id = ?1) ORDER BY moved_at")?
@@ -721,10 +747,10 @@ impl Writer {
         for id in &ids {
             self.conn
                 .prepare_cached(
-                    "UPDATE receipts SET status = 'pending', retry_count = 0, next_attempt_at = ?2, lease_until = NULL
+                    "UPDATE receipts SET status = 'pending', retry_count = 0, next_attempt_at = 0, lease_until = NULL
                      WHERE id = ?1 AND status = 'failed'",
                 )?
-                .execute(params![id, now_ms])?;
+                .execute([id])?;
             self.conn
                 .prepare_cached("DELETE FROM dlq WHERE receipt_id = ?1")?
                 .execute([id])?;

@@ -57,9 +57,7 @@ impl HttpOfd {
         match response.text().await {
             Ok(body) => classify(status, &body, retry_after),
             // The status arrived but the body broke off: a 2xx is still an acceptance by the OFD.
-            Err(_) if (200..300).contains(&status) || status == 409 => {
-                classify(status, "", retry_after)
-            }
+            Err(_) if (200..300).contains(&status) || status == 409 => classify(status, "", retry_after),
             Err(e) => transient(&e),
         }
     }

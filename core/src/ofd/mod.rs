@@ -131,16 +131,10 @@ mod tests {
         ));
         assert!(matches!(
             classify(409, "dup", None),
-            SendOutcome::Delivered {
-                http_status: 409,
-                ..
-            }
+            SendOutcome::Delivered { http_status: 409, .. }
         ));
         for s in [400, 413, 422] {
-            assert!(
-                matches!(classify(s, "bad", None), SendOutcome::Rejected { .. }),
-                "{s}"
-            );
+            assert!(matches!(classify(s, "bad", None), SendOutcome::Rejected { .. }), "{s}");
         }
         for s in [401, 403, 404] {
             assert!(
@@ -149,10 +143,7 @@ mod tests {
             );
         }
         for s in [408, 429, 500, 502, 503, 504, 418] {
-            assert!(
-                matches!(classify(s, "", None), SendOutcome::Transient { .. }),
-                "{s}"
-            );
+            assert!(matches!(classify(s, "", None), SendOutcome::Transient { .. }), "{s}");
         }
     }
 
@@ -171,10 +162,7 @@ mod tests {
         ));
         assert!(matches!(
             classify(500, "", d),
-            SendOutcome::Transient {
-                retry_after: None,
-                ..
-            }
+            SendOutcome::Transient { retry_after: None, .. }
         ));
     }
 
@@ -188,10 +176,7 @@ mod tests {
             parse_retry_after("Sat, 28 Nov 2026 10:00:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(
-            parse_retry_after("999999", now),
-            Some(Duration::from_secs(3600))
-        );
+        assert_eq!(parse_retry_after("999999", now), Some(Duration::from_secs(3600)));
         assert_eq!(parse_retry_after("soon", now), None);
     }
 

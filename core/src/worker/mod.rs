@@ -166,9 +166,7 @@ pub fn backoff(policy: &SyncPolicy, attempt: u32, jitter: f64) -> Duration {
     let exp = attempt.saturating_sub(1).min(30);
     let raw = policy.backoff_base.as_secs_f64() * 2f64.powi(exp as i32);
     let capped = raw.min(policy.backoff_max.as_secs_f64());
-    Duration::from_secs_f64(
-        (capped * (1.0 + jitter.clamp(-0.2, 0.2))).min(policy.backoff_max.as_secs_f64()),
-    )
+    Duration::from_secs_f64((capped * (1.0 + jitter.clamp(-0.2, 0.2))).min(policy.backoff_max.as_secs_f64()))
 }
 
 impl Worker {
@@ -240,8 +238,7 @@ impl Worker {
             "OFD circuit breaker changed state"
         );
         let failures = lock(&self.shared.breaker).snapshot().consecutive_failures;
-        let details =
-            json!({"from": t.from.as_str(), "to": t.to.as_str(), "consecutive_failures": failures});
+        let details = json!({"from": t.from.as_str(), "to": t.to.as_str(), "consecutive_failures": failures});
         self.log(vec![NewEvent::new(kind, None, details)]).await;
     }
 
@@ -271,11 +268,7 @@ impl Worker {
             }
             let claimed = match self
                 .buffer
-                .claim_due(
-                    self.policy.batch_size,
-                    self.clock.now_ms(),
-                    self.policy.lease,
-                )
+                .claim_due(self.policy.batch_size, self.clock.now_ms(), self.policy.lease)
                 .await
             {
                 Ok(c) => c,
@@ -309,12 +302,8 @@ impl Worker {
         if report.synced + report.failed > 0 {
             let details = json!({"synced": report.synced, "failed": report.failed, "skipped": report.skipped,
                                  "duration_seconds": report.duration_seconds});
-            self.log(vec![NewEvent::new(
-                EventKind::SyncCycleCompleted,
-                None,
-                details,
-            )])
-            .await;
+            self.log(vec![NewEvent::new(EventKind::SyncCycleCompleted, None, details)])
+                .await;
             tracing::info!(
                 synced = report.synced,
                 failed = report.failed,
@@ -332,12 +321,7 @@ impl Worker {
     }
 
     /// Sends one claimed batch with bounded concurrency; records outcomes as they arrive.
-    async fn send_batch(
-        &self,
-        claimed: Vec<Claimed>,
-        force: bool,
-        cancel: &CancellationToken,
-    ) -> (u64, u64, u64) {
+    async fn send_batch(&self, claimed: Vec<Claimed>, force: bool, cancel: &CancellationToken) -> (u64, u64, u64) {
         let force_first = std::sync::atomic::AtomicBool::new(force);
         let mut results = futures::stream::iter(claimed)
             .map(|c| {
@@ -394,9 +378,7 @@ impl Worker {
         let breaker_outcome = match &outcome {
             SendOutcome::Delivered { .. } => breaker::Outcome::Success,
             SendOutcome::Rejected { .. } => breaker::Outcome::Neutral,
-            SendOutcome::Misconfigured { .. } | SendOutcome::Transient { .. } => {
-                breaker::Outcome::TransientFailure
-            }
+            SendOutcome::Misconfigured { .. } | SendOutcome::Transient { .. } => breaker::Outcome::TransientFailure,
         };
         let t2 = lock(&self.shared.breaker).record(breaker_outcome, self.clock.instant());
         let disposition = self.dispose(&c, outcome).await;
@@ -459,23 +441,14 @@ impl Worker {
                     first
                 };
                 if first {
-                    tracing::error!(
-                        http_status,
-                        "OFD refuses the adapter: misconfigured URL or token"
-                    );
+                    tracing::error!(http_status, "OFD refuses the adapter: misconfigured URL or token");
                     let details = json!({"http_status": http_status, "body": body});
-                    self.log(vec![NewEvent::new(
-                        EventKind::OfdMisconfigured,
-                        None,
-                        details,
-                    )])
-                    .await;
+                    self.log(vec![NewEvent::new(EventKind::OfdMisconfigured, None, details)])
+                        .await;
                 }
                 retry(error, None)
             }
-            SendOutcome::Transient {
-                error, retry_after, ..
-            } => {
+            SendOutcome::Transient { error, retry_after, .. } => {
                 self.set(|s| s.last_error = Some(error.clone()));
                 retry(error, retry_after)
             }
@@ -484,20 +457,4 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_five_seconds_to_a_five_minute_cap() {
-        let p = SyncPolicy::default();
-        let secs: Vec<u64> = (1..=9).map(|a| backoff(&p, a, 0.0).as_secs()).collect();
-        assert_eq!(secs, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
-        assert_eq!(backoff(&p, 1, 0.2), Duration::from_secs(6));
-        assert_eq!(backoff(&p, 1, -0.2), Duration::from_secs(4));
-        assert_eq!(
-            backoff(&p, 20, 0.2),
-            Duration::from_secs(300),
-            "jitter never exceeds the cap"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,558 @@
+//! Worker tests on a real SQLite buffer with a scripted OFD, under paused tokio time: backoff,
+//! breaker periods and the 5 s tick are advanced, never slept through.
+
+use super::*;
+use crate::buffer::{AdmitRequest, BufferConfig};
+use crate::events::EventKind;
+use crate::kkt::{MockKkt, MockKktConfig};
+use crate::settings::BreakerPolicy;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Answers from a script (then `fallback`), records every call, and tracks concurrency.
+struct ScriptedOfd {
+    script: Mutex<VecDeque<SendOutcome>>,
+    fallback: Mutex<SendOutcome>,
+    latency: Duration,
+    calls: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+fn delivered() -> SendOutcome {
+    SendOutcome::Delivered {
+        http_status: 200,
+        ofd_id: Some("X".into()),
+        body: "{}".into(),
+    }
+}
+
+fn transient() -> SendOutcome {
+    SendOutcome::Transient {
+        error: "connection refused".into(),
+        http_status: None,
+        retry_after: None,
+    }
+}
+
+impl ScriptedOfd {
+    fn new(fallback: SendOutcome) -> Arc<ScriptedOfd> {
+        Arc::new(ScriptedOfd {
+            script: Mutex::new(VecDeque::new()),
+            fallback: Mutex::new(fallback),
+            latency: Duration::from_millis(20),
+            calls: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        })
+    }
+    fn set(&self, outcome: SendOutcome) {
+        *lock(&self.fallback) = outcome;
+    }
+    fn then(&self, outcome: SendOutcome) {
+        lock(&self.script).push_back(outcome);
+    }
+    fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+}
+
+impl Ofd for ScriptedOfd {
+    fn send<'a>(&'a self, receipt_id: &'a str, _document: &'a str) -> futures::future::BoxFuture<'a, SendOutcome> {
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            lock(&self.calls).push(receipt_id.to_string());
+            tokio::time::sleep(self.latency).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let next = lock(&self.script).pop_front();
+            next.unwrap_or_else(|| lock(&self.fallback).clone())
+        })
+    }
+    fn is_simulator(&self) -> bool {
+        false
+    }
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    buffer: Buffer,
+    ofd: Arc<ScriptedOfd>,
+    handle: WorkerHandle,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+    policy: SyncPolicy,
+    clock: Clock,
+}
+
+fn policy() -> SyncPolicy {
+    SyncPolicy {
+        concurrency: 8,
+        ..SyncPolicy::default()
+    }
+}
+
+impl Rig {
+    async fn new(ofd: Arc<ScriptedOfd>, policy: SyncPolicy) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let kkt = MockKkt::new(MockKktConfig {
+            fn_number: "9999999999999999".into(),
+            kkt_number: "1".into(),
+            slip_dir: None,
+            print_latency: Duration::ZERO,
+            shift_length: Duration::from_secs(86400),
+        });
+        let buffer = Buffer::open(
+            BufferConfig {
+                path: dir.path().join("buffer.db"),
+                capacity: 100_000,
+            },
+            Box::new(kkt),
+        )
+        .unwrap();
+        let mut rig = Rig {
+            _dir: dir,
+            buffer,
+            ofd: ofd.clone(),
+            handle: new_handle_placeholder(),
+            cancel: CancellationToken::new(),
+            task: None,
+            policy,
+            clock: Clock::new(),
+        };
+        rig.start();
+        rig
+    }
+
+    fn start(&mut self) {
+        let (worker, handle) = new(
+            self.buffer.clone(),
+            self.ofd.clone(),
+            self.policy,
+            Breaker::new(BreakerPolicy::default()),
+            self.clock,
+            Arc::new(Metrics::default()),
+        );
+        self.cancel = CancellationToken::new();
+        self.handle = handle;
+        self.task = Some(tokio::spawn(worker.run(self.cancel.clone())));
+    }
+
+    async fn stop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    async fn add(&self, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let body = r#"{"pos_id":"POS-1","type":"sale","items":[{"name":"A","price":10,"qty":1}],"payments":[{"type":"cash","amount":10}]}"#;
+            let receipt = crate::receipt::parse(body.as_bytes()).unwrap();
+            let key = format!("k-{}-{i}", uuid::Uuid::new_v4());
+            let a = self
+                .buffer
+                .admit(AdmitRequest {
+                    idempotency_key: key,
+                    body_hash: "h".into(),
+                    receipt,
+                })
+                .await
+                .unwrap();
+            ids.push(a.receipt_id);
+        }
+        ids
+    }
+
+    /// Waits (in virtual time) until `f` holds; panics after `limit`.
+    async fn until(&self, limit: Duration, what: &str, f: impl Fn(&crate::buffer::Counts) -> bool) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if f(&self.buffer.counts()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.buffer.counts()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn receipt(&self, id: &str) -> crate::buffer::ReceiptView {
+        self.buffer.receipt(id.to_string()).await.unwrap().unwrap()
+    }
+
+    async fn event_kinds(&self) -> Vec<EventKind> {
+        self.buffer
+            .events(0, 1000)
+            .await
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+}
+
+/// A handle that belongs to no worker, replaced by `start()`.
+fn new_handle_placeholder() -> WorkerHandle {
+    let (tx, _rx) = mpsc::channel(1);
+    WorkerHandle {
+        wake: Arc::new(Notify::new()),
+        manual: tx,
+        shared: Arc::new(Shared {
+            breaker: Mutex::new(Breaker::new(BreakerPolicy::default())),
+            status: Mutex::new(WorkerStatus::default()),
+        }),
+        clock: Clock::new(),
+        policy: SyncPolicy::default(),
+    }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_buffer_gives_an_empty_cycle() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    let report = rig.handle.sync_now(false).await.unwrap();
+    assert_eq!((report.synced, report.failed, report.skipped), (0, 0, 0));
+    assert!(rig.ofd.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_receipt_is_delivered_and_marked_synced() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    let ids = rig.add(1).await;
+    rig.handle.wake();
+    rig.until(MINUTE, "synced", |c| c.synced == 1).await;
+    let r = rig.receipt(&ids[0]).await;
+    assert_eq!(r.status, "synced");
+    assert!(r.synced_at.is_some());
+    assert_eq!(rig.ofd.calls(), ids);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_receipt_wakes_the_worker_without_waiting_for_the_tick() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    let t0 = tokio::time::Instant::now();
+    rig.add(1).await;
+    rig.handle.wake();
+    rig.until(MINUTE, "synced", |c| c.synced == 1).await;
+    assert!(t0.elapsed() < Duration::from_secs(1), "took {:?}", t0.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_wake_the_five_second_tick_picks_receipts_up() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.add(2).await;
+    let t0 = tokio::time::Instant::now();
+    rig.until(MINUTE, "synced", |c| c.synced == 2).await;
+    assert!(t0.elapsed() <= Duration::from_secs(6), "took {:?}", t0.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_than_fifty_receipts_are_all_delivered_in_fiscal_order_one_by_one() {
+    let rig = Rig::new(
+        ScriptedOfd::new(delivered()),
+        SyncPolicy {
+            concurrency: 1,
+            ..policy()
+        },
+    )
+    .await;
+    let ids = rig.add(120).await;
+    let report = rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(report.synced, 120);
+    assert_eq!(rig.ofd.calls(), ids, "strict fiscal order with concurrency 1");
+    assert_eq!(rig.ofd.max_in_flight.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sends_run_concurrently_up_to_the_configured_limit() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.add(50).await;
+    let report = rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(report.synced, 50);
+    assert_eq!(rig.ofd.max_in_flight.load(Ordering::SeqCst), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_returns_the_receipt_to_pending_with_backoff() {
+    let ofd = ScriptedOfd::new(delivered());
+    ofd.then(transient());
+    let rig = Rig::new(ofd, policy()).await;
+    let ids = rig.add(1).await;
+    let report = rig.handle.sync_now(false).await.unwrap();
+    assert_eq!((report.synced, report.failed), (0, 1));
+    let r = rig.receipt(&ids[0]).await;
+    assert_eq!((r.status.as_str(), r.retry_count), ("pending", 1));
+    assert_eq!(r.last_error.as_deref(), Some("connection refused"));
+    // Not due before the backoff (5 s ± 20 %) has passed: a manual sync sends nothing.
+    assert_eq!(rig.handle.sync_now(false).await.unwrap().synced, 0);
+    tokio::time::advance(Duration::from_secs(7)).await;
+    rig.until(MINUTE, "synced after backoff", |c| c.synced == 1).await;
+    assert_eq!(rig.ofd.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_from_the_ofd_postpones_the_next_attempt() {
+    let ofd = ScriptedOfd::new(delivered());
+    ofd.then(SendOutcome::Transient {
+        error: "429".into(),
+        http_status: Some(429),
+        retry_after: Some(Duration::from_secs(120)),
+    });
+    let rig = Rig::new(ofd, policy()).await;
+    rig.add(1).await;
+    rig.handle.sync_now(false).await.unwrap();
+    tokio::time::advance(Duration::from_secs(100)).await;
+    assert_eq!(
+        rig.handle.sync_now(false).await.unwrap().synced,
+        0,
+        "still inside Retry-After"
+    );
+    tokio::time::advance(Duration::from_secs(21)).await;
+    assert_eq!(rig.handle.sync_now(false).await.unwrap().synced, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_opens_after_five_failures_and_refused_calls_are_not_attempts() {
+    let rig = Rig::new(
+        ScriptedOfd::new(transient()),
+        SyncPolicy {
+            concurrency: 1,
+            ..policy()
+        },
+    )
+    .await;
+    let ids = rig.add(10).await;
+    let report = rig.handle.sync_now(false).await.unwrap();
+    assert_eq!((report.failed, report.skipped), (5, 5), "{report:?}");
+    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    assert_eq!(rig.ofd.calls().len(), 5);
+    assert_eq!(
+        rig.receipt(&ids[9]).await.retry_count,
+        0,
+        "a refused call is not an attempt"
+    );
+    // While open, cycles send nothing, however often they run.
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        rig.handle.sync_now(false).await.unwrap();
+    }
+    assert_eq!(rig.ofd.calls().len(), 5);
+    assert!(rig.event_kinds().await.contains(&EventKind::CircuitOpened));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_sixty_seconds_a_probe_goes_through_and_two_successes_close_the_breaker() {
+    let ofd = ScriptedOfd::new(transient());
+    let rig = Rig::new(
+        ofd.clone(),
+        SyncPolicy {
+            concurrency: 1,
+            ..policy()
+        },
+    )
+    .await;
+    rig.add(5).await;
+    rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    ofd.set(delivered());
+    tokio::time::advance(Duration::from_secs(61)).await;
+    rig.until(Duration::from_secs(600), "all delivered", |c| c.synced == 5)
+        .await;
+    assert_eq!(rig.handle.breaker().state, breaker::State::Closed);
+    let kinds = rig.event_kinds().await;
+    for k in [
+        EventKind::CircuitOpened,
+        EventKind::CircuitHalfOpen,
+        EventKind::CircuitClosed,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} missing");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_lets_one_probe_through_an_open_breaker() {
+    let ofd = ScriptedOfd::new(transient());
+    let rig = Rig::new(
+        ofd.clone(),
+        SyncPolicy {
+            concurrency: 1,
+            ..policy()
+        },
+    )
+    .await;
+    rig.add(6).await;
+    rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(ofd.calls().len(), 5);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    // Still failing: the forced probe is the only call, and its failure re-opens the breaker.
+    let report = rig.handle.sync_now(true).await.unwrap();
+    assert_eq!((report.failed, ofd.calls().len()), (1, 6), "{report:?}");
+    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    // Recovered: a forced probe succeeds, the next ones close the breaker, everything due goes.
+    ofd.set(delivered());
+    let report = rig.handle.sync_now(true).await.unwrap();
+    assert_eq!(report.synced, 5, "{report:?}");
+    assert_eq!(rig.handle.breaker().state, breaker::State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receipt_is_moved_to_the_dlq_after_twenty_failed_attempts() {
+    let ofd = ScriptedOfd::new(transient());
+    // One receipt: five failures open the breaker, so the full 20 take several breaker periods.
+    let rig = Rig::new(ofd.clone(), policy()).await;
+    let ids = rig.add(1).await;
+    rig.until(Duration::from_secs(4 * 3600), "DLQ", |c| c.failed == 1).await;
+    assert_eq!(ofd.calls().len(), 20, "exactly twenty real attempts");
+    let r = rig.receipt(&ids[0]).await;
+    assert_eq!((r.status.as_str(), r.retry_count), ("failed", 20));
+    let dlq = rig.buffer.dlq().await.unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].reason, "max_retries_exceeded");
+    assert_eq!(dlq[0].retry_count, 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_it() {
+    let ofd = ScriptedOfd::new(delivered());
+    ofd.then(SendOutcome::Rejected {
+        http_status: 422,
+        body: "bad vat".into(),
+    });
+    let rig = Rig::new(ofd.clone(), policy()).await;
+    let ids = rig.add(1).await;
+    rig.handle.sync_now(false).await.unwrap();
+    let dlq = rig.buffer.dlq().await.unwrap();
+    assert_eq!((dlq[0].reason.as_str(), dlq[0].retry_count), ("rejected_by_ofd", 1));
+    assert!(dlq[0].last_error.as_deref().unwrap().contains("bad vat"));
+    assert_eq!(
+        rig.handle.breaker().consecutive_failures,
+        0,
+        "a rejection says the OFD is up"
+    );
+    let moved = rig.buffer.retry_dlq(None).await.unwrap();
+    assert_eq!(moved, ids);
+    assert_eq!(rig.receipt(&ids[0]).await.retry_count, 0);
+    rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(rig.receipt(&ids[0]).await.status, "synced");
+    assert!(rig.event_kinds().await.contains(&EventKind::DlqRetried));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
+    let ofd = ScriptedOfd::new(SendOutcome::Misconfigured {
+        http_status: 401,
+        body: "no".into(),
+    });
+    let rig = Rig::new(
+        ofd,
+        SyncPolicy {
+            concurrency: 1,
+            ..policy()
+        },
+    )
+    .await;
+    let ids = rig.add(3).await;
+    rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(rig.handle.status().misconfigured.map(|m| m.0), Some(401));
+    assert_eq!(rig.receipt(&ids[0]).await.status, "pending");
+    let alarms = rig
+        .event_kinds()
+        .await
+        .into_iter()
+        .filter(|k| *k == EventKind::OfdMisconfigured)
+        .count();
+    assert_eq!(alarms, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_manual_syncs_never_send_a_receipt_twice() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.add(40).await;
+    let reports = futures::future::join_all((0..10).map(|_| rig.handle.sync_now(false))).await;
+    assert!(reports.iter().all(Option::is_some));
+    let calls = rig.ofd.calls();
+    let mut per_id: HashMap<&String, usize> = HashMap::new();
+    for c in &calls {
+        *per_id.entry(c).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 40);
+    assert!(per_id.values().all(|n| *n == 1), "a receipt was sent twice");
+    assert_eq!(rig.buffer.counts().synced, 40);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_worker_stops_on_cancellation_and_a_new_one_carries_on() {
+    let mut rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.add(3).await;
+    rig.handle.sync_now(false).await.unwrap();
+    rig.stop().await;
+    assert!(!rig.handle.status().running);
+    assert!(
+        rig.handle.sync_now(false).await.is_none(),
+        "a stopped worker takes no requests"
+    );
+    rig.add(2).await;
+    rig.start();
+    rig.handle.wake();
+    rig.until(MINUTE, "restarted worker delivers", |c| c.synced == 5).await;
+    assert!(rig.handle.status().running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn receipts_left_syncing_by_a_crash_go_back_to_pending_at_start_and_are_delivered() {
+    let mut rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.stop().await;
+    let ids = rig.add(3).await;
+    // A crashed worker's claim: rows `syncing` with a lease that nobody will finish.
+    let claimed = rig
+        .buffer
+        .claim_due(50, rig.clock.now_ms(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(rig.buffer.counts().syncing, 3);
+    rig.start();
+    rig.handle.wake();
+    rig.until(MINUTE, "recovered and delivered", |c| c.synced == 3).await;
+    assert_eq!(rig.ofd.calls(), ids);
+    assert!(rig.event_kinds().await.contains(&EventKind::LeaseRecovered));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_of_a_delivery_writes_an_event() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    let ids = rig.add(1).await;
+    rig.handle.sync_now(false).await.unwrap();
+    let r = rig.receipt(&ids[0]).await;
+    let kinds: Vec<EventKind> = r.events.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::ReceiptAdded,
+            EventKind::SyncStarted,
+            EventKind::ReceiptSynced
+        ]
+    );
+    assert!(rig.event_kinds().await.contains(&EventKind::SyncCycleCompleted));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_follows_the_loop() {
+    let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.handle.sync_now(false).await.unwrap();
+    let first = rig.handle.status().heartbeat_ms.unwrap();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    rig.handle.sync_now(false).await.unwrap();
+    let second = rig.handle.status().heartbeat_ms.unwrap();
+    assert!(second - first >= 10_000, "{first} → {second}");
+}
