@@ -1,1 +1,177 @@
-//! placeholder
+//! Test support: start the real app on port 0 with a fresh data directory, talk HTTP to it,
+//! and wait on conditions with deadlines (never fixed sleeps).
+
+use kkt_core::{App, Settings};
+use serde_json::Value;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// The seed's `curl` body, verbatim.
+pub const SEED_BODY: &str = r#"{"pos_id":"POS-001","type":"sale","items":[{"name":"Test","price":100,"qty":1}],"payments":[{"type":"cash","amount":100}]}"#;
+
+/// A body in the original adapter's shape: `quantity`, `total`, `vat_rate`.
+pub const ORIGINAL_BODY: &str = r#"{"pos_id":"POS-002","type":"sale","items":[{"name":"Хлеб","price":45.50,"quantity":2,"total":91.00,"vat_rate":10},{"name":"Сыр","price":899.90,"quantity":0.350,"total":314.97,"vat_rate":20}],"payments":[{"type":"card","amount":405.97}]}"#;
+
+pub struct TestApp {
+    app: Option<App>,
+    pub settings: Settings,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::for_data_dir(dir);
+    // Fast policy so outages and recoveries fit in a test; the shape of the policy is unchanged.
+    s.sync.backoff_base = Duration::from_millis(100);
+    s.sync.backoff_max = Duration::from_millis(500);
+    s.sync.interval = Duration::from_millis(200);
+    s.breaker.open_for = Duration::from_millis(500);
+    s.simulator_latency = Duration::from_millis(1);
+    s
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        TestApp::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = settings(dir.path());
+        configure(&mut s);
+        let mut t = TestApp::launch(s).await;
+        t._dir = Some(dir);
+        t
+    }
+
+    async fn launch(settings: Settings) -> TestApp {
+        let app = App::build(settings.clone()).await.expect("app starts");
+        let base = format!("http://{}", app.local_addr());
+        let token = app.admin_token().to_string();
+        TestApp {
+            app: Some(app),
+            settings,
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            token,
+            _dir: None,
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("running")
+    }
+
+    /// Graceful stop and start on the same data directory (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+        let dir = self._dir.take();
+        let mut next = TestApp::launch(self.settings.clone()).await;
+        next._dir = dir;
+        *self = next;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_receipt(&self, key: Option<&str>, body: &str) -> reqwest::Response {
+        let mut r = self
+            .client
+            .post(self.url("/v1/kkt/receipt"))
+            .header("Content-Type", "application/json");
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.body(body.to_string()).send().await.expect("request")
+    }
+
+    /// Posts a receipt with a fresh key and returns its JSON answer (panics unless 200).
+    pub async fn receipt(&self, body: &str) -> Value {
+        let key = uuid::Uuid::new_v4().to_string();
+        let r = self.post_receipt(Some(&key), body).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut r = self.client.post(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get("/v1/kkt/buffer/status").await.1
+    }
+
+    /// Polls the buffer status until `f` holds; panics with the last status after `limit`.
+    pub async fn wait_status(&self, limit: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let status = wait_for(limit, what, || async {
+            let s = self.status().await;
+            f(&s).then_some(s)
+        })
+        .await;
+        status
+    }
+}
+
+/// Polls `check` until it yields a value; panics after `limit`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts a mock OFD on a free loopback port.
+pub async fn mock_ofd() -> mock_ofd::MockOfd {
+    mock_ofd::spawn("127.0.0.1:0".parse().expect("addr"), None, mock_ofd::Faults::default())
+        .await
+        .expect("mock-ofd starts")
+}
+
+/// A loopback URL where nothing listens (connection refused).
+pub fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    format!("http://{addr}")
+}
+
+pub fn n(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {v}"))
+}

@@ -94,11 +94,10 @@ impl WorkerHandle {
         lock(&self.shared.status).clone()
     }
 
+    /// The breaker as the worker last left it. Reading never changes it: the open → half-open
+    /// move happens in the worker's own cycle, where it is also written as an event.
     pub fn breaker(&self) -> breaker::Snapshot {
-        let mut b = lock(&self.shared.breaker);
-        // Reading the state also applies an elapsed open period, so status never shows a stale "open".
-        let _ = b.poll(self.clock.instant());
-        b.snapshot()
+        lock(&self.shared.breaker).snapshot()
     }
 
     pub fn clock(&self) -> Clock {
@@ -130,9 +129,12 @@ pub fn new(
     clock: Clock,
     metrics: Arc<Metrics>,
 ) -> (Worker, WorkerHandle) {
+    // The heartbeat starts now: if the loop never runs, it goes stale and health says so.
     let status = WorkerStatus {
         demo: ofd.is_simulator(),
         ofd: ofd.describe(),
+        running: true,
+        heartbeat_ms: Some(clock.now_ms()),
         ..WorkerStatus::default()
     };
     let shared = Arc::new(Shared {

@@ -1,0 +1,214 @@
+//! Phase 2 over HTTP against a real mock OFD server: the seed's integration test, an outage and
+//! recovery, rejection → DLQ → manual retry, admin auth, metrics.
+
+use kkt_tests::*;
+use serde_json::Value;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn the_seeds_integration_test_ten_receipts_end_synced_and_delivered_once() {
+    let ofd = mock_ofd().await;
+    let t = TestApp::start_with(|s| s.ofd_url = Some(ofd.url())).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(t.receipt(SEED_BODY).await["receipt_id"].as_str().unwrap().to_string());
+    }
+    let s = t.wait_status(LIMIT, "synced=10", |s| s["synced"] == 10).await;
+    assert_eq!((n(&s, "pending"), n(&s, "failed"), n(&s, "dlq_size")), (0, 0, 0));
+    assert_eq!(s["mode"], "live");
+    let stats = ofd.stats();
+    assert_eq!((stats.unique_keys, stats.duplicates), (10, 0));
+    // The OFD got the fiscal document under the receipt id as its idempotency key.
+    let doc = ofd.document(&ids[0]).expect("delivered under its receipt id");
+    assert_eq!(doc["receipt_id"], ids[0].as_str());
+    assert_eq!(doc["total"].as_f64(), Some(100.0));
+    for k in [
+        "fiscal_doc_number",
+        "fiscal_sign",
+        "fiscal_datetime",
+        "fn_number",
+        "kkt_number",
+        "shift_number",
+        "items",
+        "payments",
+        "pos_id",
+        "type",
+    ] {
+        assert!(doc.get(k).is_some(), "{k} missing in {doc}");
+    }
+}
+
+#[tokio::test]
+async fn an_ofd_outage_opens_the_breaker_and_everything_is_delivered_after_recovery() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        down: true,
+        ..Default::default()
+    });
+    let t = TestApp::start_with(|s| s.ofd_url = Some(ofd.url())).await;
+    for _ in 0..8 {
+        t.receipt(SEED_BODY).await;
+    }
+    let s = t
+        .wait_status(LIMIT, "breaker open", |s| s["breaker"]["state"] == "open")
+        .await;
+    assert_eq!(s["network_status"], "offline");
+    assert_eq!(n(&s, "synced"), 0);
+    // Intake never waits for the OFD.
+    assert_eq!(t.post_receipt(Some("during-outage"), SEED_BODY).await.status(), 200);
+    let (_, h) = t.get("/v1/health").await;
+    assert_eq!(h["status"], "degraded");
+    ofd.set_faults(mock_ofd::Faults::default());
+    let s = t.wait_status(LIMIT, "all delivered", |s| s["synced"] == 9).await;
+    assert_eq!(s["breaker"]["state"], "closed");
+    assert_eq!(ofd.stats().unique_keys, 9);
+    assert!(ofd.deliveries().values().all(|d| *d == 1), "no receipt delivered twice");
+    let (_, ev) = t.get("/v1/kkt/buffer/events?limit=1000").await;
+    let kinds: Vec<&str> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    for k in [
+        "circuit_opened",
+        "circuit_half_open",
+        "circuit_closed",
+        "receipt_failed",
+        "receipt_synced",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_receipt_goes_to_the_dlq_and_a_manual_retry_delivers_it() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        reject_pos_ids: vec!["POS-001".into()],
+        ..Default::default()
+    });
+    let t = TestApp::start_with(|s| s.ofd_url = Some(ofd.url())).await;
+    let id = t.receipt(SEED_BODY).await["receipt_id"].as_str().unwrap().to_string();
+    t.wait_status(LIMIT, "in the DLQ", |s| s["dlq_size"] == 1).await;
+    let (_, dlq) = t.get("/v1/kkt/dlq").await;
+    let e = &dlq["entries"][0];
+    assert_eq!(e["receipt_id"], id.as_str());
+    assert_eq!(e["reason"], "rejected_by_ofd");
+    assert_eq!(e["retry_count"], 1);
+    assert_eq!(e["pos_id"], "POS-001");
+    assert_eq!(e["total"].as_f64(), Some(100.0));
+    assert!(e["last_error"].as_str().unwrap().contains("422"));
+    // The OFD's rule is fixed; an operator retries the entry.
+    ofd.set_faults(mock_ofd::Faults::default());
+    let (code, v) = t.admin_post(&format!("/v1/kkt/dlq/{id}/retry"), Some(&t.token)).await;
+    assert_eq!((code, v["retried"].as_u64()), (200, Some(1)));
+    let s = t
+        .wait_status(LIMIT, "delivered after retry", |s| s["synced"] == 1)
+        .await;
+    assert_eq!(n(&s, "dlq_size"), 0);
+    let (_, r) = t.get(&format!("/v1/kkt/receipt/{id}")).await;
+    assert_eq!(r["retry_count"], 0, "attempts were reset by the retry");
+    let (code, _) = t.admin_post(&format!("/v1/kkt/dlq/{id}/retry"), Some(&t.token)).await;
+    assert_eq!(code, 404, "no longer in the DLQ");
+}
+
+#[tokio::test]
+async fn retry_all_returns_every_dlq_entry_to_pending() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        reject_rate: 1.0,
+        ..Default::default()
+    });
+    let t = TestApp::start_with(|s| s.ofd_url = Some(ofd.url())).await;
+    for _ in 0..3 {
+        t.receipt(SEED_BODY).await;
+    }
+    t.wait_status(LIMIT, "3 in the DLQ", |s| s["dlq_size"] == 3).await;
+    ofd.set_faults(mock_ofd::Faults::default());
+    let (code, v) = t.admin_post("/v1/kkt/dlq/retry", Some(&t.token)).await;
+    assert_eq!((code, v["retried"].as_u64()), (200, Some(3)));
+    t.wait_status(LIMIT, "all delivered", |s| s["synced"] == 3).await;
+}
+
+#[tokio::test]
+async fn admin_calls_need_the_admin_token() {
+    let t = TestApp::start().await;
+    for path in ["/v1/kkt/buffer/sync", "/v1/kkt/dlq/retry", "/v1/kkt/dlq/x/retry"] {
+        let (code, v) = t.admin_post(path, None).await;
+        assert_eq!((code, v["code"].as_str()), (401, Some("unauthorized")), "{path}");
+        let (code, _) = t.admin_post(path, Some("wrong-token")).await;
+        assert_eq!(code, 401, "{path}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(t.settings.config_dir.join("admin_token")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn manual_sync_delivers_what_waits_and_reports_the_cycle() {
+    let ofd = mock_ofd().await;
+    let t = TestApp::start_with(|s| {
+        s.ofd_url = Some(ofd.url());
+        s.sync.interval = Duration::from_secs(3600);
+    })
+    .await;
+    ofd.set_faults(mock_ofd::Faults {
+        down: true,
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        t.receipt(SEED_BODY).await;
+    }
+    t.wait_status(LIMIT, "first attempts failed", |s| s["retrying"] == 3)
+        .await;
+    ofd.set_faults(mock_ofd::Faults::default());
+    let v = wait_for(LIMIT, "a sync that delivers all", || async {
+        let (code, v) = t.admin_post("/v1/kkt/buffer/sync?force=true", Some(&t.token)).await;
+        assert_eq!(code, 200);
+        assert_eq!(v["status"], "completed");
+        assert!(v["duration_seconds"].is_number() && v["skipped"].is_number() && v["failed"].is_number());
+        (t.status().await["synced"] == 3).then_some(v)
+    })
+    .await;
+    assert!(n(&v, "synced") >= 1, "{v}");
+}
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_text() {
+    let t = TestApp::start().await;
+    t.receipt(SEED_BODY).await;
+    t.wait_status(LIMIT, "synced", |s| s["synced"] == 1).await;
+    let r = t.client.get(t.url("/metrics")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for line in [
+        "kkt_receipts{status=\"synced\"} 1",
+        "kkt_dlq_size 0",
+        "kkt_breaker_state{state=\"closed\"} 1",
+        "kkt_intake_total{result=\"created\"} 1",
+        "kkt_ofd_sends_total{outcome=\"delivered\"} 1",
+        "kkt_ofd_send_duration_seconds_count 1",
+        "kkt_oldest_pending_age_seconds 0",
+    ] {
+        assert!(text.contains(line), "{line} missing in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn worker_status_and_openapi_are_served() {
+    let t = TestApp::start().await;
+    let (code, w) = t.get("/v1/kkt/worker/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(w["running"], true);
+    assert_eq!(w["batch_size"], 50);
+    assert_eq!(w["demo"], true);
+    let (code, spec): (u16, Value) = t.get("/openapi.json").await;
+    assert_eq!(code, 200);
+    assert!(spec["paths"]["/v1/kkt/receipt"]["post"].is_object());
+}
