@@ -129,12 +129,11 @@ impl TestApp {
 
     /// Polls the buffer status until `f` holds; panics with the last status after `limit`.
     pub async fn wait_status(&self, limit: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let status = wait_for(limit, what, || async {
+        wait_for(limit, what, || async {
             let s = self.status().await;
             f(&s).then_some(s)
         })
-        .await;
-        status
+        .await
     }
 }
 
