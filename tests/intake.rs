@@ -364,3 +364,44 @@ async fn unknown_routes_and_wrong_methods_answer_with_json_errors() {
     assert_eq!(r.status(), 405);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_with_its_test_hooks() {
+    let t = TestApp::start().await;
+    let r = t.client.get(t.url("/ui/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    for hook in [
+        "pending-count",
+        "synced-count",
+        "dlq-count",
+        "breaker-state",
+        "network-status",
+        "oldest-pending-age",
+        "sync-now",
+        "dlq-retry-all",
+    ] {
+        assert!(html.contains(&format!("data-testid=\"{hook}\"")), "{hook} missing");
+    }
+    let js = t.client.get(t.url("/ui/app.js")).send().await.unwrap();
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.text().await.unwrap().contains("dlq-retry"));
+    assert_eq!(t.client.get(t.url("/ui/style.css")).send().await.unwrap().status(), 200);
+    let (code, v) = t.get("/ui/secrets.txt").await;
+    assert_eq!((code, v["code"].as_str()), (404, Some("not_found")));
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect.get(t.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], "/ui/");
+    let (_, latest) = t.get("/v1/kkt/buffer/events?latest=5").await;
+    assert!(latest["events"].is_array());
+}

@@ -1,0 +1,254 @@
+// KKT Adapter window: polls the local API every second and renders the one status snapshot.
+// Works the same in the desktop window (the shell supplies the admin token) and in a browser
+// at /ui/ (the manager enters the token once per session).
+"use strict";
+
+const POLL_MS = 1000;
+const T = {
+  ru: {
+    demo: "ДЕМО", connecting: "Подключение…", connected: "на связи", disconnected: "нет связи с адаптером",
+    pending: "Ожидают отправки", syncing: "отправляются", synced: "Доставлены в ОФД", "last-sync": "последняя доставка",
+    dlq: "Не доставлены (DLQ)", total: "всего чеков", ofd: "Связь с ОФД", breaker: "автомат",
+    oldest: "Самый старый неотправленный", seconds: "с", "fn-limit": "ФН блокируется через 30 дней",
+    "sync-now": "Синхронизировать сейчас", force: "пробный запрос при открытом автомате",
+    "token-label": "Токен администратора (для синхронизации и повтора DLQ):", save: "Сохранить",
+    "token-hint": "Хранится только в этой вкладке. Файл admin_token в каталоге настроек.",
+    "dlq-title": "Очередь недоставленных (DLQ)", "retry-all": "Повторить все", retry: "Повторить",
+    "col-receipt": "Чек", "col-pos": "Касса", "col-total": "Сумма", "col-reason": "Причина", "col-attempts": "Попыток",
+    "col-error": "Последняя ошибка", "dlq-empty": "Пусто — все чеки доставлены или ждут отправки.",
+    lookup: "Найти чек", find: "Найти", events: "Последние события", none: "нет",
+    online: "в сети", degraded: "с перебоями", offline: "нет связи",
+    closed: "замкнут", open: "разомкнут", half_open: "пробный режим", "probe-in": "проба через",
+    busy: "Выполняется…", "sync-done": "Готово: доставлено {synced}, ошибок {failed}, пропущено {skipped}",
+    "retry-done": "Возвращено в очередь: {n}", "need-token": "Нужен токен администратора — введите его ниже.",
+    "bad-token": "Неверный токен администратора.", "error": "Ошибка", "not-found": "Чек не найден",
+    "fn-warning": "Внимание: чек ждёт отправки в ОФД уже {age}. ФН заблокируется через 30 дней без подтверждения ОФД.",
+    "fn-critical": "КРИТИЧНО: чек не подтверждён ОФД уже {age}. ФН заблокируется на 30-й день — проверьте связь с ОФД!",
+    misconfigured: "ОФД отвечает HTTP {code}: проверьте адрес ОФД и токен в настройках.",
+    ago: "назад", just: "только что", d: "д", h: "ч", m: "мин", s: "с",
+    status: "Статус", attempts: "попыток", created: "создан",
+  },
+  en: {
+    demo: "DEMO", connecting: "Connecting…", connected: "connected", disconnected: "adapter unreachable",
+    pending: "Waiting to send", syncing: "sending", synced: "Delivered to the OFD", "last-sync": "last delivery",
+    dlq: "Not delivered (DLQ)", total: "receipts in all", ofd: "OFD connection", breaker: "breaker",
+    oldest: "Oldest unsent receipt", seconds: "s", "fn-limit": "the FN blocks after 30 days",
+    "sync-now": "Sync now", force: "probe through an open breaker",
+    "token-label": "Admin token (for sync and DLQ retries):", save: "Save",
+    "token-hint": "Kept in this tab only. It is the admin_token file in the config directory.",
+    "dlq-title": "Dead-letter queue (DLQ)", "retry-all": "Retry all", retry: "Retry",
+    "col-receipt": "Receipt", "col-pos": "POS", "col-total": "Total", "col-reason": "Reason", "col-attempts": "Attempts",
+    "col-error": "Last error", "dlq-empty": "Empty — every receipt is delivered or waiting to be sent.",
+    lookup: "Find a receipt", find: "Find", events: "Recent events", none: "none",
+    online: "online", degraded: "degraded", offline: "offline",
+    closed: "closed", open: "open", half_open: "half-open", "probe-in": "probe in",
+    busy: "Working…", "sync-done": "Done: delivered {synced}, failed {failed}, skipped {skipped}",
+    "retry-done": "Returned to the queue: {n}", "need-token": "The admin token is needed — enter it below.",
+    "bad-token": "Wrong admin token.", "error": "Error", "not-found": "Receipt not found",
+    "fn-warning": "Warning: a receipt has waited {age} for the OFD. The FN blocks after 30 days without OFD confirmation.",
+    "fn-critical": "CRITICAL: a receipt has waited {age} for OFD confirmation. The FN blocks on day 30 — check the OFD connection!",
+    misconfigured: "The OFD answers HTTP {code}: check the OFD URL and token in the settings.",
+    ago: "ago", just: "just now", d: "d", h: "h", m: "min", s: "s",
+    status: "Status", attempts: "attempts", created: "created",
+  },
+};
+
+let lang = localStorage.getItem("kkt-lang") || "ru";
+let last = null;
+const $ = (id) => document.getElementById(id);
+const t = (key, vars = {}) => (T[lang][key] || key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
+
+function token() {
+  return window.__KKT_ADMIN_TOKEN__ || sessionStorage.getItem("kkt-admin-token") || "";
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  $("lang").textContent = lang === "ru" ? "English" : "Русский";
+  if (last) render(last);
+}
+
+function human(seconds) {
+  if (seconds == null) return "–";
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s} ${t("s")}`;
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d} ${t("d")} ${h} ${t("h")}`;
+  if (h) return `${h} ${t("h")} ${m} ${t("m")}`;
+  return `${m} ${t("m")}`;
+}
+
+function since(iso) {
+  if (!iso) return t("none");
+  const secs = (Date.now() - Date.parse(iso)) / 1000;
+  return secs < 5 ? t("just") : `${human(secs)} ${t("ago")}`;
+}
+
+function setText(el, text) {
+  if (el.textContent !== String(text)) el.textContent = String(text);
+}
+
+function render(s) {
+  last = s;
+  setText(document.querySelector('[data-testid="pending-count"]'), s.pending);
+  setText(document.querySelector('[data-testid="synced-count"]'), s.synced);
+  setText(document.querySelector('[data-testid="dlq-count"]'), s.dlq_size);
+  setText(document.querySelector('[data-testid="breaker-state"]'), s.breaker.state);
+  setText(document.querySelector('[data-testid="network-status"]'), s.network_status);
+  setText(document.querySelector('[data-testid="oldest-pending-age"]'), s.oldest_pending_age_seconds ?? "");
+  setText($("syncing-count"), s.syncing);
+  setText($("total-count"), s.total_receipts);
+  setText($("last-sync"), since(s.last_sync_at));
+  setText($("breaker-label"), `(${t(s.breaker.state)})`);
+  setText($("next-probe"), s.breaker.next_probe_in_seconds != null ? `· ${t("probe-in")} ${Math.ceil(s.breaker.next_probe_in_seconds)} ${t("s")}` : "");
+  setText($("oldest-human"), s.oldest_pending_age_seconds == null ? t("none") : human(s.oldest_pending_age_seconds));
+  const net = document.querySelector('[data-testid="network-status"]');
+  net.className = `net-${s.network_status}`;
+  $("dlq-value").className = s.dlq_size > 0 ? "value bad" : "value";
+  $("mode-badge").hidden = s.mode !== "demo";
+  const fn = s.fn_age;
+  const banner = $("fn-banner");
+  banner.hidden = fn.level === "ok";
+  banner.className = `banner ${fn.level === "critical" ? "critical" : "warning"}`;
+  if (fn.level !== "ok") setText(banner, t(fn.level === "critical" ? "fn-critical" : "fn-warning", { age: human(fn.oldest_unsynced_age_seconds) }));
+  $("misconfig-banner").hidden = !s.ofd_misconfigured;
+  if (s.ofd_misconfigured) setText($("misconfig-banner"), t("misconfigured", { code: s.ofd_misconfigured }));
+}
+
+function renderDlq(list) {
+  const rows = $("dlq-rows");
+  rows.replaceChildren();
+  for (const e of list.entries) {
+    const tr = document.createElement("tr");
+    const cells = [e.receipt_id.slice(0, 8) + "… №" + e.fiscal_doc_number, e.pos_id, e.total.toFixed(2), e.reason, e.retry_count, e.last_error || ""];
+    for (const c of cells) {
+      const td = document.createElement("td");
+      td.textContent = c;
+      tr.appendChild(td);
+    }
+    tr.firstChild.title = e.receipt_id;
+    const td = document.createElement("td");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.testid = "dlq-retry";
+    b.textContent = t("retry");
+    b.addEventListener("click", () => admin(`/v1/kkt/dlq/${encodeURIComponent(e.receipt_id)}/retry`, (r) => t("retry-done", { n: r.retried })));
+    td.appendChild(b);
+    tr.appendChild(td);
+    rows.appendChild(tr);
+  }
+  $("dlq-empty").hidden = list.entries.length > 0;
+  $("dlq-retry-all").disabled = list.entries.length === 0;
+}
+
+function renderEvents(page) {
+  const ol = $("events");
+  ol.replaceChildren();
+  for (const e of page.events.slice().reverse()) {
+    const li = document.createElement("li");
+    const time = new Date(e.created_at).toLocaleTimeString(lang === "ru" ? "ru-RU" : "en-GB");
+    li.textContent = `${time} ${e.event_type}${e.receipt_id ? " " + e.receipt_id.slice(0, 8) : ""}`;
+    ol.appendChild(li);
+  }
+}
+
+async function getJson(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+async function poll() {
+  try {
+    const [status, dlq, events] = await Promise.all([
+      getJson("/v1/kkt/buffer/status"), getJson("/v1/kkt/dlq"), getJson("/v1/kkt/buffer/events?latest=15"),
+    ]);
+    render(status);
+    renderDlq(dlq);
+    renderEvents(events);
+    setText($("conn"), t("connected"));
+    $("conn").className = "conn ok";
+  } catch (e) {
+    setText($("conn"), t("disconnected"));
+    $("conn").className = "conn bad";
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+function showResult(text, kind) {
+  const el = $("action-result");
+  el.textContent = text;
+  el.className = `result ${kind}`;
+}
+
+async function admin(path, describe) {
+  if (!token()) {
+    $("token-box").hidden = false;
+    showResult(t("need-token"), "bad");
+    $("token").focus();
+    return;
+  }
+  document.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  showResult(t("busy"), "busy");
+  try {
+    const r = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token()}` } });
+    const body = await r.json().catch(() => ({}));
+    if (r.status === 401) {
+      $("token-box").hidden = false;
+      showResult(t("bad-token"), "bad");
+    } else if (!r.ok) {
+      showResult(`${t("error")} ${r.status}: ${body.message || ""}`, "bad");
+    } else {
+      showResult(describe(body), "ok");
+    }
+  } catch (e) {
+    showResult(`${t("error")}: ${e.message}`, "bad");
+  } finally {
+    document.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    if (last) renderDlq(await getJson("/v1/kkt/dlq").catch(() => ({ entries: [] })));
+  }
+}
+
+async function lookup(ev) {
+  ev.preventDefault();
+  const id = $("lookup-id").value.trim();
+  const out = $("lookup-result");
+  out.replaceChildren();
+  if (!id) return;
+  const r = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}`);
+  if (r.status === 404) { out.textContent = t("not-found"); return; }
+  const v = await r.json();
+  const lines = [
+    `${t("status")}: ${v.status} · ${v.retry_count} ${t("attempts")}`,
+    `${t("created")}: ${v.created_at}`,
+    `ФД №${v.fiscal_doc.fiscal_doc_number} · ФП ${v.fiscal_doc.fiscal_sign} · ${v.total.toFixed(2)} ₽`,
+    v.last_error ? `${t("col-error")}: ${v.last_error}` : "",
+  ].filter(Boolean);
+  for (const l of lines) {
+    const p = document.createElement("div");
+    p.textContent = l;
+    out.appendChild(p);
+  }
+}
+
+$("lang").addEventListener("click", () => {
+  lang = lang === "ru" ? "en" : "ru";
+  localStorage.setItem("kkt-lang", lang);
+  applyLanguage();
+});
+$("sync-now").addEventListener("click", () => {
+  const force = $("force").checked ? "?force=true" : "";
+  admin(`/v1/kkt/buffer/sync${force}`, (r) => t("sync-done", r));
+});
+$("dlq-retry-all").addEventListener("click", () => admin("/v1/kkt/dlq/retry", (r) => t("retry-done", { n: r.retried })));
+$("token-save").addEventListener("click", () => {
+  sessionStorage.setItem("kkt-admin-token", $("token").value.trim());
+  $("token").value = "";
+  showResult("✓", "ok");
+});
+$("lookup-form").addEventListener("submit", lookup);
+$("token-box").hidden = Boolean(token());
+applyLanguage();
+poll();

@@ -34,6 +34,8 @@ impl Daemon {
     /// Starts the daemon and waits for its "listening on" line.
     fn start(data: &std::path::Path, extra: &[&str]) -> Daemon {
         std::fs::write(data.join("none.toml"), "").unwrap();
+        // Reaped in `Drop` (kill + wait), whatever the test does.
+        #[allow(clippy::zombie_processes)]
         let mut child = command(data, extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

@@ -120,6 +120,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
 pub struct EventsQuery {
     after: Option<i64>,
     limit: Option<u32>,
+    /// The newest N events (oldest first), instead of paging from `after`.
+    latest: Option<u32>,
 }
 
 pub async fn events(
@@ -127,14 +129,14 @@ pub async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
-    let page = state
-        .buffer
-        .events(q.after.unwrap_or(0), q.limit.unwrap_or(100))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read events");
-            ApiError::ServiceUnavailable("the buffer database cannot be read")
-        })?;
+    let page = match q.latest {
+        Some(n) => state.buffer.latest_events(n).await,
+        None => state.buffer.events(q.after.unwrap_or(0), q.limit.unwrap_or(100)).await,
+    }
+    .map_err(|e| {
+        tracing::error!(error = %e, "cannot read events");
+        ApiError::ServiceUnavailable("the buffer database cannot be read")
+    })?;
     Ok(Json(page).into_response())
 }
 

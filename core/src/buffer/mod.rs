@@ -301,6 +301,11 @@ impl Buffer {
         self.reads.run(move |c| read::events(c, after, limit)).await
     }
 
+    /// The newest `n` events, oldest first.
+    pub async fn latest_events(&self, n: u32) -> Result<EventPage, Error> {
+        self.reads.run(move |c| read::latest_events(c, n)).await
+    }
+
     pub async fn dlq(&self) -> Result<Vec<DlqEntry>, Error> {
         self.reads.run(read::dlq).await
     }

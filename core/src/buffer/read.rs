@@ -230,6 +230,19 @@ pub(crate) fn events(c: &Connection, after: i64, limit: u32) -> Result<EventPage
     Ok(EventPage { events, next_after })
 }
 
+pub(crate) fn latest_events(c: &Connection, n: u32) -> Result<EventPage, Error> {
+    let mut events: Vec<Event> = c
+        .prepare_cached(
+            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events ORDER BY id DESC LIMIT ?1",
+        )?
+        .query_map([n.clamp(1, 1000)], event_row)?
+        .filter_map(|e| e.transpose())
+        .collect::<Result<_, _>>()?;
+    events.reverse();
+    let next_after = events.last().map(|e| e.id).unwrap_or(0);
+    Ok(EventPage { events, next_after })
+}
+
 fn dlq_entries(c: &Connection, id: Option<&str>) -> Result<Vec<DlqEntry>, Error> {
     Ok(c.prepare_cached(
         "SELECT d.receipt_id, r.pos_id, r.total_kopecks, r.fiscal_doc_number, d.moved_at, d.reason, d.retry_count,
