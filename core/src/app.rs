@@ -99,7 +99,7 @@ impl App {
                 path: settings.database_path(),
                 capacity: settings.capacity,
             },
-            Box::new(kkt),
+            kkt,
         )?;
         let ofd: Arc<dyn Ofd> = match &settings.ofd_url {
             Some(url) => Arc::new(HttpOfd::new(

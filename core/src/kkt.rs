@@ -48,12 +48,13 @@ pub enum Error {
     Printer(String),
 }
 
-/// A fiscal register driver. Called only from the buffer's writer thread (never on the runtime).
-pub trait Kkt: Send {
+/// A fiscal register driver. `fiscalize` runs on the buffer's writer thread inside its
+/// transaction, `print` on the printer thread; never on the async runtime.
+pub trait Kkt: Send + Sync {
     /// Assigns the next fiscal attributes for `receipt`, advancing `counters`.
-    fn fiscalize(&mut self, counters: &mut KktCounters, receipt: &Receipt, now: DateTime<Utc>) -> FiscalDoc;
+    fn fiscalize(&self, counters: &mut KktCounters, receipt: &Receipt, now: DateTime<Utc>) -> FiscalDoc;
     /// Prints the document. May block (a real printer is slow); it runs on the writer thread.
-    fn print(&mut self, receipt_id: &str, receipt: &Receipt, doc: &FiscalDoc) -> Result<(), Error>;
+    fn print(&self, receipt_id: &str, receipt: &Receipt, doc: &FiscalDoc) -> Result<(), Error>;
 }
 
 /// Settings of the mock driver.
@@ -87,7 +88,7 @@ fn fiscal_sign(fn_number: &str, number: i64, datetime: &str, total: Kopecks) -> 
 }
 
 impl Kkt for MockKkt {
-    fn fiscalize(&mut self, c: &mut KktCounters, receipt: &Receipt, now: DateTime<Utc>) -> FiscalDoc {
+    fn fiscalize(&self, c: &mut KktCounters, receipt: &Receipt, now: DateTime<Utc>) -> FiscalDoc {
         let now_ms = now.timestamp_millis();
         let shift_ms = self.config.shift_length.as_millis() as i64;
         if c.shift_number == 0 || now_ms - c.shift_opened_at_ms >= shift_ms {
@@ -122,7 +123,7 @@ impl Kkt for MockKkt {
         }
     }
 
-    fn print(&mut self, receipt_id: &str, receipt: &Receipt, doc: &FiscalDoc) -> Result<(), Error> {
+    fn print(&self, receipt_id: &str, receipt: &Receipt, doc: &FiscalDoc) -> Result<(), Error> {
         if !self.config.print_latency.is_zero() {
             std::thread::sleep(self.config.print_latency);
         }
@@ -209,7 +210,7 @@ mod tests {
 
     #[test]
     fn numbers_increase_by_one_from_the_saved_counters() {
-        let mut k = kkt(None);
+        let k = kkt(None);
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 10, 15, 0).unwrap();
         let mut c = KktCounters {
             last_fiscal_doc_number: 16,
@@ -234,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_refund_is_operation_two_and_a_new_shift_opens_after_a_day() {
-        let mut k = kkt(None);
+        let k = kkt(None);
         let day1 = Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap();
         let mut c = KktCounters::default();
         let a = k.fiscalize(&mut c, &receipt("refund"), day1);
@@ -247,7 +248,7 @@ mod tests {
     #[test]
     fn printing_writes_a_readable_slip() {
         let dir = tempfile::tempdir().unwrap();
-        let mut k = kkt(Some(dir.path().to_path_buf()));
+        let k = kkt(Some(dir.path().to_path_buf()));
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 10, 15, 0).unwrap();
         let r = receipt("sale");
         let doc = k.fiscalize(&mut KktCounters::default(), &r, now);

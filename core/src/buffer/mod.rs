@@ -5,6 +5,7 @@
 //! takes all commands waiting, applies them in one transaction, commits once (one fsync for the
 //! batch), and only then replies. Reads use their own WAL connections and never wait on writes.
 
+mod printer;
 mod read;
 pub(crate) mod schema;
 mod writer;
@@ -148,6 +149,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Vec<String>, Error>>,
     },
     Log(Vec<NewEvent>, oneshot::Sender<Result<(), Error>>),
+    /// Print results coming back from the printer thread.
+    Printed(Vec<printer::Printed>),
     /// Commit everything before it, then stop the writer thread.
     Stop(oneshot::Sender<()>),
 }
@@ -190,7 +193,7 @@ fn corrupt_or(path: &Path, e: rusqlite::Error) -> Error {
 
 impl Buffer {
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
-    pub fn open(config: BufferConfig, kkt: Box<dyn Kkt>) -> Result<Buffer, Error> {
+    pub fn open(config: BufferConfig, kkt: impl Kkt + 'static) -> Result<Buffer, Error> {
         let mut conn = open_connection(
             &config.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -211,7 +214,10 @@ impl Buffer {
         let reads = read::Pool::new(&config.path, 4)?;
         let (commands, rx) = mpsc::channel(8192);
         let (events, _) = broadcast::channel(1024);
-        let (state, counts) = writer::Writer::new(conn, kkt, config.capacity, events.clone())?;
+        let kkt: Arc<dyn Kkt> = Arc::new(kkt);
+        let printer = printer::spawn(kkt.clone(), commands.clone())
+            .map_err(|e| Error::Open(format!("cannot start the printer thread: {e}")))?;
+        let (state, counts) = writer::Writer::new(conn, kkt, printer, config.capacity, events.clone())?;
         let handle = std::thread::Builder::new()
             .name("buffer-writer".into())
             .spawn(move || state.run(rx))
@@ -322,7 +328,8 @@ impl Buffer {
             .await
     }
 
-    /// Stops the writer after it has committed every command sent before this call.
+    /// Stops the writer after it has committed every command sent before this call and every
+    /// receipt handed to the printer has come back.
     pub async fn close(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {

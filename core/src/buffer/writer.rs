@@ -1,10 +1,12 @@
 //! The single writer thread: groups every waiting command into one transaction.
 //!
-//! Intake is two short transactions per batch so that printing happens only after the row is
-//! durable (CONTRACT §1): (1) idempotency check, fiscal numbering, row + `receipt_added` event,
-//! COMMIT; then the KKT prints each new receipt; (2) the print result and the exact answer bytes
-//! are stored, COMMIT; only then do the answers go back.
+//! Intake takes two commits per receipt so that printing happens only after the row is durable
+//! (CONTRACT §1): (1) idempotency check, fiscal numbering, row + `receipt_added` event, COMMIT;
+//! the printer thread prints meanwhile; (2) the print result and the exact answer bytes come back
+//! as a `Printed` command and are committed with whatever else is waiting; only then does the
+//! answer go back. Under load both commits are shared by whole batches.
 
+use super::printer::{Job, Printed, admit_body};
 use super::{Admission, AdmitError, AdmitRequest, Claimed, Command, Counts, Disposition, Error};
 use crate::events::{Event, EventKind};
 use crate::kkt::{FiscalDoc, Kkt, KktCounters};
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::collections::HashSet;
+use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Commands taken into one transaction at most.
@@ -23,22 +26,20 @@ const MAX_BATCH: usize = 512;
 
 pub(crate) struct Writer {
     conn: Connection,
-    kkt: Box<dyn Kkt>,
+    kkt: Arc<dyn Kkt>,
+    /// Receipts stored and numbered go here to be printed; results come back as `Printed`.
+    printer: std::sync::mpsc::Sender<Vec<Job>>,
+    /// Receipts handed to the printer whose results have not come back yet.
+    awaiting_print: usize,
     counters: KktCounters,
     capacity: u64,
     broadcast: broadcast::Sender<Event>,
     /// Published after every commit, before the batch's replies go out.
     counts: watch::Sender<Counts>,
+    /// When a receipt was last marked synced (kept here: no index serves `max(synced_at)`).
+    last_synced_ms: Option<i64>,
     /// Events written in the open transaction; broadcast after it commits.
     written: Vec<Event>,
-}
-
-/// A receipt stored in phase 1, waiting to be printed.
-struct NewReceipt {
-    id: String,
-    receipt: Receipt,
-    doc: FiscalDoc,
-    reply: oneshot::Sender<Result<Admission, AdmitError>>,
 }
 
 /// What intake decided for one request inside the transaction.
@@ -79,7 +80,6 @@ enum Reply {
     Unit(oneshot::Sender<Result<(), Error>>),
     Count(oneshot::Sender<Result<usize, Error>>, usize),
     Ids(oneshot::Sender<Result<Vec<String>, Error>>, Vec<String>),
-    Stop(oneshot::Sender<()>),
 }
 
 impl Reply {
@@ -90,7 +90,6 @@ impl Reply {
             Reply::Unit(tx) => drop(tx.send(Ok(()))),
             Reply::Count(tx, n) => drop(tx.send(Ok(n))),
             Reply::Ids(tx, v) => drop(tx.send(Ok(v))),
-            Reply::Stop(tx) => drop(tx.send(())),
         }
     }
 
@@ -102,34 +101,8 @@ impl Reply {
             Reply::Unit(tx) => drop(tx.send(Err(err()))),
             Reply::Count(tx, _) => drop(tx.send(Err(err()))),
             Reply::Ids(tx, _) => drop(tx.send(Err(err()))),
-            Reply::Stop(tx) => drop(tx.send(())),
         }
     }
-}
-
-/// The 200 answer of `POST /v1/kkt/receipt`.
-#[derive(Serialize)]
-struct AdmitBody<'a> {
-    status: &'a str,
-    receipt_id: &'a str,
-    sync_status: &'a str,
-    fiscal_doc: &'a FiscalDoc,
-    message: &'a str,
-}
-
-fn admit_body(id: &str, doc: &FiscalDoc, print_error: Option<&str>) -> Vec<u8> {
-    let message = match print_error {
-        None => "Receipt printed successfully".to_string(),
-        Some(e) => format!("Receipt stored and will be sent to the OFD, but printing failed: {e}"),
-    };
-    let body = AdmitBody {
-        status: if print_error.is_none() { "printed" } else { "buffered" },
-        receipt_id: id,
-        sync_status: "pending",
-        fiscal_doc: doc,
-        message: &message,
-    };
-    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The parts of the stored request the OFD document reuses verbatim.
@@ -182,20 +155,30 @@ fn ms(t: DateTime<Utc>) -> i64 {
 impl Writer {
     pub(crate) fn new(
         conn: Connection,
-        kkt: Box<dyn Kkt>,
+        kkt: Arc<dyn Kkt>,
+        printer: std::sync::mpsc::Sender<Vec<Job>>,
         capacity: u64,
         broadcast: broadcast::Sender<Event>,
     ) -> Result<(Writer, watch::Receiver<Counts>), Error> {
         let mut w = Writer {
             conn,
             kkt,
+            printer,
+            awaiting_print: 0,
             counters: KktCounters::default(),
             capacity,
             broadcast,
             counts: watch::Sender::new(Counts::default()),
+            last_synced_ms: None,
             written: Vec::new(),
         };
         w.counters = w.load_counters()?;
+        // One scan at start; from then on the writer, which marks receipts synced, keeps it.
+        w.last_synced_ms =
+            w.conn
+                .query_row("SELECT max(synced_at) FROM receipts WHERE status = 'synced'", [], |r| {
+                    r.get(0)
+                })?;
         w.counts.send_replace(w.read_counts()?);
         let rx = w.counts.subscribe();
         Ok((w, rx))
@@ -244,16 +227,16 @@ impl Writer {
             .conn
             .prepare_cached("SELECT count(*) FROM dlq")?
             .query_row([], |r| r.get::<_, i64>(0))? as u64;
-        c.last_synced_ms = self
-            .conn
-            .prepare_cached("SELECT max(synced_at) FROM receipts WHERE status = 'synced'")?
-            .query_row([], |r| r.get(0))?;
+        c.last_synced_ms = self.last_synced_ms;
         Ok(c)
     }
 
-    /// The writer loop: runs until a `Stop` command or until every sender is gone.
+    /// The writer loop: runs until a `Stop` command has been processed and every receipt handed
+    /// to the printer has come back and been committed, or until every sender is gone.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
+        let mut stop: Option<oneshot::Sender<()>> = None;
+        while stop.is_none() || self.awaiting_print > 0 {
+            let Some(first) = rx.blocking_recv() else { break };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -261,9 +244,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if self.process(batch) {
-                break;
+            if let Some(s) = self.process(batch) {
+                stop = Some(s);
             }
+        }
+        if let Some(s) = stop {
+            let _ = s.send(());
         }
         tracing::info!("buffer writer stopped");
     }
@@ -300,12 +286,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Applies one batch; returns true when the writer should stop.
-    fn process(&mut self, batch: Vec<Command>) -> bool {
+    /// Applies one batch in one transaction; returns the `Stop` reply if the batch asked to stop.
+    fn process(&mut self, batch: Vec<Command>) -> Option<oneshot::Sender<()>> {
         let now = Utc::now();
         let mut replies = Vec::with_capacity(batch.len());
-        let mut printing = Vec::new();
-        let mut stop = false;
+        let mut to_print: Vec<Job> = Vec::new();
+        let mut printed: Vec<(oneshot::Sender<Result<Admission, AdmitError>>, Admission)> = Vec::new();
+        let mut stop = None;
         let result = (|| -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let mut unsynced = self.unsynced()?;
@@ -314,21 +301,36 @@ impl Writer {
                 // Each arm registers its reply before an error propagates, so a failed batch
                 // answers every caller with the storage error instead of dropping the reply.
                 match cmd {
-                    Command::Admit(req, reply) => {
-                        let step = self.admit_one(req, &mut in_batch, &mut unsynced, now);
-                        match step {
-                            Ok(AdmitStep::Answer(answer)) => replies.push(Reply::Admit(reply, answer)),
-                            Ok(AdmitStep::Print(id, receipt, doc)) => printing.push(NewReceipt {
-                                id,
-                                receipt,
-                                doc,
-                                reply,
-                            }),
-                            Err(e) => {
-                                replies.push(Reply::Admit(reply, Err(AdmitError::InProgress)));
-                                return Err(e);
-                            }
+                    Command::Admit(req, reply) => match self.admit_one(req, &mut in_batch, &mut unsynced, now) {
+                        Ok(AdmitStep::Answer(answer)) => replies.push(Reply::Admit(reply, answer)),
+                        Ok(AdmitStep::Print(id, receipt, doc)) => to_print.push(Job {
+                            id,
+                            receipt,
+                            doc,
+                            reply,
+                        }),
+                        Err(e) => {
+                            replies.push(Reply::Admit(reply, Err(AdmitError::InProgress)));
+                            return Err(e);
                         }
+                    },
+                    Command::Printed(list) => {
+                        self.awaiting_print = self.awaiting_print.saturating_sub(list.len());
+                        let mut stored = Ok(());
+                        for p in list {
+                            if stored.is_ok() {
+                                stored = self.store_printed(&p);
+                            }
+                            // The row is durable since its first commit: the answer goes out even if
+                            // storing it fails (a replay then rebuilds it from the row).
+                            let admission = Admission {
+                                receipt_id: p.id,
+                                body: p.body,
+                                replayed: false,
+                            };
+                            printed.push((p.reply, admission));
+                        }
+                        stored?;
                     }
                     Command::Claim {
                         limit,
@@ -357,15 +359,15 @@ impl Writer {
                             .try_for_each(|e| self.event(e.kind, e.receipt_id.as_deref(), e.details, ms(now)));
                         settle(&mut replies, logged, |()| Reply::Unit(reply))?;
                     }
-                    Command::Stop(reply) => {
-                        stop = true;
-                        replies.push(Reply::Stop(reply));
-                    }
+                    Command::Stop(reply) => stop = Some(reply),
                 }
             }
             self.save_counters()?;
             self.conn.execute_batch("COMMIT")
         })();
+        for (reply, admission) in printed {
+            let _ = reply.send(Ok(admission));
+        }
         if let Err(e) = result {
             // Nothing of this batch is durable: roll back, forget its numbers, acknowledge nothing.
             tracing::error!(error = %e, "buffer transaction failed; batch rolled back");
@@ -379,16 +381,13 @@ impl Writer {
             for r in replies {
                 r.fail(&text);
             }
-            for p in printing {
-                let _ = p.reply.send(Err(AdmitError::Storage(text.clone())));
+            for job in to_print {
+                let _ = job.reply.send(Err(AdmitError::Storage(text.clone())));
             }
             return stop;
         }
         self.publish_counts();
-        let printed = self.print_and_store_answers(printing);
-        for (reply, admission) in printed {
-            let _ = reply.send(Ok(admission));
-        }
+        self.hand_to_printer(to_print);
         for r in replies {
             r.send();
         }
@@ -398,51 +397,40 @@ impl Writer {
         stop
     }
 
-    /// Phase 2 of intake: print each stored receipt, then store the print result and answer bytes.
-    #[allow(clippy::type_complexity)]
-    fn print_and_store_answers(
-        &mut self,
-        printing: Vec<NewReceipt>,
-    ) -> Vec<(oneshot::Sender<Result<Admission, AdmitError>>, Admission)> {
-        let mut out = Vec::with_capacity(printing.len());
-        let mut updates = Vec::with_capacity(printing.len());
-        for p in printing {
-            let print_error = self.kkt.print(&p.id, &p.receipt, &p.doc).err().map(|e| e.to_string());
-            if let Some(e) = &print_error {
-                tracing::warn!(receipt_id = %p.id, error = %e, "receipt stored but not printed");
+    /// Sends durable receipts to the printer thread; if it is gone, answers `buffered` at once.
+    fn hand_to_printer(&mut self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let n = jobs.len();
+        match self.printer.send(jobs) {
+            Ok(()) => self.awaiting_print += n,
+            Err(std::sync::mpsc::SendError(jobs)) => {
+                tracing::error!("the printer thread is gone; receipts are stored but not printed");
+                for job in jobs {
+                    let body = admit_body(&job.id, &job.doc, Some("the printer is not running"));
+                    let _ = job.reply.send(Ok(Admission {
+                        receipt_id: job.id,
+                        body,
+                        replayed: false,
+                    }));
+                }
             }
-            let body = admit_body(&p.id, &p.doc, print_error.as_deref());
-            updates.push((p.id.clone(), print_error, body.clone()));
-            out.push((
-                p.reply,
-                Admission {
-                    receipt_id: p.id,
-                    body,
-                    replayed: false,
-                },
-            ));
         }
-        if updates.is_empty() {
-            return out;
-        }
-        let stored = (|| -> rusqlite::Result<()> {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            for (id, err, body) in &updates {
-                let status = if err.is_none() { "printed" } else { "print_failed" };
-                self.conn
-                    .prepare_cached(
-                        "UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = ?4 WHERE id = ?1",
-                    )?
-                    .execute(params![id, status, err, body])?;
-            }
-            self.conn.execute_batch("COMMIT")
-        })();
-        if let Err(e) = stored {
-            // The receipts themselves are durable (phase 1); a replay rebuilds the answer from the row.
-            tracing::error!(error = %e, "could not store print results; answers will be rebuilt on replay");
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        out
+    }
+
+    fn store_printed(&mut self, p: &Printed) -> rusqlite::Result<()> {
+        let status = if p.print_error.is_none() {
+            "printed"
+        } else {
+            "print_failed"
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = ?4 WHERE id = ?1",
+            )?
+            .execute(params![p.id, status, p.print_error, p.body])?;
+        Ok(())
     }
 
     fn admit_one(
@@ -573,7 +561,8 @@ impl Writer {
             .prepare_cached(
                 "SELECT id, fiscal_doc_number, retry_count, pos_id, type, request_json, total_kopecks,
                         fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number
-                 FROM receipts WHERE status = 'pending' AND next_attempt_at <= ?1
+                 FROM receipts INDEXED BY receipts_order
+                 WHERE status = 'pending' AND next_attempt_at <= ?1
                  ORDER BY fiscal_doc_number LIMIT ?2",
             )?
             .query_map(params![now_ms, limit as i64], |r| {
@@ -661,6 +650,7 @@ impl Writer {
                          ofd_response = ?4, ofd_id = ?5, last_error = NULL WHERE id = ?1",
                     )?
                     .execute(params![id, now_ms, http_status, response, ofd_id])?;
+                self.last_synced_ms = Some(self.last_synced_ms.map_or(now_ms, |t| t.max(now_ms)));
                 self.event(
                     EventKind::ReceiptSynced,
                     Some(id),

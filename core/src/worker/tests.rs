@@ -110,7 +110,7 @@ impl Rig {
                 path: dir.path().join("buffer.db"),
                 capacity: 100_000,
             },
-            Box::new(kkt),
+            kkt,
         )
         .unwrap();
         let mut rig = Rig {
