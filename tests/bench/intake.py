@@ -41,6 +41,11 @@ def rss_kib(pid):
                 return int(line.split()[1])
     return 0
 
+def metric(addr, name):
+    text = urllib.request.urlopen(f"http://{addr}/metrics").read().decode()
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=15)
@@ -59,11 +64,14 @@ def main():
     try:
         addr = wait_listening(proc)
         rss_idle = rss_kib(proc.pid)
+        commits0, stored0 = metric(addr, "kkt_buffer_commits_total"), metric(addr, "kkt_buffer_receipts_stored_total")
         out = subprocess.run(["wrk", "-t2", f"-c{a.connections}", f"-d{a.seconds}s", "--latency", "-s",
                               os.path.join(ROOT, "tests", "bench", "intake.lua"), f"http://{addr}"],
                              capture_output=True, text=True, check=True).stdout
         m = dict(re.findall(r"(\w+)=(\d+)", out.split("RESULT", 1)[1]))
         rss_after = rss_kib(proc.pid)
+        commits = metric(addr, "kkt_buffer_commits_total") - commits0
+        stored = metric(addr, "kkt_buffer_receipts_stored_total") - stored0
         status = json.load(urllib.request.urlopen(f"http://{addr}/v1/kkt/buffer/status"))
     finally:
         proc.terminate()
@@ -77,6 +85,8 @@ def main():
         ("throughput", f"{rps:,.0f} receipts/s"),
         ("throughput / fsync rate", f"{rps / fsyncs:.1f}x  (target >= 3x)"),
         ("latency p50 / p90 / p99 / max", f"{ms('p50_us'):.2f} / {ms('p90_us'):.2f} / {ms('p99_us'):.2f} / {ms('max_us'):.2f} ms  (target p99 < 25 ms)"),
+        ("writer commits (each one WAL fsync) / per second", f"{commits:,.0f} / {commits / secs:,.0f} per s"),
+        ("new receipts per commit (intake has 2 commits each)", f"{stored / max(commits, 1):.1f}  → {2 * commits / max(stored, 1):.2f} fsyncs per receipt"),
         ("non-2xx answers / socket errors", f"{m['non2xx']} / {m['errors']}  (target 0)"),
         ("receipts in the buffer afterwards (total / synced)", f"{status['total_receipts']:,} / {status['synced']:,}"),
         ("daemon RSS idle / after the run", f"{rss_idle / 1024:.1f} MiB / {rss_after / 1024:.1f} MiB"),

@@ -224,6 +224,23 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP kkt_worker_up 1 while the sync worker's heartbeat is fresh.\n# TYPE kkt_worker_up gauge\nkkt_worker_up {}",
         u8::from(!s.worker.heartbeat_stale)
     );
+    let w = state.buffer.writer_stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP kkt_buffer_commits_total SQLite transactions committed by the writer (one WAL fsync each).\n# TYPE kkt_buffer_commits_total counter\nkkt_buffer_commits_total {}",
+        load(&w.commits)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_buffer_commands_total Commands applied by the writer.\n# TYPE kkt_buffer_commands_total counter\nkkt_buffer_commands_total {}",
+        load(&w.commands)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_buffer_receipts_stored_total New receipts stored.\n# TYPE kkt_buffer_receipts_stored_total counter\nkkt_buffer_receipts_stored_total {}",
+        load(&w.receipts)
+    );
     state.metrics.render(&mut out);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

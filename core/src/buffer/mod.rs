@@ -18,6 +18,7 @@ use crate::receipt::Receipt;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -155,6 +156,17 @@ pub(crate) enum Command {
     Stop(oneshot::Sender<()>),
 }
 
+/// Lifetime counters of the writer, for metrics: how well commits are grouped.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed (each is one fsync of the WAL).
+    pub commits: AtomicU64,
+    /// Commands applied (intake, print results, claims, records, …).
+    pub commands: AtomicU64,
+    /// New receipts stored.
+    pub receipts: AtomicU64,
+}
+
 /// What the writer needs to know besides the database.
 #[derive(Debug, Clone)]
 pub struct BufferConfig {
@@ -169,6 +181,7 @@ pub struct Buffer {
     reads: Arc<read::Pool>,
     counts: watch::Receiver<Counts>,
     events: broadcast::Sender<Event>,
+    stats: Arc<WriterStats>,
     writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -217,7 +230,8 @@ impl Buffer {
         let kkt: Arc<dyn Kkt> = Arc::new(kkt);
         let printer = printer::spawn(kkt.clone(), commands.clone())
             .map_err(|e| Error::Open(format!("cannot start the printer thread: {e}")))?;
-        let (state, counts) = writer::Writer::new(conn, kkt, printer, config.capacity, events.clone())?;
+        let stats = Arc::new(WriterStats::default());
+        let (state, counts) = writer::Writer::new(conn, kkt, printer, config.capacity, events.clone(), stats.clone())?;
         let handle = std::thread::Builder::new()
             .name("buffer-writer".into())
             .spawn(move || state.run(rx))
@@ -227,6 +241,7 @@ impl Buffer {
             reads: Arc::new(reads),
             counts,
             events,
+            stats,
             writer: Arc::new(Mutex::new(Some(handle))),
         })
     }
@@ -287,6 +302,11 @@ impl Buffer {
     /// The latest counts (updated after every commit).
     pub fn counts(&self) -> Counts {
         *self.counts.borrow()
+    }
+
+    /// How the writer has grouped its work so far.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// A receiver that changes after every commit.

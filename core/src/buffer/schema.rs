@@ -100,8 +100,8 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // 32 MiB of page cache: the indexes of a busy day stay in memory instead of being re-read.
-    conn.pragma_update(None, "cache_size", -32768)?;
+    // 8 MiB of page cache: the indexes of a busy day stay in memory instead of being re-read.
+    conn.pragma_update(None, "cache_size", -8192)?;
     Ok(())
 }
 

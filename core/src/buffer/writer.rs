@@ -7,7 +7,7 @@
 //! answer go back. Under load both commits are shared by whole batches.
 
 use super::printer::{Job, Printed, admit_body};
-use super::{Admission, AdmitError, AdmitRequest, Claimed, Command, Counts, Disposition, Error};
+use super::{Admission, AdmitError, AdmitRequest, Claimed, Command, Counts, Disposition, Error, WriterStats};
 use crate::events::{Event, EventKind};
 use crate::kkt::{FiscalDoc, Kkt, KktCounters};
 use crate::money::Kopecks;
@@ -19,6 +19,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Commands taken into one transaction at most.
@@ -40,6 +41,7 @@ pub(crate) struct Writer {
     last_synced_ms: Option<i64>,
     /// Events written in the open transaction; broadcast after it commits.
     written: Vec<Event>,
+    stats: Arc<WriterStats>,
 }
 
 /// What intake decided for one request inside the transaction.
@@ -159,6 +161,7 @@ impl Writer {
         printer: std::sync::mpsc::Sender<Vec<Job>>,
         capacity: u64,
         broadcast: broadcast::Sender<Event>,
+        stats: Arc<WriterStats>,
     ) -> Result<(Writer, watch::Receiver<Counts>), Error> {
         let mut w = Writer {
             conn,
@@ -171,6 +174,7 @@ impl Writer {
             counts: watch::Sender::new(Counts::default()),
             last_synced_ms: None,
             written: Vec::new(),
+            stats,
         };
         w.counters = w.load_counters()?;
         // One scan at start; from then on the writer, which marks receipts synced, keeps it.
@@ -289,6 +293,7 @@ impl Writer {
     /// Applies one batch in one transaction; returns the `Stop` reply if the batch asked to stop.
     fn process(&mut self, batch: Vec<Command>) -> Option<oneshot::Sender<()>> {
         let now = Utc::now();
+        let commands = batch.len();
         let mut replies = Vec::with_capacity(batch.len());
         let mut to_print: Vec<Job> = Vec::new();
         let mut printed: Vec<(oneshot::Sender<Result<Admission, AdmitError>>, Admission)> = Vec::new();
@@ -386,6 +391,9 @@ impl Writer {
             }
             return stop;
         }
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
+        self.stats.receipts.fetch_add(to_print.len() as u64, Ordering::Relaxed);
         self.publish_counts();
         self.hand_to_printer(to_print);
         for r in replies {
