@@ -186,6 +186,8 @@ impl Worker {
             Err(e) => tracing::error!(error = %e, "cannot recover leases at start"),
         }
         tracing::info!(ofd = %self.ofd.describe(), demo = self.ofd.is_simulator(), "sync worker started");
+        // Receipts left from before a restart are due now: the first cycle runs at once.
+        self.wake.notify_one();
         loop {
             self.beat();
             let (force, waiting) = tokio::select! {

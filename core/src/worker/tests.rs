@@ -124,7 +124,20 @@ impl Rig {
             clock: Clock::new(),
         };
         rig.start();
+        rig.settled().await;
         rig
+    }
+
+    /// Waits until the worker's start-up cycle is over, so a test's own actions are what it sees.
+    async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + MINUTE;
+        while self.handle.status().cycles == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker never ran its first cycle"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     fn start(&mut self) {
@@ -254,6 +267,21 @@ async fn without_a_wake_the_five_second_tick_picks_receipts_up() {
     let t0 = tokio::time::Instant::now();
     rig.until(MINUTE, "synced", |c| c.synced == 2).await;
     assert!(t0.elapsed() <= Duration::from_secs(6), "took {:?}", t0.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_from_before_a_restart_starts_draining_at_once() {
+    let mut rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
+    rig.stop().await;
+    rig.add(3).await;
+    let t0 = tokio::time::Instant::now();
+    rig.start();
+    rig.until(MINUTE, "backlog delivered", |c| c.synced == 3).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "waited {:?} for the first cycle",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
