@@ -5,6 +5,7 @@
 //! takes all commands waiting, applies them in one transaction, commits once (one fsync for the
 //! batch), and only then replies. Reads use their own WAL connections and never wait on writes.
 
+mod checkpoint;
 mod printer;
 mod read;
 pub(crate) mod schema;
@@ -18,7 +19,7 @@ use crate::receipt::Receipt;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -182,7 +183,14 @@ pub struct Buffer {
     counts: watch::Receiver<Counts>,
     events: broadcast::Sender<Event>,
     stats: Arc<WriterStats>,
-    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    threads: Arc<Mutex<Option<Threads>>>,
+}
+
+/// The buffer's own threads, joined by [`Buffer::close`].
+struct Threads {
+    writer: std::thread::JoinHandle<()>,
+    checkpointer: std::thread::JoinHandle<()>,
+    stop_checkpoints: Arc<AtomicBool>,
 }
 
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, Error> {
@@ -224,6 +232,10 @@ impl Buffer {
                 config.path.display()
             )));
         }
+        let checkpoint_conn = open_connection(
+            &config.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         let reads = read::Pool::new(&config.path, 4)?;
         let (commands, rx) = mpsc::channel(8192);
         let (events, _) = broadcast::channel(1024);
@@ -236,13 +248,20 @@ impl Buffer {
             .name("buffer-writer".into())
             .spawn(move || state.run(rx))
             .map_err(|e| Error::Open(format!("cannot start the writer thread: {e}")))?;
+        let stop_checkpoints = Arc::new(AtomicBool::new(false));
+        let checkpointer = checkpoint::spawn(checkpoint_conn, stop_checkpoints.clone())
+            .map_err(|e| Error::Open(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Buffer {
             commands,
             reads: Arc::new(reads),
             counts,
             events,
             stats,
-            writer: Arc::new(Mutex::new(Some(handle))),
+            threads: Arc::new(Mutex::new(Some(Threads {
+                writer: handle,
+                checkpointer,
+                stop_checkpoints,
+            }))),
         })
     }
 
@@ -336,11 +355,6 @@ impl Buffer {
         self.reads.run(read::dlq).await
     }
 
-    /// Unix ms of the earliest `next_attempt_at` among pending receipts.
-    pub async fn next_due_ms(&self) -> Result<Option<i64>, Error> {
-        self.reads.run(read::next_due_ms).await
-    }
-
     /// True when a trivial query succeeds on a read connection.
     pub async fn ping(&self) -> Result<(), Error> {
         self.reads
@@ -351,13 +365,18 @@ impl Buffer {
     /// Stops the writer after it has committed every command sent before this call and every
     /// receipt handed to the printer has come back.
     pub async fn close(&self) {
-        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
+        let threads = self.threads.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = threads {
             let (tx, rx) = oneshot::channel();
             if self.commands.send(Command::Stop(tx)).await.is_ok() {
                 let _ = rx.await;
             }
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = t.writer.join();
+                t.stop_checkpoints.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = t.checkpointer.join();
+            })
+            .await;
         }
     }
 }

@@ -268,10 +268,3 @@ fn dlq_entries(c: &Connection, id: Option<&str>) -> Result<Vec<DlqEntry>, Error>
 pub(crate) fn dlq(c: &Connection) -> Result<Vec<DlqEntry>, Error> {
     dlq_entries(c, None)
 }
-
-pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, Error> {
-    Ok(
-        c.prepare_cached("SELECT min(next_attempt_at) FROM receipts WHERE status = 'pending'")?
-            .query_row([], |r| r.get(0))?,
-    )
-}

@@ -37,8 +37,6 @@ const MIGRATIONS: &[&str] = &[
         ofd_id            TEXT
     );
     CREATE INDEX receipts_order ON receipts (status, fiscal_doc_number);
-    CREATE INDEX receipts_due ON receipts (status, next_attempt_at);
-    CREATE INDEX receipts_age ON receipts (status, created_at);
     CREATE INDEX receipts_retrying ON receipts (status) WHERE retry_count > 0;
 
     CREATE TABLE dlq (

@@ -217,12 +217,22 @@ impl Writer {
                 _ => c.failed = n,
             }
         }
-        let min_created = |statuses: &str| -> Result<Option<i64>, Error> {
-            let sql = format!("SELECT min(created_at) FROM receipts WHERE status IN ({statuses})");
-            Ok(self.conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?)
-        };
-        c.oldest_pending_ms = min_created("'pending','syncing'")?;
-        c.oldest_unsynced_ms = min_created("'pending','syncing','failed'")?;
+        // Fiscal numbers follow creation order, so the oldest receipt of a status is its lowest
+        // number: one seek in the (status, fiscal_doc_number) index per status.
+        let mut oldest = [None; 3];
+        for (slot, status) in oldest.iter_mut().zip(["pending", "syncing", "failed"]) {
+            *slot = self
+                .conn
+                .prepare_cached(
+                    "SELECT created_at FROM receipts INDEXED BY receipts_order
+                     WHERE status = ?1 ORDER BY fiscal_doc_number LIMIT 1",
+                )?
+                .query_row([status], |r| r.get::<_, i64>(0))
+                .optional()?;
+        }
+        let [pending, syncing, failed] = oldest;
+        c.oldest_pending_ms = pending.into_iter().chain(syncing).min();
+        c.oldest_unsynced_ms = pending.into_iter().chain(syncing).chain(failed).min();
         c.retrying = self
             .conn
             .prepare_cached("SELECT count(*) FROM receipts WHERE status = 'pending' AND retry_count > 0")?
