@@ -212,3 +212,138 @@ async fn worker_status_and_openapi_are_served() {
     assert_eq!(code, 200);
     assert!(spec["paths"]["/v1/kkt/receipt"]["post"].is_object());
 }
+
+#[tokio::test]
+async fn the_fn_age_alarm_warns_then_turns_critical_and_health_says_so() {
+    // Thresholds are configurable: zero makes any unconfirmed receipt old enough to see the alarm.
+    let warn = TestApp::start_with(|s| {
+        s.ofd_url = Some(dead_url());
+        s.fn_warn_age = Duration::ZERO;
+    })
+    .await;
+    warn.receipt(SEED_BODY).await;
+    let s = warn.status().await;
+    assert_eq!(s["fn_age"]["level"], "warning");
+    assert_eq!(s["fn_age"]["blocks_after_days"], 30);
+    let (code, h) = warn.get("/v1/health").await;
+    assert_eq!(
+        (code, h["status"].as_str(), h["fn_age_critical"].as_bool()),
+        (200, Some("degraded"), Some(false))
+    );
+    assert!(
+        h["components"]["buffer"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("warning")
+    );
+
+    let critical = TestApp::start_with(|s| {
+        s.ofd_url = Some(dead_url());
+        s.fn_warn_age = Duration::ZERO;
+        s.fn_critical_age = Duration::ZERO;
+    })
+    .await;
+    critical.receipt(SEED_BODY).await;
+    assert_eq!(critical.status().await["fn_age"]["level"], "critical");
+    let (_, h) = critical.get("/v1/health").await;
+    assert_eq!(h["fn_age_critical"], true);
+    assert!(
+        h["components"]["buffer"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("30 days")
+    );
+
+    // With the default thresholds a fresh receipt raises nothing.
+    let fresh = TestApp::start_with(|s| s.ofd_url = Some(dead_url())).await;
+    fresh.receipt(SEED_BODY).await;
+    assert_eq!(fresh.status().await["fn_age"]["level"], "ok");
+}
+
+#[tokio::test]
+async fn a_misconfigured_ofd_token_is_retried_and_raises_an_operator_alarm() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        token: Some("right".into()),
+        ..Default::default()
+    });
+    let t = TestApp::start_with(|s| {
+        s.ofd_url = Some(ofd.url());
+        s.ofd_token = Some("wrong".into());
+    })
+    .await;
+    t.receipt(SEED_BODY).await;
+    let s = t.wait_status(LIMIT, "alarm", |s| s["ofd_misconfigured"] == 401).await;
+    assert_eq!(n(&s, "dlq_size"), 0, "misconfiguration is not a rejection");
+    let (_, h) = t.get("/v1/health").await;
+    assert!(
+        h["components"]["worker"]["message"].as_str().unwrap().contains("401"),
+        "{h}"
+    );
+    let (_, ev) = t.get("/v1/kkt/buffer/events?limit=1000").await;
+    let alarms = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "ofd_misconfigured")
+        .count();
+    assert_eq!(alarms, 1);
+}
+
+/// Records alerts instead of showing them.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<kkt_core::alerts::Alert>>);
+
+impl kkt_core::alerts::Notifier for Recorder {
+    fn notify(&self, alert: &kkt_core::alerts::Alert) {
+        self.0.lock().unwrap().push(alert.clone());
+    }
+}
+
+impl Recorder {
+    async fn wait(&self, what: &str, f: impl Fn(&kkt_core::alerts::Alert) -> bool) {
+        wait_for(LIMIT, what, || async {
+            self.0.lock().unwrap().iter().any(&f).then_some(())
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn operators_are_alerted_to_an_outage_its_end_a_dead_letter_and_the_fn_age_once_each() {
+    use kkt_core::alerts::Alert;
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        down: true,
+        ..Default::default()
+    });
+    let mut t = TestApp::start_with(|s| {
+        s.ofd_url = Some(ofd.url());
+        s.fn_warn_age = Duration::ZERO;
+    })
+    .await;
+    let alerts = std::sync::Arc::new(Recorder::default());
+    t.spawn_alerts(alerts.clone());
+    for _ in 0..6 {
+        t.receipt(SEED_BODY).await;
+    }
+    alerts.wait("offline alert", |a| *a == Alert::OfdOffline).await;
+    alerts
+        .wait("FN-age warning", |a| matches!(a, Alert::FnAgeWarning { .. }))
+        .await;
+    ofd.set_faults(mock_ofd::Faults {
+        reject_pos_ids: vec!["POS-001".into()],
+        ..Default::default()
+    });
+    alerts.wait("back online", |a| *a == Alert::OfdBackOnline).await;
+    alerts
+        .wait("dead letter", |a| matches!(a, Alert::DeadLettered { .. }))
+        .await;
+    let seen = alerts.0.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|a| **a == Alert::OfdOffline).count(), 1, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|a| matches!(a, Alert::FnAgeWarning { .. })).count(),
+        1,
+        "{seen:?}"
+    );
+}

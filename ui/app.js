@@ -58,6 +58,16 @@ let last = null;
 const $ = (id) => document.getElementById(id);
 const t = (key, vars = {}) => (T[lang][key] || key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
 
+// The desktop shell hands the admin token over in the URL fragment (never sent to the server);
+// keep it for this session and take it out of the address at once.
+(function takeTokenFromFragment() {
+  const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("kkt-admin-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+})();
+
 function token() {
   return window.__KKT_ADMIN_TOKEN__ || sessionStorage.getItem("kkt-admin-token") || "";
 }
@@ -101,6 +111,8 @@ function render(s) {
   setText($("total-count"), s.total_receipts);
   setText($("last-sync"), since(s.last_sync_at));
   setText($("breaker-label"), `(${t(s.breaker.state)})`);
+  setText($("network-label"), `(${t(s.network_status)})`);
+  $("oldest-seconds").hidden = s.oldest_pending_age_seconds == null;
   setText($("next-probe"), s.breaker.next_probe_in_seconds != null ? `· ${t("probe-in")} ${Math.ceil(s.breaker.next_probe_in_seconds)} ${t("s")}` : "");
   setText($("oldest-human"), s.oldest_pending_age_seconds == null ? t("none") : human(s.oldest_pending_age_seconds));
   const net = document.querySelector('[data-testid="network-status"]');

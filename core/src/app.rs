@@ -2,6 +2,7 @@
 //! binds the API (port 0 allowed); `shutdown()` stops intake, lets in-flight requests and sends
 //! finish, drains the writer, and returns.
 
+use crate::alerts::{self, Alerter, Notifier};
 use crate::api::{self, AppState};
 use crate::breaker::Breaker;
 use crate::buffer::{Buffer, BufferConfig};
@@ -30,6 +31,9 @@ pub struct App {
     state: AppState,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    alerter: Option<Alerter>,
+    /// The runtime the app was built on: later spawns go there, whichever thread asks.
+    runtime: tokio::runtime::Handle,
     /// Held for the life of the process: one instance per data directory.
     _lock: File,
 }
@@ -164,6 +168,8 @@ impl App {
             state,
             cancel,
             tracker,
+            alerter: Some(Alerter::new(settings.alert_dlq_threshold, settings.alert_min_interval)),
+            runtime: tokio::runtime::Handle::current(),
             _lock: lock,
         })
     }
@@ -187,6 +193,15 @@ impl App {
 
     pub fn admin_token(&self) -> &str {
         &self.state.admin_token
+    }
+
+    /// Starts delivering operator alerts to `notifier` (once; later calls do nothing).
+    pub fn spawn_alerts(&mut self, notifier: Arc<dyn Notifier>) {
+        if let Some(alerter) = self.alerter.take() {
+            let source = self.state.status.clone();
+            let task = alerts::run(source, notifier, alerter, self.cancel.child_token());
+            self.tracker.spawn_on(task, &self.runtime);
+        }
     }
 
     /// A token that is cancelled when shutdown begins.

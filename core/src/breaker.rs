@@ -3,7 +3,8 @@
 //!
 //! closed → (N consecutive transient failures) → open → (open_for elapsed) → half-open, which
 //! admits one probe at a time → (M successes) → closed; a failed probe re-opens it. Only transient
-//! failures count: a rejected document says nothing about the OFD's health.
+//! failures count against the OFD; any answer from it — an acceptance or a rejection of the
+//! document — shows it is up, and counts as a success.
 
 use crate::settings::BreakerPolicy;
 use serde::Serialize;
@@ -49,8 +50,6 @@ pub enum Outcome {
     Success,
     /// Timeout, connection error, 5xx, 429, 408, or a misconfiguration (401/403/404).
     TransientFailure,
-    /// The OFD answered and rejected the document: the OFD is up; neither success nor failure.
-    Neutral,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +161,6 @@ impl Breaker {
                 }
                 None
             }
-            Outcome::Neutral => None,
         }
     }
 
@@ -230,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn a_success_resets_the_failure_count_and_rejections_do_not_count() {
+    fn only_consecutive_failures_open_it() {
         let (mut b, t) = breaker();
         for _ in 0..4 {
             fail(&mut b, t);
@@ -240,12 +238,16 @@ mod tests {
         for _ in 0..4 {
             fail(&mut b, t);
         }
-        for _ in 0..10 {
-            b.try_acquire(t, false);
-            b.record(Outcome::Neutral, t);
-        }
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.snapshot().consecutive_failures, 4);
+        assert_eq!(
+            b.snapshot().totals,
+            Totals {
+                successes: 1,
+                failures: 8,
+                short_circuited: 0
+            }
+        );
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! OFD through [`ofd`] (HTTP client, or a simulator in demo mode) behind the [`breaker`];
 //! outcomes go back through the writer (retry with backoff, DLQ after 20 attempts or a
 //! rejection). [`status`] folds counts, breaker and worker heartbeat into one snapshot read by
-//! the API, [`metrics`], the web UI and the desktop shell. [`app`] wires it all together from
+//! the API, [`metrics`], the web UI and the desktop shell; [`alerts`] turns events and that
+//! snapshot into rate-limited operator notifications. [`app`] wires it all together from
 //! [`settings`] and shuts it down in order.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod breaker;

@@ -52,6 +52,13 @@ struct File {
     breaker: BreakerFile,
     alerts: AlertsFile,
     http: HttpFile,
+    desktop: DesktopFile,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DesktopFile {
+    autostart: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +111,8 @@ struct BreakerFile {
 struct AlertsFile {
     fn_warn_days: Option<f64>,
     fn_critical_days: Option<f64>,
+    dlq_threshold: Option<u64>,
+    min_interval_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -141,6 +150,12 @@ pub struct Settings {
     pub fn_critical_age: Duration,
     /// Host names accepted besides loopback names (DNS-rebinding guard).
     pub allowed_hosts: Vec<String>,
+    /// An alert is raised when the DLQ grows past this size.
+    pub alert_dlq_threshold: u64,
+    /// The same kind of alert is not repeated within this interval.
+    pub alert_min_interval: Duration,
+    /// Desktop shell: start on login.
+    pub autostart: bool,
 }
 
 /// The sync worker's policy (CONTRACT §3).
@@ -302,6 +317,17 @@ impl Settings {
             out.fn_critical_age,
             "alerts.fn_critical_days",
         )?;
+        if let Some(t) = file.alerts.dlq_threshold {
+            out.alert_dlq_threshold = t;
+        }
+        out.alert_min_interval = secs(
+            file.alerts.min_interval_secs,
+            out.alert_min_interval,
+            "alerts.min_interval_secs",
+        )?;
+        if let Some(a) = file.desktop.autostart {
+            out.autostart = a;
+        }
         if let Some(h) = &file.http.allowed_hosts {
             out.allowed_hosts = h.clone();
         }
@@ -339,6 +365,9 @@ impl Settings {
             fn_warn_age: Duration::from_secs(3 * DAY),
             fn_critical_age: Duration::from_secs(25 * DAY),
             allowed_hosts: Vec::new(),
+            alert_dlq_threshold: 50,
+            alert_min_interval: Duration::from_secs(300),
+            autostart: false,
         }
     }
 

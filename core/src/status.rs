@@ -174,3 +174,175 @@ impl StatusSource {
         }
     }
 }
+
+/// What the tray icon shows; the worst condition wins. Demo mode is not an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrayState {
+    /// Everything delivered.
+    Ok,
+    /// Receipts wait to be sent (normal between cycles).
+    Waiting,
+    /// The OFD is unreachable (breaker open); receipts are kept.
+    Offline,
+    /// Someone should look: DLQ not empty, FN age warning, OFD misconfigured, worker stalled.
+    Attention,
+}
+
+impl TrayState {
+    /// The file name stem of its icon in `icons/` (`tray-<name>-64.png`).
+    pub fn icon_name(self) -> &'static str {
+        match self {
+            TrayState::Ok => "ok",
+            TrayState::Waiting => "waiting",
+            TrayState::Offline => "offline",
+            TrayState::Attention => "attention",
+        }
+    }
+}
+
+fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s} с"),
+        s if s < 3600 => format!("{} мин", s / 60),
+        s if s < 86_400 => format!("{} ч {} мин", s / 3600, (s % 3600) / 60),
+        s => format!("{} дн {} ч", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+impl Status {
+    pub fn tray_state(&self) -> TrayState {
+        if self.dlq_size > 0
+            || self.fn_age.level != FnAgeLevel::Ok
+            || self.ofd_misconfigured.is_some()
+            || self.worker.heartbeat_stale
+        {
+            TrayState::Attention
+        } else if self.breaker.state == "open" {
+            TrayState::Offline
+        } else if self.pending + self.syncing > 0 {
+            TrayState::Waiting
+        } else {
+            TrayState::Ok
+        }
+    }
+
+    /// One line for the tray menu (Linux ignores tooltips): "3 ждут · ОФД на связи · старейший 2 мин".
+    pub fn status_line(&self) -> String {
+        let waiting = self.pending + self.syncing;
+        let mut parts = vec![if waiting == 0 {
+            "всё отправлено".to_string()
+        } else {
+            format!("{waiting} ждут")
+        }];
+        parts.push(
+            match self.network_status {
+                NetworkStatus::Online => "ОФД на связи",
+                NetworkStatus::Degraded => "ОФД с перебоями",
+                NetworkStatus::Offline => "ОФД недоступен",
+            }
+            .to_string(),
+        );
+        if let Some(age) = self.oldest_pending_age_seconds.filter(|_| waiting > 0) {
+            parts.push(format!("старейший {}", human_age(age)));
+        }
+        if self.dlq_size > 0 {
+            parts.push(format!("DLQ {}", self.dlq_size));
+        }
+        if self.fn_age.level != FnAgeLevel::Ok {
+            parts.push("ФН: срок!".to_string());
+        }
+        if self.mode == "demo" {
+            parts.push("ДЕМО".to_string());
+        }
+        parts.join(" · ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        Status {
+            total_capacity: 100,
+            current_queued: 0,
+            percent_full: 0.0,
+            network_status: NetworkStatus::Online,
+            total_receipts: 0,
+            pending: 0,
+            synced: 0,
+            failed: 0,
+            dlq_size: 0,
+            syncing: 0,
+            retrying: 0,
+            oldest_pending_at: None,
+            oldest_pending_age_seconds: None,
+            last_sync_at: None,
+            breaker: BreakerView {
+                state: "closed",
+                consecutive_failures: 0,
+                opened_at: None,
+                next_probe_at: None,
+                next_probe_in_seconds: None,
+                successes: 0,
+                failures: 0,
+                short_circuited: 0,
+            },
+            worker: WorkerView {
+                running: true,
+                last_cycle_at: None,
+                heartbeat_at: None,
+                heartbeat_stale: false,
+                in_flight: 0,
+            },
+            mode: "live",
+            ofd: String::new(),
+            ofd_misconfigured: None,
+            fn_age: FnAge {
+                level: FnAgeLevel::Ok,
+                oldest_unsynced_age_seconds: None,
+                warn_after_days: 3.0,
+                critical_after_days: 25.0,
+                blocks_after_days: 30,
+            },
+        }
+    }
+
+    #[test]
+    fn the_worst_condition_wins_the_tray_icon() {
+        let mut s = status();
+        assert_eq!(s.tray_state(), TrayState::Ok);
+        s.pending = 3;
+        assert_eq!(s.tray_state(), TrayState::Waiting);
+        s.breaker.state = "open";
+        s.network_status = NetworkStatus::Offline;
+        assert_eq!(s.tray_state(), TrayState::Offline);
+        s.dlq_size = 1;
+        assert_eq!(s.tray_state(), TrayState::Attention);
+        let mut fn_old = status();
+        fn_old.fn_age.level = FnAgeLevel::Warning;
+        assert_eq!(fn_old.tray_state(), TrayState::Attention);
+    }
+
+    #[test]
+    fn demo_mode_is_visible_but_not_an_alarm() {
+        let mut s = status();
+        s.mode = "demo";
+        assert_eq!(s.tray_state(), TrayState::Ok);
+        assert_eq!(s.status_line(), "всё отправлено · ОФД на связи · ДЕМО");
+    }
+
+    #[test]
+    fn the_status_line_says_what_waits_and_for_how_long() {
+        let mut s = status();
+        s.pending = 2;
+        s.syncing = 1;
+        s.oldest_pending_age_seconds = Some(125);
+        assert_eq!(s.status_line(), "3 ждут · ОФД на связи · старейший 2 мин");
+        s.network_status = NetworkStatus::Offline;
+        s.dlq_size = 4;
+        s.oldest_pending_age_seconds = Some(90_000);
+        assert_eq!(s.status_line(), "3 ждут · ОФД недоступен · старейший 1 дн 1 ч · DLQ 4");
+    }
+}

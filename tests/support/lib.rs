@@ -67,6 +67,11 @@ impl TestApp {
         self.app.as_ref().expect("running")
     }
 
+    /// Delivers operator alerts to `notifier` (as the desktop shell and the daemon do).
+    pub fn spawn_alerts(&mut self, notifier: std::sync::Arc<dyn kkt_core::alerts::Notifier>) {
+        self.app.as_mut().expect("running").spawn_alerts(notifier);
+    }
+
     /// Graceful stop and start on the same data directory (a new port).
     pub async fn restart(&mut self) {
         if let Some(app) = self.app.take() {

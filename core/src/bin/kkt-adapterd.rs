@@ -16,7 +16,8 @@ async fn main() -> ExitCode {
         .init();
     let run = async {
         let settings = Settings::resolve(Flags::parse())?;
-        let app = App::build(settings).await?;
+        let mut app = App::build(settings).await?;
+        app.spawn_alerts(std::sync::Arc::new(kkt_core::alerts::LogNotifier));
         app::shutdown_signal().await;
         app.shutdown().await;
         anyhow::Ok(())

@@ -380,8 +380,8 @@ impl Worker {
         self.set(|s| s.in_flight = s.in_flight.saturating_sub(1));
         self.metrics.record_send(outcome.label(), elapsed);
         let breaker_outcome = match &outcome {
-            SendOutcome::Delivered { .. } => breaker::Outcome::Success,
-            SendOutcome::Rejected { .. } => breaker::Outcome::Neutral,
+            // A rejection is an answer: the OFD is up (the document goes to the DLQ all the same).
+            SendOutcome::Delivered { .. } | SendOutcome::Rejected { .. } => breaker::Outcome::Success,
             SendOutcome::Misconfigured { .. } | SendOutcome::Transient { .. } => breaker::Outcome::TransientFailure,
         };
         let t2 = lock(&self.shared.breaker).record(breaker_outcome, self.clock.instant());

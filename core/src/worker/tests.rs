@@ -476,6 +476,34 @@ async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_i
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_ofd_that_comes_back_rejecting_closes_the_breaker_all_the_same() {
+    let ofd = ScriptedOfd::new(transient());
+    let rig = Rig::new(
+        ofd.clone(),
+        SyncPolicy {
+            concurrency: 1,
+            ..policy()
+        },
+    )
+    .await;
+    rig.add(8).await;
+    rig.handle.sync_now(false).await.unwrap();
+    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    ofd.set(SendOutcome::Rejected {
+        http_status: 422,
+        body: "bad".into(),
+    });
+    tokio::time::advance(Duration::from_secs(61)).await;
+    rig.until(Duration::from_secs(600), "all rejected into the DLQ", |c| c.failed == 8)
+        .await;
+    assert_eq!(
+        rig.handle.breaker().state,
+        breaker::State::Closed,
+        "answers, even rejections, show the OFD is up"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
     let ofd = ScriptedOfd::new(SendOutcome::Misconfigured {
         http_status: 401,

@@ -1,0 +1,63 @@
+//! `kkt-adapter`: the desktop shell. It hosts `kkt_core::App` (same settings, flags and data
+//! directory as `kkt-adapterd`), shows the core's web window, turns the status snapshot into a
+//! tray icon and menu, and the core's alerts into desktop notifications. It never writes to the
+//! database: every command goes through the core.
+
+mod logs;
+mod notifier;
+mod shell;
+mod tray;
+
+use clap::Parser;
+use kkt_core::settings::{Flags, Settings};
+use std::process::ExitCode;
+
+/// Same flags as `kkt-adapterd`.
+#[derive(Parser)]
+#[command(
+    name = "kkt-adapter",
+    version,
+    about = "KKT Adapter desktop app (tray + window). For servers use kkt-adapterd."
+)]
+struct Args {
+    #[command(flatten)]
+    flags: Flags,
+    /// Start in the tray without opening the window (used by autostart).
+    #[arg(long)]
+    hidden: bool,
+}
+
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+        || cfg!(any(target_os = "windows", target_os = "macos"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if !has_display() {
+        eprintln!(
+            "kkt-adapter: no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set).\n\
+             On a server or without a desktop, run the headless daemon with the same flags:\n  kkt-adapterd {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        );
+        return ExitCode::from(2);
+    }
+    let settings = match Settings::resolve(args.flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kkt-adapter: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _logs = logs::init(&settings.data_dir);
+    match shell::run(settings, args.hidden) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("kkt-adapter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

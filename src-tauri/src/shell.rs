@@ -1,0 +1,187 @@
+//! The application: builds the core inside Tauri's runtime, the window, the tray and the
+//! status loop, and shuts everything down in order on Quit, SIGTERM or SIGINT.
+
+use crate::notifier::DesktopNotifier;
+use crate::tray::{self, Tray};
+use anyhow::Context;
+use kkt_core::{App, Settings};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
+
+const WINDOW: &str = "main";
+
+/// What the event handlers need.
+struct Shell {
+    core: Mutex<Option<App>>,
+    url: String,
+    token: String,
+    worker: kkt_core::worker::WorkerHandle,
+}
+
+/// Opens the manager's window, or brings it forward if it exists. The admin token is handed to
+/// the page before it loads, so nobody has to type it.
+fn show_window(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window(WINDOW) {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+        return;
+    }
+    let Some(shell) = app.try_state::<Shell>() else { return };
+    // The token rides in the fragment (the page keeps it for the session) and in an init script.
+    let url = match format!("{}#token={}", shell.url, shell.token).parse() {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "bad window URL");
+            return;
+        }
+    };
+    let token = serde_json::to_string(&shell.token).unwrap_or_default();
+    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(url))
+        .title("KKT Adapter")
+        .inner_size(1100.0, 780.0)
+        .initialization_script(format!("window.__KKT_ADMIN_TOKEN__ = {token};"))
+        .build();
+    if let Err(e) = built {
+        tracing::error!(error = %e, "cannot open the window");
+    }
+}
+
+/// Stops the core (no receipt left half-sent), then ends the program with exit code 0.
+fn quit(app: &AppHandle) {
+    let core = app
+        .try_state::<Shell>()
+        .and_then(|s| s.core.lock().ok().and_then(|mut c| c.take()));
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Some(core) = core {
+            core.shutdown().await;
+        }
+        app.exit(0);
+    });
+}
+
+fn on_menu(app: &AppHandle, id: &str) {
+    match id {
+        tray::OPEN => show_window(app),
+        tray::SYNC => {
+            if let Some(shell) = app.try_state::<Shell>() {
+                let worker = shell.worker.clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Some(r) = worker.sync_now(false).await {
+                        tracing::info!(
+                            synced = r.synced,
+                            failed = r.failed,
+                            skipped = r.skipped,
+                            "sync from the tray"
+                        );
+                    }
+                });
+            }
+        }
+        tray::QUIT => quit(app),
+        _ => {}
+    }
+}
+
+/// Writes or removes the XDG autostart entry (Linux desktops) to match the setting.
+fn apply_autostart(enabled: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(dir) = std::env::var_os("XDG_CONFIG_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
+        else {
+            return;
+        };
+        let file = dir.join("autostart").join("kkt-adapter.desktop");
+        let result = if enabled {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "kkt-adapter".into());
+            std::fs::create_dir_all(dir.join("autostart")).and_then(|_| {
+                std::fs::write(
+                    &file,
+                    format!("[Desktop Entry]\nType=Application\nName=KKT Adapter\nExec={exe} --hidden\nX-GNOME-Autostart-enabled=true\n"),
+                )
+            })
+        } else if file.exists() {
+            std::fs::remove_file(&file)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, file = %file.display(), "cannot update the autostart entry");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    if enabled {
+        tracing::warn!("autostart on login is only implemented for Linux desktops so far");
+    }
+}
+
+pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
+    let context = tauri::generate_context!("../tauri.conf.json");
+    let autostart = settings.autostart;
+    let settings = Mutex::new(Some(settings));
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            // A second launch: show this instance's window instead of fighting for the port and database.
+            tracing::info!("second launch: showing the existing window");
+            show_window(app);
+        }))
+        .setup(move |app| {
+            let settings = settings.lock().ok().and_then(|mut s| s.take()).context("settings")?;
+            let mut core = tauri::async_runtime::block_on(App::build(settings))?;
+            core.spawn_alerts(Arc::new(DesktopNotifier::default()));
+            let url = format!("http://{}/ui/", core.local_addr());
+            let status = core.state().status.clone();
+            let shell = Shell {
+                url,
+                token: core.admin_token().to_string(),
+                worker: core.worker().clone(),
+                core: Mutex::new(Some(core)),
+            };
+            app.manage(shell);
+            apply_autostart(autostart);
+            let mut tray = Tray::create(app.handle(), on_menu)?;
+            tray.update(&status.snapshot())?;
+            if !hidden {
+                show_window(app.handle());
+            }
+            let handle = app.handle().clone();
+            // The tray follows the status snapshot; it runs on the main thread, as GTK wants.
+            tauri::async_runtime::spawn(async move {
+                let tray = Arc::new(Mutex::new(tray));
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let s = status.snapshot();
+                    let tray = tray.clone();
+                    let _ = handle.run_on_main_thread(move || {
+                        if let Ok(mut t) = tray.lock()
+                            && let Err(e) = t.update(&s)
+                        {
+                            tracing::warn!(error = %e, "cannot update the tray");
+                        }
+                    });
+                }
+            });
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                kkt_core::app::shutdown_signal().await;
+                tracing::info!("signal received");
+                quit(&handle);
+            });
+            Ok(())
+        })
+        .build(context)
+        .context("cannot start the desktop app")?;
+    app.run(|_app, event| {
+        if let RunEvent::ExitRequested { code: None, api, .. } = event {
+            // The last window was closed: the tray keeps the app (and the counter) running.
+            api.prevent_exit();
+        }
+    });
+    Ok(0)
+}

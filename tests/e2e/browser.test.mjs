@@ -1,0 +1,103 @@
+// The web window in a real browser (Debian's chromium via playwright-core) against the real
+// kkt-adapterd and mock-ofd. Each test saves a screenshot to tests/out/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { OUT, waitFor, startMockOfd, startDaemon, CHROMIUM_FLAGS } from "./harness.mjs";
+
+const TOKEN = "e2e-admin-token";
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
+});
+after(async () => {
+  await browser?.close();
+});
+
+const text = (page, id) => page.locator(`[data-testid="${id}"]`).first().innerText();
+
+async function open(daemon, { token } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, locale: "ru-RU" });
+  if (token) await context.addInitScript((t) => sessionStorage.setItem("kkt-admin-token", t), token);
+  const page = await context.newPage();
+  await page.goto(`${daemon.base}/ui/`);
+  return page;
+}
+
+async function setup(t, faults) {
+  const ofd = await startMockOfd();
+  if (faults) await ofd.control(faults);
+  const daemon = await startDaemon(ofd.url, TOKEN);
+  t.after(async () => {
+    await daemon.stop();
+    await ofd.stop();
+  });
+  return { ofd, daemon };
+}
+
+test("the counts on the page match the API and update without a reload", async (t) => {
+  const { ofd, daemon } = await setup(t, { down: true });
+  for (let i = 0; i < 3; i++) await daemon.receipt(`counts-${i}`);
+  const page = await open(daemon);
+  const s = await daemon.status();
+  await waitFor("pending on the page", async () => (await text(page, "pending-count")) === String(s.pending + s.syncing) || (await text(page, "pending-count")) === String(s.pending), 5000);
+  assert.equal(await text(page, "synced-count"), String(s.synced));
+  assert.equal(await text(page, "dlq-count"), "0");
+  await waitFor("breaker open on the page", async () => (await text(page, "breaker-state")) === "open");
+  assert.equal(await text(page, "network-status"), "offline");
+  assert.match(await text(page, "oldest-pending-age"), /^\d+$/);
+  await page.screenshot({ path: join(OUT, "browser-counts.png"), fullPage: true });
+  // The OFD comes back: the page follows without a reload.
+  await ofd.control({ down: false });
+  await waitFor("synced on the page", async () => (await text(page, "synced-count")) === "3", 20000);
+  assert.equal(await text(page, "pending-count"), "0");
+});
+
+test("Sync now delivers waiting receipts after the OFD recovers", async (t) => {
+  const { ofd, daemon } = await setup(t, { down: true });
+  for (let i = 0; i < 4; i++) await daemon.receipt(`sync-${i}`);
+  const page = await open(daemon);
+  await waitFor("receipts waiting", async () => (await text(page, "pending-count")) === "4");
+  await ofd.control({ down: false });
+  // In a plain browser the manager enters the admin token once per session.
+  await page.click('[data-testid="sync-now"]');
+  await page.waitForSelector("#token-box:not([hidden])");
+  await page.fill("#token", TOKEN);
+  await page.click("#token-save");
+  await page.check("#force");
+  await page.click('[data-testid="sync-now"]');
+  await waitFor("synced after Sync now", async () => (await text(page, "synced-count")) === "4", 20000);
+  await waitFor("feedback", async () => /4|Готово|Done/.test(await page.locator("#action-result").innerText()));
+  assert.equal((await ofd.stats()).stats.unique_keys, 4);
+  await page.screenshot({ path: join(OUT, "browser-sync-now.png"), fullPage: true });
+});
+
+test("a DLQ row's Retry and Retry all bring receipts back and they are delivered", async (t) => {
+  const { ofd, daemon } = await setup(t, { reject_pos_ids: ["POS-001"] });
+  for (let i = 0; i < 3; i++) await daemon.receipt(`dlq-${i}`);
+  const page = await open(daemon, { token: TOKEN });
+  await waitFor("three in the DLQ", async () => (await text(page, "dlq-count")) === "3");
+  await waitFor("three rows", async () => (await page.locator('[data-testid="dlq-retry"]').count()) === 3);
+  await page.screenshot({ path: join(OUT, "browser-dlq.png"), fullPage: true });
+  await ofd.control({ reject_pos_ids: [] });
+  await page.locator('[data-testid="dlq-retry"]').first().click();
+  await waitFor("one retried", async () => (await text(page, "dlq-count")) === "2");
+  await waitFor("one delivered", async () => (await text(page, "synced-count")) === "1");
+  await page.click('[data-testid="dlq-retry-all"]');
+  await waitFor("DLQ empty", async () => (await text(page, "dlq-count")) === "0");
+  await waitFor("all delivered", async () => (await text(page, "synced-count")) === "3");
+  await page.screenshot({ path: join(OUT, "browser-dlq-retried.png"), fullPage: true });
+});
+
+test("a wrong admin token shows an error and changes nothing", async (t) => {
+  const { daemon } = await setup(t, { reject_pos_ids: ["POS-001"] });
+  await daemon.receipt("wrong-token");
+  const page = await open(daemon, { token: "not-the-token" });
+  await waitFor("in the DLQ", async () => (await text(page, "dlq-count")) === "1");
+  await page.click('[data-testid="dlq-retry-all"]');
+  await waitFor("error text", async () => /Неверный токен|Wrong admin token/.test(await page.locator("#action-result").innerText()));
+  assert.equal(await text(page, "dlq-count"), "1");
+  await page.screenshot({ path: join(OUT, "browser-wrong-token.png"), fullPage: true });
+});

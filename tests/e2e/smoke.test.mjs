@@ -1,0 +1,66 @@
+// The real desktop app under Xvfb: it starts, its local API answers, its window is not blank,
+// SIGTERM ends it with exit code 0. Also records memory (window open / started hidden) and the
+// time from launch to the API answering into tests/out/desktop-figures.json.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { BIN, OUT, run, freePort, waitFor, FAST_CONFIG } from "./harness.mjs";
+import { screenshot, memory } from "./desktop-harness.mjs";
+
+const figures = {};
+
+async function launch(extra = []) {
+  const dir = mkdtempSync(join(tmpdir(), "kkt-desktop-"));
+  writeFileSync(join(dir, "config.toml"), FAST_CONFIG);
+  const port = await freePort();
+  const started = Date.now();
+  const app = run(join(BIN, "kkt-adapter"), ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", `127.0.0.1:${port}`, ...extra], /listening on (http:\/\/\S+)/);
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor("the local API", async () => (await fetch(`${base}/v1/health`)).ok, 60000);
+  return { app, base, dir, apiAfterMs: Date.now() - started };
+}
+
+test("the desktop app starts, answers, shows a window and exits 0 on SIGTERM", async () => {
+  assert.ok(process.env.DISPLAY, "run under Xvfb (DISPLAY)");
+  const { app, base, apiAfterMs } = await launch();
+  figures.launch_to_api_ms = apiAfterMs;
+  const r = await fetch(`${base}/v1/kkt/receipt`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Idempotency-Key": "smoke-1" },
+    body: JSON.stringify({ pos_id: "POS-001", type: "sale", items: [{ name: "Test", price: 100, qty: 1 }], payments: [{ type: "cash", amount: 100 }] }),
+  });
+  assert.equal(r.status, 200);
+  // The window paints the page: the screen is no longer one flat color.
+  const shot = join(OUT, "desktop-window.png");
+  await waitFor("a painted window", async () => screenshot(shot) > 0.05, 30000);
+  await waitFor("the page's numbers", async () => (await (await fetch(`${base}/v1/kkt/buffer/status`)).json()).synced === 1, 20000);
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // let the 1 s poll paint the synced count for the picture
+  screenshot(shot);
+  figures.window_open = memory(app.child.pid);
+  const { code, signal } = await app.stop("SIGTERM");
+  assert.equal(signal, null, app.log());
+  assert.equal(code, 0, app.log());
+});
+
+test("started hidden (tray only, as autostart does) it runs without a webview", async () => {
+  const { app, base } = await launch(["--hidden"]);
+  const s = await (await fetch(`${base}/v1/kkt/buffer/status`)).json();
+  assert.equal(s.worker.running, true);
+  await new Promise((resolve) => setTimeout(resolve, 3000)); // settle before measuring memory
+  figures.window_closed = memory(app.child.pid);
+  assert.ok(!figures.window_closed.processes.some((p) => /WebKitWebProces/.test(p)), figures.window_closed.processes.join(","));
+  const { code } = await app.stop("SIGTERM");
+  assert.equal(code, 0, app.log());
+  writeFileSync(join(OUT, "desktop-figures.json"), JSON.stringify(figures, null, 1));
+});
+
+test("without a display it says to use kkt-adapterd and exits non-zero, no panic", async () => {
+  const env = { DISPLAY: "", WAYLAND_DISPLAY: "" };
+  const app = run(join(BIN, "kkt-adapter"), ["--listen", "127.0.0.1:0"], /kkt-adapterd/, env);
+  await app.ready;
+  const { code } = await app.exited;
+  assert.equal(code, 2);
+  assert.ok(!/panicked/.test(app.log()), app.log());
+});
