@@ -1,37 +1,67 @@
 #!/usr/bin/env bash
-# Runs every test of KKT Adapter and prints the core crate's line coverage (must be >= 85 %).
-# Installs what it needs on a fresh Debian 12 machine (as root). CI runs exactly this.
+# Runs every test of KKT Adapter: format and lints, the Rust suites under coverage (the core's
+# line coverage must be >= 85 %), browser end-to-end tests (Debian's chromium via npm
+# playwright-core), and the desktop app under Xvfb (smoke test, and WebDriver through
+# tauri-driver + WebKitWebDriver). Installs what it needs on a fresh Debian 12 machine (as root).
+# CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=never
+export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
 step "system packages"
+pkgs=(build-essential pkg-config
+  libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
+  libayatana-appindicator3-dev librsvg2-dev
+  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus)
 need=()
-for pkg in build-essential pkg-config; do
+for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-step "coverage tools"
+step "tools: coverage, tauri-driver"
 rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
 command -v cargo-llvm-cov >/dev/null 2>&1 || cargo install cargo-llvm-cov --locked --quiet
+command -v tauri-driver >/dev/null 2>&1 || cargo install tauri-driver --locked --quiet
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "headless daemon builds without any GUI library"
-cargo build --release --bin kkt-adapterd --bin mock-ofd
+step "the core depends on no GUI library (kkt-adapterd builds headless)"
+if cargo tree -p kkt-core -e normal,build --prefix none | grep -Ei '^(tauri|gtk|webkit|wry|tao) '; then
+  echo "kkt-core must not depend on a GUI library" >&2
+  exit 1
+fi
+echo "ok: no tauri/gtk/webkit/wry/tao in kkt-core's dependency tree"
 
 step "unit, worker, black-box and process tests (instrumented for coverage)"
-# Coverage is reported for the core crate: the mock OFD and the test support are not product code.
-cargo llvm-cov --workspace --ignore-filename-regex '(mock-ofd/|tests/|/bin/)' \
+# Coverage is reported for the core crate: the mock OFD, the test support and the desktop shell
+# (exercised by the desktop tests below, not instrumented) are not counted.
+cargo llvm-cov --workspace --exclude kkt-adapter-desktop \
+  --ignore-filename-regex '(mock-ofd/|tests/|/bin/|src-tauri/)' \
   --fail-under-lines 85 --summary-only
+
+step "build the programs for the end-to-end tests"
+cargo build --bin kkt-adapterd --bin mock-ofd --bin kkt-adapter
+
+step "browser end-to-end tests (chromium + playwright-core)"
+(cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs)
+
+step "desktop app under Xvfb: smoke test and WebDriver (tauri-driver)"
+(cd tests/e2e && xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- \
+  node --test --test-concurrency=1 smoke.test.mjs)
+(cd tests/e2e && xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- \
+  node --test --test-concurrency=1 desktop.test.mjs)
+echo "screenshots and desktop figures: tests/out/"
 
 step "done"

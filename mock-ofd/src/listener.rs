@@ -1,5 +1,6 @@
 //! A TCP listener whose connections die while the server is `down`: new connections are reset
-//! at once and established keep-alive connections fail on their next read or write.
+//! at once and established keep-alive connections are reset at their next request (an answer
+//! already being written — such as the one to the request that switched `down` on — goes out).
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,10 +37,6 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.down.load(Ordering::Relaxed) {
-            let _ = self.stream.set_zero_linger();
-            return Poll::Ready(Err(reset()));
-        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -53,14 +53,17 @@ export function run(cmd, args, pattern, env = {}) {
 
 export async function startMockOfd() {
   const port = await freePort();
-  const p = run(join(BIN, "mock-ofd"), ["--listen", `127.0.0.1:${port}`], /listening on (http:\/\/\S+)/);
+  const controlPort = await freePort();
+  // Faults are switched through the always-up control port: the main one resets everything while `down`.
+  const p = run(join(BIN, "mock-ofd"), ["--listen", `127.0.0.1:${port}`, "--control-listen", `127.0.0.1:${controlPort}`], /control on (http:\/\/\S+)/);
   await p.ready;
   const url = `http://127.0.0.1:${port}`;
+  const control = `http://127.0.0.1:${controlPort}`;
   return {
     url,
     stop: p.stop,
-    control: (faults) => fetch(`${url}/ofd/v1/_control`, { method: "POST", body: JSON.stringify(faults) }).then((r) => r.json()),
-    stats: () => fetch(`${url}/ofd/v1/_stats`).then((r) => r.json()),
+    control: (faults) => fetch(`${control}/ofd/v1/_control`, { method: "POST", body: JSON.stringify(faults) }).then((r) => r.json()),
+    stats: () => fetch(`${control}/ofd/v1/_stats`).then((r) => r.json()),
   };
 }
 
