@@ -51,7 +51,8 @@ cargo llvm-cov --workspace --exclude kkt-adapter-desktop \
   --fail-under-lines 85 --summary-only
 
 step "build the programs for the end-to-end tests"
-cargo build --bin kkt-adapterd --bin mock-ofd --bin kkt-adapter
+cargo build --bin kkt-adapterd --bin mock-ofd
+cargo build -p kkt-adapter-desktop
 
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)

@@ -8,18 +8,23 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BIN, OUT, run, freePort, waitFor, FAST_CONFIG } from "./harness.mjs";
 import { screenshot, memory } from "./desktop-harness.mjs";
+import { execFileSync } from "node:child_process";
 
 const figures = {};
+
+function appArgs(dir, port, extra = []) {
+  return ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", `127.0.0.1:${port}`, ...extra];
+}
 
 async function launch(extra = []) {
   const dir = mkdtempSync(join(tmpdir(), "kkt-desktop-"));
   writeFileSync(join(dir, "config.toml"), FAST_CONFIG);
   const port = await freePort();
   const started = Date.now();
-  const app = run(join(BIN, "kkt-adapter"), ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", `127.0.0.1:${port}`, ...extra], /listening on (http:\/\/\S+)/);
+  const app = run(join(BIN, "kkt-adapter"), appArgs(dir, port, extra), /listening on (http:\/\/\S+)/);
   const base = `http://127.0.0.1:${port}`;
   await waitFor("the local API", async () => (await fetch(`${base}/v1/health`)).ok, 60000);
-  return { app, base, dir, apiAfterMs: Date.now() - started };
+  return { app, base, dir, port, apiAfterMs: Date.now() - started };
 }
 
 test("the desktop app starts, answers, shows a window and exits 0 on SIGTERM", async () => {
@@ -54,6 +59,24 @@ test("started hidden (tray only, as autostart does) it runs without a webview", 
   const { code } = await app.stop("SIGTERM");
   assert.equal(code, 0, app.log());
   writeFileSync(join(OUT, "desktop-figures.json"), JSON.stringify(figures, null, 1));
+});
+
+test("a second launch hands over to the running app and exits, leaving one instance serving", async () => {
+  const { app, base, dir, port } = await launch();
+  // The running app announces itself on the session bus; the second launch looks for it there.
+  await waitFor("the single-instance name on D-Bus", async () => {
+    const out = execFileSync("dbus-send", ["--session", "--print-reply", "--dest=org.freedesktop.DBus",
+      "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", "string:ru.kkt-adapter.desktop.SingleInstance"]).toString();
+    return /boolean true/.test(out);
+  }, 20000);
+  const second = run(join(BIN, "kkt-adapter"), appArgs(dir, port), /$^/);
+  second.ready.catch(() => {}); // it is expected to exit without announcing anything
+  const { code } = await second.exited;
+  assert.equal(code, 0, second.log());
+  assert.ok(!/another KKT Adapter instance|cannot listen/.test(second.log()), second.log());
+  assert.equal((await fetch(`${base}/v1/health`)).status, 200, "the first instance still serves");
+  const { code: first } = await app.stop("SIGTERM");
+  assert.equal(first, 0, app.log());
 });
 
 test("without a display it says to use kkt-adapterd and exits non-zero, no panic", async () => {

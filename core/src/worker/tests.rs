@@ -88,6 +88,14 @@ struct Rig {
     clock: Clock,
 }
 
+/// One send at a time: strict fiscal order, and outcomes in a predictable sequence.
+fn serial() -> SyncPolicy {
+    SyncPolicy {
+        concurrency: 1,
+        ..policy()
+    }
+}
+
 fn policy() -> SyncPolicy {
     SyncPolicy {
         concurrency: 8,
@@ -179,6 +187,13 @@ impl Rig {
             ids.push(a.receipt_id);
         }
         ids
+    }
+
+    /// Adds `n` receipts and runs a cycle against a failing OFD: five failures open the breaker.
+    async fn open_breaker(&self, n: usize) {
+        self.add(n).await;
+        self.handle.sync_now(false).await.unwrap();
+        assert_eq!(self.handle.breaker().state, breaker::State::Open);
     }
 
     /// Waits (in virtual time) until `f` holds; panics after `limit`.
@@ -286,14 +301,7 @@ async fn a_backlog_from_before_a_restart_starts_draining_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn more_than_fifty_receipts_are_all_delivered_in_fiscal_order_one_by_one() {
-    let rig = Rig::new(
-        ScriptedOfd::new(delivered()),
-        SyncPolicy {
-            concurrency: 1,
-            ..policy()
-        },
-    )
-    .await;
+    let rig = Rig::new(ScriptedOfd::new(delivered()), serial()).await;
     let ids = rig.add(120).await;
     let report = rig.handle.sync_now(false).await.unwrap();
     assert_eq!(report.synced, 120);
@@ -351,14 +359,7 @@ async fn retry_after_from_the_ofd_postpones_the_next_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn the_breaker_opens_after_five_failures_and_refused_calls_are_not_attempts() {
-    let rig = Rig::new(
-        ScriptedOfd::new(transient()),
-        SyncPolicy {
-            concurrency: 1,
-            ..policy()
-        },
-    )
-    .await;
+    let rig = Rig::new(ScriptedOfd::new(transient()), serial()).await;
     let ids = rig.add(10).await;
     let report = rig.handle.sync_now(false).await.unwrap();
     assert_eq!((report.failed, report.skipped), (5, 5), "{report:?}");
@@ -381,17 +382,8 @@ async fn the_breaker_opens_after_five_failures_and_refused_calls_are_not_attempt
 #[tokio::test(start_paused = true)]
 async fn after_sixty_seconds_a_probe_goes_through_and_two_successes_close_the_breaker() {
     let ofd = ScriptedOfd::new(transient());
-    let rig = Rig::new(
-        ofd.clone(),
-        SyncPolicy {
-            concurrency: 1,
-            ..policy()
-        },
-    )
-    .await;
-    rig.add(5).await;
-    rig.handle.sync_now(false).await.unwrap();
-    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    let rig = Rig::new(ofd.clone(), serial()).await;
+    rig.open_breaker(5).await;
     ofd.set(delivered());
     tokio::time::advance(Duration::from_secs(61)).await;
     rig.until(Duration::from_secs(600), "all delivered", |c| c.synced == 5)
@@ -410,14 +402,7 @@ async fn after_sixty_seconds_a_probe_goes_through_and_two_successes_close_the_br
 #[tokio::test(start_paused = true)]
 async fn force_lets_one_probe_through_an_open_breaker() {
     let ofd = ScriptedOfd::new(transient());
-    let rig = Rig::new(
-        ofd.clone(),
-        SyncPolicy {
-            concurrency: 1,
-            ..policy()
-        },
-    )
-    .await;
+    let rig = Rig::new(ofd.clone(), serial()).await;
     rig.add(6).await;
     rig.handle.sync_now(false).await.unwrap();
     assert_eq!(ofd.calls().len(), 5);
@@ -478,17 +463,8 @@ async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_i
 #[tokio::test(start_paused = true)]
 async fn an_ofd_that_comes_back_rejecting_closes_the_breaker_all_the_same() {
     let ofd = ScriptedOfd::new(transient());
-    let rig = Rig::new(
-        ofd.clone(),
-        SyncPolicy {
-            concurrency: 1,
-            ..policy()
-        },
-    )
-    .await;
-    rig.add(8).await;
-    rig.handle.sync_now(false).await.unwrap();
-    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    let rig = Rig::new(ofd.clone(), serial()).await;
+    rig.open_breaker(8).await;
     ofd.set(SendOutcome::Rejected {
         http_status: 422,
         body: "bad".into(),
@@ -509,14 +485,7 @@ async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
         http_status: 401,
         body: "no".into(),
     });
-    let rig = Rig::new(
-        ofd,
-        SyncPolicy {
-            concurrency: 1,
-            ..policy()
-        },
-    )
-    .await;
+    let rig = Rig::new(ofd, serial()).await;
     let ids = rig.add(3).await;
     rig.handle.sync_now(false).await.unwrap();
     assert_eq!(rig.handle.status().misconfigured.map(|m| m.0), Some(401));
