@@ -125,6 +125,10 @@ pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
     let context = tauri::generate_context!("../tauri.conf.json");
     let autostart = settings.autostart;
     let settings = Mutex::new(Some(settings));
+    // Before anything else starts: a SIGTERM during start-up must still mean an orderly stop.
+    let signals = tauri::async_runtime::block_on(async { kkt_core::app::ShutdownSignals::install() })
+        .context("cannot install the signal handlers")?;
+    let signals = Mutex::new(Some(signals));
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             // A second launch: show this instance's window instead of fighting for the port and database.
@@ -132,6 +136,11 @@ pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
             show_window(app);
         }))
         .setup(move |app| {
+            let signals = signals
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .context("signal handlers")?;
             let settings = settings.lock().ok().and_then(|mut s| s.take()).context("settings")?;
             let mut core = tauri::async_runtime::block_on(App::build(settings))?;
             core.spawn_alerts(Arc::new(DesktopNotifier::default()));
@@ -169,7 +178,7 @@ pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
             });
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
-                kkt_core::app::shutdown_signal().await;
+                signals.recv().await;
                 tracing::info!("signal received");
                 quit(&handle);
             });

@@ -15,10 +15,11 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let run = async {
+        let signals = app::ShutdownSignals::install()?;
         let settings = Settings::resolve(Flags::parse())?;
         let mut app = App::build(settings).await?;
         app.spawn_alerts(std::sync::Arc::new(kkt_core::alerts::LogNotifier));
-        app::shutdown_signal().await;
+        signals.recv().await;
         app.shutdown().await;
         anyhow::Ok(())
     };
