@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
 import { BIN, OUT, run, freePort, waitFor, startMockOfd, FAST_CONFIG, SEED } from "./harness.mjs";
 
 async function wd(base, method, path, body) {
@@ -23,12 +24,21 @@ test("the real window renders the counts, and Sync now in it triggers a sync", a
   const api = `http://127.0.0.1:${port}`;
   const driverPort = await freePort();
   const nativePort = await freePort();
+  const wdBase = `http://127.0.0.1:${driverPort}`;
   const driver = run("tauri-driver", ["--port", String(driverPort), "--native-port", String(nativePort)], /./);
+  let sid;
   t.after(async () => {
+    // In this order: ending the session closes the app; then the driver; then the mock OFD.
+    if (sid) await fetch(`${wdBase}/session/${sid}`, { method: "DELETE" }).catch(() => {});
+    // Whatever happened above, no app of this test may outlive it (it holds the driver's stdout).
+    try {
+      execFileSync("pkill", ["-f", `kkt-adapter --data-dir ${dir}`]);
+    } catch {
+      /* none left: the usual case */
+    }
     await driver.stop();
     await ofd.stop();
   });
-  const wdBase = `http://127.0.0.1:${driverPort}`;
   await waitFor("tauri-driver", async () => (await fetch(`${wdBase}/status`)).ok, 30000);
   const session = await wd(wdBase, "POST", "/session", {
     capabilities: {
@@ -40,8 +50,7 @@ test("the real window renders the counts, and Sync now in it triggers a sync", a
       },
     },
   });
-  const sid = session.sessionId;
-  t.after(() => fetch(`${wdBase}/session/${sid}`, { method: "DELETE" }).catch(() => {}));
+  sid = session.sessionId;
   for (let i = 0; i < 3; i++) {
     await fetch(`${api}/v1/kkt/receipt`, { method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": `wd-${i}` }, body: JSON.stringify(SEED) });
   }
