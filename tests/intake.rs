@@ -156,7 +156,11 @@ async fn a_request_while_the_first_with_its_key_is_in_flight_gets_409() {
     let t = TestApp::start_with(|s| s.print_latency = Duration::from_millis(600)).await;
     let first = t.post_receipt(Some("slow"), SEED_BODY);
     let second = async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The first is in flight once its row is stored and the (600 ms) print has begun.
+        t.wait_status(Duration::from_secs(5), "the first row stored", |s| {
+            s["total_receipts"] == 1
+        })
+        .await;
         t.post_receipt(Some("slow"), SEED_BODY).await
     };
     let (a, b) = tokio::join!(first, second);

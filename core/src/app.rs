@@ -187,10 +187,6 @@ impl App {
         &self.state.worker
     }
 
-    pub fn buffer(&self) -> &Buffer {
-        &self.state.buffer
-    }
-
     pub fn admin_token(&self) -> &str {
         &self.state.admin_token
     }
@@ -202,11 +198,6 @@ impl App {
             let task = alerts::run(source, notifier, alerter, self.cancel.child_token());
             self.tracker.spawn_on(task, &self.runtime);
         }
-    }
-
-    /// A token that is cancelled when shutdown begins.
-    pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
     }
 
     /// Stops intake and the worker, waits (bounded) for in-flight work, then drains the writer.

@@ -328,11 +328,6 @@ impl Buffer {
         &self.stats
     }
 
-    /// A receiver that changes after every commit.
-    pub fn watch_counts(&self) -> watch::Receiver<Counts> {
-        self.counts.clone()
-    }
-
     /// Events as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

@@ -149,16 +149,28 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
 }
 
 pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, Error> {
-    let row = c
+    let Some((fiscal_doc, print_status, _)) = fiscal_doc(c, id).optional()? else {
+        return Ok(None);
+    };
+    let dlq = dlq_entries(c, Some(id))?.into_iter().next();
+    let events = c
+        .prepare_cached(
+            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events WHERE receipt_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], event_row)?
+        .filter_map(|e| e.transpose())
+        .collect::<Result<_, _>>()?;
+    let view = c
         .prepare_cached(
             "SELECT status, pos_id, type, total_kopecks, retry_count, last_error, created_at, next_attempt_at,
-                    synced_at, print_status, ofd_status, ofd_id, ofd_response, request_json
+                    synced_at, ofd_status, ofd_id, ofd_response, request_json
              FROM receipts WHERE id = ?1",
         )?
         .query_row([id], |r| {
             let status: String = r.get(0)?;
             let created: i64 = r.get(6)?;
             let next: i64 = r.get::<_, i64>(7)?.max(created);
+            let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(9)?, r.get(10)?, r.get(11)?);
             Ok(ReceiptView {
                 receipt_id: id.to_string(),
                 next_attempt_at: (status == "pending").then(|| rfc3339(next)),
@@ -170,51 +182,23 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
                 last_error: r.get(5)?,
                 created_at: rfc3339(created),
                 synced_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
-                print_status: r.get(9)?,
-                ofd_response: {
-                    let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(10)?, r.get(11)?, r.get(12)?);
-                    (s.is_some() || i.is_some() || b.is_some()).then_some(OfdAnswer {
-                        http_status: s,
-                        ofd_id: i,
-                        body: b,
-                    })
-                },
-                request: RawValue::from_string(r.get(13)?).unwrap_or_else(|_| empty_object()),
-                fiscal_doc: placeholder_doc(),
-                dlq: None,
-                events: Vec::new(),
+                print_status,
+                ofd_response: (s.is_some() || i.is_some() || b.is_some()).then_some(OfdAnswer {
+                    http_status: s,
+                    ofd_id: i,
+                    body: b,
+                }),
+                request: RawValue::from_string(r.get(12)?).unwrap_or_else(|_| empty_object()),
+                fiscal_doc,
+                dlq,
+                events,
             })
-        })
-        .optional()?;
-    let Some(mut view) = row else { return Ok(None) };
-    view.fiscal_doc = fiscal_doc(c, id)?.0;
-    view.dlq = dlq_entries(c, Some(id))?.into_iter().next();
-    view.events = c
-        .prepare_cached(
-            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events WHERE receipt_id = ?1 ORDER BY id",
-        )?
-        .query_map([id], event_row)?
-        .filter_map(|e| e.transpose())
-        .collect::<Result<_, _>>()?;
+        })?;
     Ok(Some(view))
 }
 
 fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("{{}} is valid JSON"))
-}
-
-fn placeholder_doc() -> FiscalDoc {
-    FiscalDoc {
-        fiscal_doc_number: 0,
-        fiscal_sign: String::new(),
-        fiscal_datetime: String::new(),
-        fn_number: String::new(),
-        kkt_number: String::new(),
-        shift_number: 0,
-        receipt_number: 0,
-        total: Kopecks(0),
-        qr_code_data: String::new(),
-    }
 }
 
 pub(crate) fn events(c: &Connection, after: i64, limit: u32) -> Result<EventPage, Error> {

@@ -325,7 +325,7 @@ impl Writer {
                             reply,
                         }),
                         Err(e) => {
-                            replies.push(Reply::Admit(reply, Err(AdmitError::InProgress)));
+                            replies.push(Reply::Admit(reply, Err(AdmitError::Storage(e.to_string()))));
                             return Err(e);
                         }
                     },
@@ -377,7 +377,9 @@ impl Writer {
                     Command::Stop(reply) => stop = Some(reply),
                 }
             }
-            self.save_counters()?;
+            if !to_print.is_empty() {
+                self.save_counters()?; // the KKT numbered receipts in this batch
+            }
             self.conn.execute_batch("COMMIT")
         })();
         for (reply, admission) in printed {

@@ -19,11 +19,6 @@ impl SimulatedOfd {
             accepted: Mutex::new(HashSet::new()),
         }
     }
-
-    /// How many distinct receipts it has accepted.
-    pub fn accepted(&self) -> usize {
-        self.accepted.lock().map(|a| a.len()).unwrap_or(0)
-    }
 }
 
 impl Ofd for SimulatedOfd {
