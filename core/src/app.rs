@@ -9,6 +9,7 @@ use crate::buffer::{Buffer, BufferConfig};
 use crate::kkt::{MockKkt, MockKktConfig};
 use crate::metrics::Metrics;
 use crate::ofd::{HttpOfd, Ofd, SimulatedOfd};
+use crate::retention::{self, Retention};
 use crate::settings::Settings;
 use crate::status::StatusSource;
 use crate::time::Clock;
@@ -89,6 +90,7 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        settings.check_lan_mode()?;
         let lock = lock_data_dir(&settings.data_dir)?;
         let token = admin_token(&settings)?;
         let kkt = MockKkt::new(MockKktConfig {
@@ -102,6 +104,7 @@ impl App {
             BufferConfig {
                 path: settings.database_path(),
                 capacity: settings.capacity,
+                max_db_bytes: settings.max_db_bytes,
             },
             kkt,
         )?;
@@ -145,6 +148,7 @@ impl App {
             worker: handle,
             metrics,
             admin_token: token.into(),
+            pos_token: settings.pos_token.clone().map(Into::into),
             allowed_hosts: settings.allowed_hosts.clone().into(),
             local_addr: addr,
             in_flight: Arc::new(Mutex::new(Default::default())),
@@ -152,10 +156,16 @@ impl App {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         tracker.spawn(worker.run(cancel.child_token()));
+        let retention = Retention {
+            keep: settings.retention,
+            every: settings.purge_interval,
+            slip_dir: settings.write_slips.then(|| settings.data_dir.join("receipts")),
+        };
+        tracker.spawn(retention::run(state.buffer.clone(), retention, cancel.child_token()));
         let router = api::router(state.clone());
         let stop = cancel.child_token();
         tracker.spawn(async move {
-            let served = axum::serve(listener, router)
+            let served = axum::serve(api::conn::Listener(listener), router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
             if let Err(e) = served {

@@ -21,10 +21,11 @@ pub enum EventKind {
     CircuitClosed,
     SyncCycleCompleted,
     OfdMisconfigured,
+    BufferPurged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::ReceiptAdded,
         EventKind::SyncStarted,
         EventKind::ReceiptSynced,
@@ -38,6 +39,7 @@ impl EventKind {
         EventKind::CircuitClosed,
         EventKind::SyncCycleCompleted,
         EventKind::OfdMisconfigured,
+        EventKind::BufferPurged,
     ];
 
     /// The kind stored under `name`, if any.
@@ -60,6 +62,7 @@ impl EventKind {
             EventKind::CircuitClosed => "circuit_closed",
             EventKind::SyncCycleCompleted => "sync_cycle_completed",
             EventKind::OfdMisconfigured => "ofd_misconfigured",
+            EventKind::BufferPurged => "buffer_purged",
         }
     }
 }

@@ -11,7 +11,7 @@
 //! rejection). [`status`] folds counts, breaker and worker heartbeat into one snapshot read by
 //! the API, [`metrics`], the web UI and the desktop shell; [`alerts`] turns events and that
 //! snapshot into rate-limited operator notifications. [`app`] wires it all together from
-//! [`settings`] and shuts it down in order.
+//! [`settings`] and shuts it down in order; [`retention`] keeps the database and slips bounded.
 
 pub mod alerts;
 pub mod api;
@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod money;
 pub mod ofd;
 pub mod receipt;
+pub mod retention;
 pub mod settings;
 pub mod status;
 pub mod time;

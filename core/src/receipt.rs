@@ -141,6 +141,12 @@ fn is_null(raw: &RawValue) -> bool {
     raw.get().trim() == "null"
 }
 
+/// Embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) reorder the text around
+/// them on screen and on the slip ("Trojan Source"): a receipt line must read as it is stored.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A string field with a length range (in characters) and no control characters.
 fn string_field(obj: &Object<'_>, key: &str, path: &str, max: usize, errors: &mut Errors) -> Option<String> {
     match obj.get(key) {
@@ -156,6 +162,8 @@ fn string_field(obj: &Object<'_>, key: &str, path: &str, max: usize, errors: &mu
                     errors.add(path, format!("must be at most {max} characters"));
                 } else if s.chars().any(char::is_control) {
                     errors.add(path, "must not contain control characters");
+                } else if s.chars().any(is_bidi_control) {
+                    errors.add(path, "must not contain bidirectional override characters");
                 } else {
                     return Some(s);
                 }

@@ -35,6 +35,10 @@ pub struct Flags {
     /// stored with mode 0600 in the config directory.
     #[arg(long, env = "KKT_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Bearer token POS software must send with receipts (`Authorization: Bearer …`). Required when
+    /// --listen is not a loopback address (LAN mode, several tills); optional otherwise.
+    #[arg(long, env = "KKT_POS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub pos_token: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are an error, so a typo is not silently ignored.
@@ -65,6 +69,9 @@ struct DesktopFile {
 #[serde(deny_unknown_fields, default)]
 struct BufferFile {
     capacity: Option<u64>,
+    retention_days: Option<f64>,
+    purge_interval_secs: Option<f64>,
+    max_db_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -119,6 +126,7 @@ struct AlertsFile {
 #[serde(deny_unknown_fields, default)]
 struct HttpFile {
     allowed_hosts: Option<Vec<String>>,
+    pos_token: Option<String>,
 }
 
 /// Everything the program needs, resolved once at start.
@@ -135,6 +143,15 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Maximum unsynced receipts (pending, syncing, failed) before intake answers 503 `buffer_full`.
     pub capacity: u64,
+    /// Synced receipts, their events and old events of no receipt are deleted after this long
+    /// (DLQ entries and unsynced receipts are kept until resolved).
+    pub retention: Duration,
+    /// How often the retention purge runs.
+    pub purge_interval: Duration,
+    /// Upper bound of the database file (0: none, only the disk's size).
+    pub max_db_bytes: u64,
+    /// Required bearer token for receipt intake and lookup (LAN mode).
+    pub pos_token: Option<String>,
     pub fn_number: String,
     pub kkt_number: String,
     pub print_latency: Duration,
@@ -267,6 +284,26 @@ impl Settings {
         if let Some(c) = file.buffer.capacity {
             out.capacity = c.max(1);
         }
+        out.retention = secs(
+            file.buffer.retention_days.map(|d| d * DAY as f64),
+            out.retention,
+            "buffer.retention_days",
+        )?;
+        out.purge_interval = secs(
+            file.buffer.purge_interval_secs,
+            out.purge_interval,
+            "buffer.purge_interval_secs",
+        )?
+        .max(Duration::from_millis(100));
+        if let Some(mb) = file.buffer.max_db_mb {
+            out.max_db_bytes = mb.saturating_mul(1 << 20);
+        }
+        out.pos_token = flags
+            .pos_token
+            .or(file.http.pos_token.clone())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        out.check_lan_mode()?;
         let k = &file.kkt;
         if let Some(v) = &k.fn_number {
             out.fn_number = v.clone();
@@ -334,6 +371,19 @@ impl Settings {
         Ok(out)
     }
 
+    /// Refuses a non-loopback address without a POS token: anyone on the network could post receipts.
+    pub fn check_lan_mode(&self) -> anyhow::Result<()> {
+        if !self.listen.ip().is_loopback() && self.pos_token.is_none() {
+            bail!(
+                "--listen {} is not a loopback address: other machines could post receipts. LAN mode needs a POS \
+                 token (--pos-token, KKT_POS_TOKEN or [http] pos_token in the config file) that every till sends \
+                 as `Authorization: Bearer <token>`",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
     /// Settings for tests and embedding: defaults, a given data directory, port 0; reads no file.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Settings {
         let mut s = Settings::defaults(data_dir.into());
@@ -351,6 +401,10 @@ impl Settings {
             ofd_url: None,
             admin_token: None,
             capacity: 100_000,
+            retention: Duration::from_secs(30 * DAY),
+            purge_interval: Duration::from_secs(3600),
+            max_db_bytes: 0,
+            pos_token: None,
             fn_number: "9999999999999999".into(),
             kkt_number: "0000000000001234".into(),
             print_latency: Duration::ZERO,
@@ -440,5 +494,34 @@ mod tests {
         assert_eq!(s.breaker.failure_threshold, 5);
         assert_eq!(s.fn_warn_age, Duration::from_secs(3 * DAY));
         assert!(s.ofd_url.is_none());
+        assert_eq!(s.retention, Duration::from_secs(30 * DAY));
+        assert!(s.pos_token.is_none());
+    }
+
+    #[test]
+    fn a_non_loopback_address_needs_a_pos_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = |token: Option<&str>| Flags {
+            config: Some(dir.path().join("c.toml")),
+            data_dir: Some(dir.path().into()),
+            listen: Some("0.0.0.0:8000".parse().unwrap()),
+            pos_token: token.map(str::to_string),
+            ..Flags::default()
+        };
+        std::fs::write(
+            dir.path().join("c.toml"),
+            "[buffer]\nretention_days = 0.5\nmax_db_mb = 3\n",
+        )
+        .unwrap();
+        let err = Settings::resolve(flags(None)).unwrap_err();
+        assert!(format!("{err:#}").contains("POS token"), "{err:#}");
+        assert!(
+            Settings::resolve(flags(Some("  "))).is_err(),
+            "a blank token is no token"
+        );
+        let s = Settings::resolve(flags(Some("till-secret"))).unwrap();
+        assert_eq!(s.pos_token.as_deref(), Some("till-secret"));
+        assert_eq!(s.retention, Duration::from_secs(DAY / 2));
+        assert_eq!(s.max_db_bytes, 3 << 20);
     }
 }

@@ -179,3 +179,12 @@ pub fn dead_url() -> String {
 pub fn n(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
+
+/// Records a scenario's figures in `tests/out/reliability/<name>.json` (RELIABILITY.md is
+/// written from these by `tests/tools/reliability.py`).
+pub fn report(name: &str, figures: Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("out/reliability");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.json")), format!("{figures:#}\n"));
+    eprintln!("RELIABILITY {name}: {figures}");
+}

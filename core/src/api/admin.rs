@@ -4,7 +4,7 @@ use super::guards::require_admin;
 use super::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, State, rejection::PathRejection};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -70,8 +70,10 @@ async fn retry(state: &AppState, id: Option<String>) -> Result<Vec<String>, ApiE
 pub async fn dlq_retry_one(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    // A path segment that is not UTF-8 names nothing here.
+    let Path(id) = id.map_err(|_| ApiError::NotFound("DLQ entry"))?;
     require_admin(&state, &headers)?;
     let ids = retry(&state, Some(id)).await?;
     if ids.is_empty() {

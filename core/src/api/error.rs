@@ -25,6 +25,10 @@ pub enum ApiError {
     RouteNotFound,
     MethodNotAllowed,
     Unauthorized,
+    /// LAN mode: a receipt call without the POS token.
+    PosUnauthorized,
+    /// A request header block over the limit.
+    HeadersTooLarge,
     Forbidden(&'static str),
     BadRequest(String),
     /// Anything else that failed on our side. The cause is logged where it happened.
@@ -103,6 +107,16 @@ impl ApiError {
                 "unauthorized",
                 "this call needs Authorization: Bearer <admin token>".into(),
             ),
+            PosUnauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this adapter takes receipts only with Authorization: Bearer <POS token>".into(),
+            ),
+            HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "the request headers are too large".into(),
+            ),
             Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", (*why).into()),
             BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
             Internal => (
@@ -129,7 +143,7 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(self, ApiError::Unauthorized | ApiError::PosUnauthorized) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

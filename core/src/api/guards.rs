@@ -23,10 +23,13 @@ fn is_allowed_host(state: &AppState, host: &str) -> bool {
     if h == "localhost" || h.ends_with(".localhost") || h == "::1" {
         return true;
     }
-    if let Ok(ip) = h.parse::<std::net::IpAddr>()
-        && (ip.is_loopback() || ip == state.local_addr.ip())
-    {
-        return true;
+    if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+        // An address literal cannot be re-pointed by DNS; bound to all interfaces (LAN mode),
+        // the tills reach this machine by whichever of its addresses they know.
+        let bound = state.local_addr.ip();
+        if ip.is_loopback() || ip == bound || bound.is_unspecified() {
+            return true;
+        }
     }
     state.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(&h))
 }
@@ -59,21 +62,45 @@ pub async fn local_only(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-/// Checks `Authorization: Bearer <admin token>` in constant time.
-pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    let expected = state.admin_token.as_bytes();
-    let given = given.as_bytes();
-    let mut diff = (given.len() ^ expected.len()) as u8;
+}
+
+/// Compares in time that depends only on the expected token's length.
+fn same_token(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = u8::from(given.len() != expected.len());
     for (i, b) in expected.iter().enumerate() {
         diff |= b ^ given.get(i).copied().unwrap_or(0);
     }
-    if diff == 0 { Ok(()) } else { Err(ApiError::Unauthorized) }
+    diff == 0
+}
+
+/// Checks `Authorization: Bearer <admin token>` in constant time.
+pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    if same_token(given, &state.admin_token) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// With a POS token configured (LAN mode), receipt calls need it (or the admin token).
+pub fn require_pos(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.pos_token else {
+        return Ok(());
+    };
+    let given = bearer(headers).ok_or(ApiError::PosUnauthorized)?;
+    if same_token(given, expected) || same_token(given, &state.admin_token) {
+        Ok(())
+    } else {
+        Err(ApiError::PosUnauthorized)
+    }
 }
 
 pub async fn not_found() -> ApiError {

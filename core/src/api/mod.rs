@@ -1,6 +1,7 @@
 //! The local HTTP API (CONTRACT §1): `router(state)` builds it; `app` serves it.
 
 mod admin;
+pub mod conn;
 mod error;
 mod guards;
 mod receipts;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub status: StatusSource,
     pub metrics: Arc<Metrics>,
     pub admin_token: Arc<str>,
+    /// When set, receipt intake and lookup need `Authorization: Bearer <pos token>` (LAN mode).
+    pub pos_token: Option<Arc<str>>,
     /// Host names accepted besides loopback names (DNS-rebinding guard).
     pub allowed_hosts: Arc<[String]>,
     /// The address the API is bound to (its IP is an accepted Host too).

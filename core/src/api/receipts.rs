@@ -6,7 +6,7 @@ use crate::metrics::Intake;
 use crate::receipt::{self, Invalid};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, State, rejection::PathRejection};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -57,6 +57,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
 }
 
 async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    super::guards::require_pos(state, headers)?;
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -119,7 +120,14 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
     Ok(response)
 }
 
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    // A path segment that is not UTF-8 names nothing here.
+    let Path(id) = id.map_err(|_| ApiError::NotFound("receipt"))?;
+    super::guards::require_pos(&state, &headers)?;
     if id.len() > 64 {
         return Err(ApiError::NotFound("receipt"));
     }

@@ -46,9 +46,15 @@ struct Health {
 /// `GET /v1/health`: 200 when healthy or degraded, 503 when unhealthy.
 pub async fn health(State(state): State<AppState>) -> Response {
     let s = state.status.snapshot();
-    let database = match state.buffer.ping().await {
-        Ok(()) => component("healthy", None),
-        Err(e) => component("unhealthy", Some(e.to_string())),
+    let database = match (state.buffer.ping().await, state.buffer.writer_stats().failing()) {
+        (Err(e), _) => component("unhealthy", Some(e.to_string())),
+        (Ok(()), Some(e)) => component(
+            "unhealthy",
+            Some(format!(
+                "the last write failed ({e}); receipts are refused until storage works"
+            )),
+        ),
+        (Ok(()), None) => component("healthy", None),
     };
     let worker = if s.worker.heartbeat_stale {
         component("unhealthy", Some("the sync worker's heartbeat is stale".into()))
@@ -240,6 +246,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         out,
         "# HELP kkt_buffer_receipts_stored_total New receipts stored.\n# TYPE kkt_buffer_receipts_stored_total counter\nkkt_buffer_receipts_stored_total {}",
         load(&w.receipts)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kkt_buffer_write_failures_total Writer transactions rolled back because storage failed.\n# TYPE kkt_buffer_write_failures_total counter\nkkt_buffer_write_failures_total {}",
+        load(&w.failed)
+    );
+    let (db, wal) = state.buffer.file_sizes();
+    let _ = writeln!(
+        out,
+        "# HELP kkt_database_bytes Size of the buffer database files.\n# TYPE kkt_database_bytes gauge\nkkt_database_bytes{{file=\"db\"}} {db}\nkkt_database_bytes{{file=\"wal\"}} {wal}"
     );
     state.metrics.render(&mut out);
     (

@@ -2,6 +2,7 @@
 
 use super::ApiError;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -25,7 +26,8 @@ pub async fn index() -> Response {
         .into_response()
 }
 
-pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+pub async fn asset(file: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let Path(file) = file.map_err(|_| ApiError::NotFound("file"))?;
     let (body, kind) = match file.as_str() {
         "index.html" => (INDEX, "text/html; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),

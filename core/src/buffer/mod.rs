@@ -153,8 +153,21 @@ pub(crate) enum Command {
     Log(Vec<NewEvent>, oneshot::Sender<Result<(), Error>>),
     /// Print results coming back from the printer thread.
     Printed(Vec<printer::Printed>),
+    /// Retention: deletes up to `limit` synced receipts (with their events) and old events.
+    Purge {
+        cutoff_ms: i64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Purged, Error>>,
+    },
     /// Commit everything before it, then stop the writer thread.
     Stop(oneshot::Sender<()>),
+}
+
+/// What one purge step deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub receipts: usize,
+    pub events: usize,
 }
 
 /// Lifetime counters of the writer, for metrics: how well commits are grouped.
@@ -166,6 +179,23 @@ pub struct WriterStats {
     pub commands: AtomicU64,
     /// New receipts stored.
     pub receipts: AtomicU64,
+    /// Transactions rolled back because storage failed (disk full, I/O error, …).
+    pub failed: AtomicU64,
+    /// The last storage failure while it lasts: cleared by the next successful commit.
+    pub failing: Mutex<Option<String>>,
+}
+
+impl WriterStats {
+    /// The storage error of the last batch, if the last batch failed.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn set_failing(&self, error: Option<String>) {
+        if let Ok(mut f) = self.failing.lock() {
+            *f = error;
+        }
+    }
 }
 
 /// What the writer needs to know besides the database.
@@ -173,6 +203,8 @@ pub struct WriterStats {
 pub struct BufferConfig {
     pub path: PathBuf,
     pub capacity: u64,
+    /// Upper bound of the database file in bytes (0: none); past it writes fail as storage errors.
+    pub max_db_bytes: u64,
 }
 
 /// Handle to the buffer: cheap to clone; all clones talk to the same writer thread.
@@ -184,6 +216,7 @@ pub struct Buffer {
     events: broadcast::Sender<Event>,
     stats: Arc<WriterStats>,
     threads: Arc<Mutex<Option<Threads>>>,
+    path: PathBuf,
 }
 
 /// The buffer's own threads, joined by [`Buffer::close`].
@@ -243,6 +276,11 @@ impl Buffer {
         let printer = printer::spawn(kkt.clone(), commands.clone())
             .map_err(|e| Error::Open(format!("cannot start the printer thread: {e}")))?;
         let stats = Arc::new(WriterStats::default());
+        if config.max_db_bytes > 0 {
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (config.max_db_bytes as i64 / page.max(512)).max(1);
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         let (state, counts) = writer::Writer::new(conn, kkt, printer, config.capacity, events.clone(), stats.clone())?;
         let handle = std::thread::Builder::new()
             .name("buffer-writer".into())
@@ -262,6 +300,7 @@ impl Buffer {
                 checkpointer,
                 stop_checkpoints,
             }))),
+            path: config.path,
         })
     }
 
@@ -316,6 +355,26 @@ impl Buffer {
     /// Writes events that belong to no receipt change (breaker transitions, cycle summaries).
     pub async fn log(&self, events: Vec<NewEvent>) -> Result<(), Error> {
         self.call(|reply| Command::Log(events, reply)).await?
+    }
+
+    /// Deletes up to `limit` synced receipts whose sync is older than `cutoff_ms` (with their
+    /// events) and up to `limit` older events that belong to no receipt still held, in one
+    /// short transaction; call again while it reports a full step.
+    pub async fn purge(&self, cutoff_ms: i64, limit: usize) -> Result<Purged, Error> {
+        self.call(|reply| Command::Purge {
+            cutoff_ms,
+            limit,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sizes of the database file and its WAL in bytes (0 when a file is missing).
+    pub fn file_sizes(&self) -> (u64, u64) {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        (size(&self.path), size(Path::new(&wal)))
     }
 
     /// The latest counts (updated after every commit).

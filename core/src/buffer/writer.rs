@@ -7,7 +7,7 @@
 //! answer go back. Under load both commits are shared by whole batches.
 
 use super::printer::{Job, Printed, admit_body};
-use super::{Admission, AdmitError, AdmitRequest, Claimed, Command, Counts, Disposition, Error, WriterStats};
+use super::{Admission, AdmitError, AdmitRequest, Claimed, Command, Counts, Disposition, Error, Purged, WriterStats};
 use crate::events::{Event, EventKind};
 use crate::kkt::{FiscalDoc, Kkt, KktCounters};
 use crate::money::Kopecks;
@@ -82,6 +82,7 @@ enum Reply {
     Unit(oneshot::Sender<Result<(), Error>>),
     Count(oneshot::Sender<Result<usize, Error>>, usize),
     Ids(oneshot::Sender<Result<Vec<String>, Error>>, Vec<String>),
+    Purged(oneshot::Sender<Result<Purged, Error>>, Purged),
 }
 
 impl Reply {
@@ -92,6 +93,7 @@ impl Reply {
             Reply::Unit(tx) => drop(tx.send(Ok(()))),
             Reply::Count(tx, n) => drop(tx.send(Ok(n))),
             Reply::Ids(tx, v) => drop(tx.send(Ok(v))),
+            Reply::Purged(tx, p) => drop(tx.send(Ok(p))),
         }
     }
 
@@ -103,6 +105,7 @@ impl Reply {
             Reply::Unit(tx) => drop(tx.send(Err(err()))),
             Reply::Count(tx, _) => drop(tx.send(Err(err()))),
             Reply::Ids(tx, _) => drop(tx.send(Err(err()))),
+            Reply::Purged(tx, _) => drop(tx.send(Err(err()))),
         }
     }
 }
@@ -374,6 +377,14 @@ impl Writer {
                             .try_for_each(|e| self.event(e.kind, e.receipt_id.as_deref(), e.details, ms(now)));
                         settle(&mut replies, logged, |()| Reply::Unit(reply))?;
                     }
+                    Command::Purge {
+                        cutoff_ms,
+                        limit,
+                        reply,
+                    } => {
+                        let purged = self.purge(cutoff_ms, limit);
+                        settle(&mut replies, purged, |p| Reply::Purged(reply, p))?;
+                    }
                     Command::Stop(reply) => stop = Some(reply),
                 }
             }
@@ -395,6 +406,8 @@ impl Writer {
                 Err(e2) => tracing::error!(error = %e2, "cannot reload KKT counters"),
             }
             let text = e.to_string();
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            self.stats.set_failing(Some(text.clone()));
             for r in replies {
                 r.fail(&text);
             }
@@ -404,6 +417,9 @@ impl Writer {
             return stop;
         }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        if self.stats.failed.load(Ordering::Relaxed) > 0 {
+            self.stats.set_failing(None);
+        }
         self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
         self.stats.receipts.fetch_add(to_print.len() as u64, Ordering::Relaxed);
         self.publish_counts();
@@ -767,5 +783,41 @@ impl Writer {
             self.event(EventKind::DlqRetried, Some(id), json!({}), now_ms)?;
         }
         Ok(ids)
+    }
+
+    fn purge(&mut self, cutoff_ms: i64, limit: usize) -> rusqlite::Result<Purged> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM receipts INDEXED BY receipts_synced_at
+                 WHERE status = 'synced' AND synced_at < ?1 ORDER BY synced_at LIMIT ?2",
+            )?
+            .query_map(params![cutoff_ms, limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut events = 0;
+        for id in &ids {
+            events += self
+                .conn
+                .prepare_cached("DELETE FROM buffer_events WHERE receipt_id = ?1")?
+                .execute([id])?;
+            self.conn
+                .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status = 'synced'")?
+                .execute([id])?;
+        }
+        // Events of receipts still held (waiting, in the DLQ, recently synced) stay with them.
+        events += self
+            .conn
+            .prepare_cached(
+                "DELETE FROM buffer_events WHERE id IN (
+                    SELECT e.id FROM buffer_events e INDEXED BY buffer_events_created
+                    WHERE e.created_at < ?1
+                      AND (e.receipt_id IS NULL OR NOT EXISTS (SELECT 1 FROM receipts r WHERE r.id = e.receipt_id))
+                    ORDER BY e.created_at LIMIT ?2)",
+            )?
+            .execute(params![cutoff_ms, limit as i64])?;
+        Ok(Purged {
+            receipts: ids.len(),
+            events,
+        })
     }
 }

@@ -117,6 +117,7 @@ impl Rig {
             BufferConfig {
                 path: dir.path().join("buffer.db"),
                 capacity: 100_000,
+                max_db_bytes: 0,
             },
             kkt,
         )

@@ -1,0 +1,125 @@
+//! Bounded growth and LAN mode: synced receipts and old events are purged after the retention,
+//! DLQ entries and waiting receipts are kept, numbering goes on; a non-loopback address needs a
+//! POS token and receipt calls without it are refused.
+
+use kkt_tests::*;
+use std::time::Duration;
+
+#[tokio::test]
+async fn synced_receipts_and_their_events_are_purged_after_the_retention_but_the_dlq_is_kept() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        reject_pos_ids: vec!["POS-BAD".into()],
+        ..Default::default()
+    });
+    let mut t = TestApp::start_with(|s| {
+        s.ofd_url = Some(ofd.url());
+        s.retention = Duration::from_millis(300);
+        s.purge_interval = Duration::from_millis(100);
+    })
+    .await;
+    for _ in 0..3 {
+        t.receipt(SEED_BODY).await;
+    }
+    let bad = t.receipt(&SEED_BODY.replace("POS-001", "POS-BAD")).await;
+    let bad_id = bad["receipt_id"].as_str().unwrap();
+    let s = t
+        .wait_status(Duration::from_secs(20), "3 purged, 1 kept in the DLQ", |s| {
+            n(s, "dlq_size") == 1 && n(s, "total_receipts") == 1 && n(s, "synced") == 0
+        })
+        .await;
+    assert_eq!(n(&s, "failed"), 1);
+    let (code, kept) = t.get(&format!("/v1/kkt/receipt/{bad_id}")).await;
+    assert_eq!(code, 200);
+    assert!(
+        !kept["events"].as_array().unwrap().is_empty(),
+        "a DLQ entry keeps its history: {kept}"
+    );
+    let (_, page) = t.get("/v1/kkt/buffer/events?limit=1000").await;
+    let events = page["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["event_type"] == "buffer_purged"), "{page}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["receipt_id"].is_null() || e["receipt_id"] == bad_id),
+        "events of purged receipts are gone: {page}"
+    );
+    // Fiscal numbering is not affected by the purge, and survives a restart after it.
+    t.restart().await;
+    let next = t.receipt(SEED_BODY).await;
+    assert_eq!(next["fiscal_doc"]["fiscal_doc_number"], 5);
+}
+
+#[tokio::test]
+async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
+    let refused = kkt_core::App::build({
+        let mut s = settings(tempfile::tempdir().unwrap().path());
+        s.listen = "0.0.0.0:0".parse().unwrap();
+        s
+    })
+    .await;
+    let err = format!("{:#}", refused.err().expect("no POS token, no LAN mode"));
+    assert!(err.contains("POS token"), "{err}");
+
+    let t = TestApp::start_with(|s| {
+        s.listen = "0.0.0.0:0".parse().unwrap();
+        s.pos_token = Some("till-secret".into());
+    })
+    .await;
+    // The tills reach the machine by an address: any IP literal is a valid Host on 0.0.0.0.
+    let url = t.url("/v1/kkt/receipt").replace("0.0.0.0", "127.0.0.1");
+    let post = |token: Option<&str>, key: &str| {
+        let mut r = t
+            .client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", key)
+            .body(SEED_BODY);
+        if let Some(tok) = token {
+            r = r.bearer_auth(tok);
+        }
+        r.send()
+    };
+    for token in [None, Some("wrong"), Some("till-secret ")] {
+        let r = post(token, "k1").await.unwrap();
+        let code = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if token == Some("till-secret ") {
+            // Surrounding blanks are trimmed from the header value: this is the right token.
+            assert_eq!(code, 200, "{body}");
+        } else {
+            assert_eq!(code, 401, "{token:?}: {body}");
+            assert_eq!(body["code"], "unauthorized");
+        }
+    }
+    let r = post(Some("till-secret"), "k2").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<serde_json::Value>().await.unwrap()["receipt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = |token: Option<String>| {
+        let mut r = t.client.get(format!("{}/{id}", url));
+        if let Some(tok) = token {
+            r = r.bearer_auth(tok);
+        }
+        r.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), 401);
+    assert_eq!(
+        get(Some(t.token.clone())).await.unwrap().status(),
+        200,
+        "the admin token reads too"
+    );
+    // Counters stay readable for the manager's window; a foreign host name is still refused.
+    let status = t.client.get(t.url("/v1/kkt/buffer/status")).send().await.unwrap();
+    assert_eq!(status.status(), 200);
+    let rebinding = t
+        .client
+        .get(t.url("/v1/health"))
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebinding.status(), 403);
+}
