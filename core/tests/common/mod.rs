@@ -1,0 +1,126 @@
+//! Shared by the process tests: start `kkt-adapterd`, signal it, talk HTTP to it, and record
+//! a scenario's figures for RELIABILITY.md.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kkt-adapterd");
+pub const SEED: &str = r#"{"pos_id":"POS-001","type":"sale","items":[{"name":"Test","price":100,"qty":1}],"payments":[{"type":"cash","amount":100}]}"#;
+
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+pub fn command(data: &std::path::Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--data-dir", data.to_str().unwrap(), "--config"])
+        .arg(data.join("none.toml"));
+    if !extra.contains(&"--listen") {
+        c.args(["--listen", "127.0.0.1:0"]);
+    }
+    c.args(extra).env_remove("KKT_CONFIG").env("KKT_LOG", "info");
+    c
+}
+
+impl Daemon {
+    /// Starts the daemon and waits for its "listening on" line.
+    pub fn start(data: &std::path::Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with_config(data, "", extra)
+    }
+
+    /// Starts the daemon with `config` as its config file (TOML).
+    pub fn start_with_config(data: &std::path::Path, config: &str, extra: &[&str]) -> Daemon {
+        std::fs::write(data.join("none.toml"), config).unwrap();
+        // Reaped in `Drop` (kill + wait), whatever the test does.
+        #[allow(clippy::zombie_processes)]
+        let mut child = command(data, extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| panic!("the daemon did not announce its address ({e}); it said: {seen:#?}"));
+            seen.push(line.clone());
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap();
+                return Daemon {
+                    child,
+                    base: format!("http://{addr}"),
+                    log: rx,
+                };
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn post(client: &reqwest::Client, base: &str, key: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/v1/kkt/receipt"))
+        .header("Idempotency-Key", key)
+        .header("Content-Type", "application/json")
+        .body(SEED)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}/v1/kkt/buffer/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Records a scenario's figures in `tests/out/reliability/<name>.json`.
+pub fn report(name: &str, figures: serde_json::Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/out/reliability");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.json")), format!("{figures:#}\n"));
+    eprintln!("RELIABILITY {name}: {figures}");
+}
