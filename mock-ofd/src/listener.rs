@@ -14,11 +14,14 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct DownableListener {
     pub inner: TcpListener,
     pub down: Arc<AtomicBool>,
+    /// While set, answers are not written: the connection is reset instead.
+    pub drop_answers: Arc<AtomicBool>,
 }
 
 pub struct Conn {
     stream: TcpStream,
     down: Arc<AtomicBool>,
+    drop_answers: Arc<AtomicBool>,
 }
 
 fn reset() -> io::Error {
@@ -37,6 +40,10 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.drop_answers.load(Ordering::Relaxed) {
+            let _ = self.stream.set_zero_linger();
+            return Poll::Ready(Err(reset()));
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -66,6 +73,7 @@ impl axum::serve::Listener for DownableListener {
                         Conn {
                             stream,
                             down: self.down.clone(),
+                            drop_answers: self.drop_answers.clone(),
                         },
                         addr,
                     );

@@ -28,6 +28,9 @@ pub struct Faults {
     pub down: bool,
     /// Receipt calls are never answered (the client's timeout fires).
     pub hang: bool,
+    /// Requests are processed (a receipt is accepted) but the connection is reset instead of
+    /// answering: the OFD has the document, the client never hears so.
+    pub drop_answers: bool,
     /// Documents from these POS ids are rejected with `reject_status`.
     pub reject_pos_ids: Vec<String>,
     /// Share of documents (0.0–1.0) rejected with `reject_status`.
@@ -46,6 +49,7 @@ impl Default for Faults {
             retry_after: None,
             down: false,
             hang: false,
+            drop_answers: false,
             reject_pos_ids: Vec::new(),
             reject_rate: 0.0,
             reject_status: 422,
@@ -82,6 +86,7 @@ struct Inner {
 struct Shared {
     inner: Arc<Mutex<Inner>>,
     down: Arc<AtomicBool>,
+    drop_answers: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -104,6 +109,7 @@ impl MockOfd {
     }
     pub fn set_faults(&self, faults: Faults) {
         self.shared.down.store(faults.down, Ordering::Relaxed);
+        self.shared.drop_answers.store(faults.drop_answers, Ordering::Relaxed);
         self.shared.lock().faults = faults;
     }
     pub fn faults(&self) -> Faults {
@@ -248,6 +254,7 @@ async fn set_control(State(s): State<Shared>, body: axum::body::Bytes) -> Respon
     match serde_json::from_value::<Faults>(current) {
         Ok(f) => {
             s.down.store(f.down, Ordering::Relaxed);
+            s.drop_answers.store(f.drop_answers, Ordering::Relaxed);
             inner.faults = f;
             json_response(StatusCode::OK, serde_json::json!({"faults": inner.faults}))
         }
@@ -279,6 +286,7 @@ pub async fn spawn(listen: SocketAddr, control: Option<SocketAddr>, faults: Faul
             ..Inner::default()
         })),
         down: Arc::new(AtomicBool::new(faults.down)),
+        drop_answers: Arc::new(AtomicBool::new(faults.drop_answers)),
     };
     let app = control_routes()
         .route("/ofd/v1/receipt", post(receipt))
@@ -287,6 +295,7 @@ pub async fn spawn(listen: SocketAddr, control: Option<SocketAddr>, faults: Faul
     let listener = DownableListener {
         inner: tokio::net::TcpListener::bind(listen).await?,
         down: shared.down.clone(),
+        drop_answers: shared.drop_answers.clone(),
     };
     let addr = listener.inner.local_addr()?;
     tokio::spawn(async move {
