@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of KKT Adapter: format and lints, the Rust suites under coverage (the core's
 # line coverage must be >= 85 %), browser end-to-end tests (Debian's chromium via npm
-# playwright-core), and the desktop app under Xvfb (smoke test, and WebDriver through
-# tauri-driver + WebKitWebDriver). Installs what it needs on a fresh Debian 12 machine (as root).
+# playwright-core), and the desktop app under Xvfb (smoke test with a system tray, and WebDriver
+# through tauri-driver + WebKitWebDriver). The reliability scenarios (crashes, OFD faults,
+# storage faults, hostile input) are Rust tests; their figures are printed at the end. Installs what it needs on a fresh Debian 12 machine (as root).
 # CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ step "system packages"
 pkgs=(build-essential pkg-config
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev
-  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus)
+  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib)
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
@@ -64,5 +65,8 @@ step "desktop app under Xvfb: smoke test and WebDriver (tauri-driver)"
 (cd tests/e2e && xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- \
   node --test --test-concurrency=1 desktop.test.mjs)
 echo "screenshots and desktop figures: tests/out/"
+
+step "reliability figures of this run (RELIABILITY.md)"
+python3 tests/tools/reliability.py
 
 step "done"

@@ -225,7 +225,11 @@ async fn run(case: Case) {
         &format!("ofd_fault_{}", case.name),
         json!({
             "fault": case.name,
-            "classified_as": format!("{:?}", case.expect),
+            "classified_as": if case.target == Target::Flapping {
+                "mixed: reset while down, delivered while up".to_string()
+            } else {
+                format!("{:?}", case.expect)
+            },
             "last_error": first_error.chars().take(80).collect::<String>(),
             "calls_in_window": attempts_in_window,
             "window_s": WINDOW.as_secs(),

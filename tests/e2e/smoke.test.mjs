@@ -1,12 +1,14 @@
 // The real desktop app under Xvfb: it starts, its local API answers, its window is not blank,
-// SIGTERM ends it with exit code 0. Also records memory (window open / started hidden) and the
-// time from launch to the API answering into tests/out/desktop-figures.json.
+// SIGTERM ends it with exit code 0; in a system tray (trayer, XEmbed) its icon's menu opens,
+// closing the window hides it to the tray and frees the webview, and "Open window" brings it
+// back. Records memory (window open, closed after being open, started hidden) and the time from
+// launch to the API answering into tests/out/desktop-figures.json.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { BIN, OUT, run, freePort, waitFor, FAST_CONFIG } from "./harness.mjs";
+import { BIN, OUT, ROOT, run, freePort, waitFor, FAST_CONFIG } from "./harness.mjs";
 import { screenshot, memory } from "./desktop-harness.mjs";
 import { execFileSync } from "node:child_process";
 
@@ -47,6 +49,62 @@ test("the desktop app starts, answers, shows a window and exits 0 on SIGTERM", a
   const { code, signal } = await app.stop("SIGTERM");
   assert.equal(signal, null, app.log());
   assert.equal(code, 0, app.log());
+});
+
+const X11 = ["/usr/bin/python3", join(ROOT, "tests", "e2e", "x11.py")];
+const sh = (cmd, args) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+const visibleWindow = () => { try { return sh("xdotool", ["search", "--onlyvisible", "--name", "^KKT Adapter$"]).split("\n")[0]; } catch { return ""; } };
+const geometry = (win) => Object.fromEntries(sh("xdotool", ["getwindowgeometry", "--shell", win]).split("\n").map((l) => l.split("=")).map(([k, v]) => [k, Number(v)]));
+
+test("in a system tray: the icon's menu, close to tray frees the webview, Open window brings it back", async () => {
+  // trayer is an XEmbed tray; with no StatusNotifier host on the bus, libayatana-appindicator
+  // falls back to an XEmbed icon, as on a desktop without SNI support.
+  const tray = run("trayer", ["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32",
+    "--SetDockType", "true", "--transparent", "false", "--tint", "0x808080"], /$^/);
+  tray.ready.catch(() => {});
+  try {
+    await waitFor("the system tray", async () => { try { return sh(X11[0], [X11[1], "tray-owner"]); } catch { return false; } }, 20000);
+    const { app, base } = await launch();
+    const win = await waitFor("the window", async () => visibleWindow(), 30000);
+    const icon = await waitFor("the tray icon", async () => {
+      try { return sh("xdotool", ["search", "--onlyvisible", "--classname", "tray-icon tray app kkt"]).split("\n")[0]; } catch { return ""; }
+    }, 30000);
+    await waitFor("a painted window", async () => screenshot(join(OUT, "tray-window-open.png")) > 0.05, 30000);
+    await waitFor("the web process", async () => memory(app.child.pid).processes.some((p) => /WebKitWebProces/.test(p)), 20000);
+    figures.window_open_in_tray_test = memory(app.child.pid);
+
+    // Close as a window manager's close button does: the app stays, the webview goes.
+    sh(X11[0], [X11[1], "close", win]);
+    await waitFor("the window hidden and its web process gone", async () =>
+      !visibleWindow() && !memory(app.child.pid).processes.some((p) => /WebKitWebProces/.test(p)), 20000);
+    assert.equal((await fetch(`${base}/v1/health`)).status, 200, "the core keeps serving with the window closed");
+    figures.window_closed_after_open = memory(app.child.pid);
+    assert.ok(figures.window_closed_after_open.pssMiB < figures.window_open_in_tray_test.pssMiB - 50,
+      `closing the window frees memory: ${JSON.stringify(figures)}`);
+
+    // The tray icon's menu: the status line and the three actions. Keep a picture for the README.
+    const g = geometry(icon);
+    execFileSync("xdotool", ["mousemove", String(g.X + g.WIDTH / 2), String(g.Y + g.HEIGHT / 2), "click", "1"]);
+    const menu = await waitFor("the tray menu", async () => {
+      const line = sh("xwininfo", ["-root", "-children"]).split("\n")
+        .find((l) => /"kkt-adapter": \("kkt-adapter"/.test(l) && !/10x10/.test(l));
+      return line ? line.trim().split(/\s+/)[0] : "";
+    }, 10000);
+    const m = geometry(menu);
+    const shot = join(OUT, "tray-menu.png");
+    await waitFor("a painted menu", async () => screenshot(shot) > 0.05, 10000);
+    const left = Math.max(0, m.X - 24), width = 1280 - left;
+    execFileSync("/usr/bin/convert", [shot, "-crop", `${width}x${m.Y + m.HEIGHT + 8}+${left}+0`, "+repage", shot]);
+
+    // "Open window" (the first item that can be chosen) opens a new window with a new webview.
+    execFileSync("xdotool", ["key", "Down", "Return"]);
+    await waitFor("the window again", async () => visibleWindow(), 20000);
+    await waitFor("a new web process", async () => memory(app.child.pid).processes.some((p) => /WebKitWebProces/.test(p)), 20000);
+    const { code } = await app.stop("SIGTERM");
+    assert.equal(code, 0, app.log());
+  } finally {
+    await tray.stop("SIGTERM");
+  }
 });
 
 test("started hidden (tray only, as autostart does) it runs without a webview", async () => {

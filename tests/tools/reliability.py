@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Renders the figures the reliability tests recorded (tests/out/reliability/*.json) as the
+Markdown table of RELIABILITY.md.
+
+  python3 tests/tools/reliability.py            # print the table
+  python3 tests/tools/reliability.py --write    # replace the table between the markers in RELIABILITY.md
+"""
+import glob, json, os, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "out", "reliability")
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+
+
+def load():
+    figures = {}
+    for path in sorted(glob.glob(os.path.join(OUT, "*.json"))):
+        figures[os.path.basename(path)[:-5]] = json.load(open(path))
+    return figures
+
+
+def row(name, f):
+    ack = f.get("acknowledged", f.get("acknowledged_before_full", f.get("receipts", f.get("delivered", ""))))
+    lost = f.get("lost", 0)
+    twice = f.get("issued_twice", 0)
+    if name == "crash_sigkill_loop":
+        faults = f"{f['kills']} SIGKILLs, {f['ofd_failures_injected']} OFD failures"
+        other = (f"{f['tills']} tills, {f['client_retries']} till retries, fiscal numbers 1..{f['acknowledged']} gap-free, "
+                 f"{f['ofd_repeat_sends_deduplicated']} repeat sends de-duplicated by the OFD, {f['seconds']} s")
+    elif name == "crash_during_dlq_retry":
+        faults = f"{f['kills']} SIGKILLs during `POST /v1/kkt/dlq/retry`"
+        other = "; ".join(f"kill +{r['delay_ms']} ms: answered {r['answered']}, {r['left_in_dlq']} left in DLQ"
+                          for r in f["rounds"])
+    elif name.startswith("ofd_fault_"):
+        faults = f"{f['fault']} for {f['window_s']} s"
+        opened = sum(1 for t in f["breaker_transitions"] if t == "circuit_opened")
+        other = (f"{f['classified_as']}; `{f['last_error'][:48]}`; {f['calls_in_window']} calls in {f['window_s']} s "
+                 f"(breaker open {f['open_for_ms']} ms, opened {opened}×); recovered in {f['recovered_in_ms']} ms; "
+                 f"{f['ofd_repeat_sends_deduplicated']} repeats de-duplicated")
+    elif name.startswith("dlq_after_20"):
+        faults = "OFD always 503"
+        other = (f"{f['attempts_counted']} attempts counted, {f['calls_reaching_ofd']} calls reached the OFD, "
+                 f"breaker opened {f['breaker_openings']}×")
+        ack = 1
+    elif name.startswith("storage_"):
+        faults = f.get("fs", f.get("cap", ""))
+        faults = f"disk full ({faults})" if name == "storage_disk_full" else f"database cap {faults}"
+        other = (f"{f['refused_with_503']} refused with 503 storage_unavailable, then accepted after space returned; "
+                 "numbers gap-free")
+    elif name == "hostile_input":
+        faults = f"{f['requests']} hostile requests"
+        other = f"5xx: {f['server_errors']}, crashes: {f['crashes']}, valid-but-hostile stored: {f['stored_valid']}"
+        ack = f["stored_valid"]
+    elif name == "fuzz":
+        faults = f"{f['cases']} fuzzed bodies"
+        other = f"5xx: {f['server_errors']}, crashes: {f['crashes']}, {f['seconds']:.1f} s"
+        ack = ""
+    else:
+        faults, other = "", json.dumps(f, ensure_ascii=False)
+    return f"| {name} | {faults} | {ack} | {lost} | {twice} | {other} |"
+
+
+def table(figures):
+    lines = ["| scenario | faults injected | acknowledged | lost | issued twice | other figures |",
+             "|---|---|---|---|---|---|"]
+    lines += [row(n, f) for n, f in figures.items()]
+    return "\n".join(lines)
+
+
+def main():
+    figures = load()
+    if not figures:
+        sys.exit(f"no figures in {OUT}: run the test suite first")
+    text = table(figures)
+    if "--write" in sys.argv:
+        path = os.path.join(ROOT, "RELIABILITY.md")
+        doc = open(path).read()
+        head, rest = doc.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        open(path, "w").write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+        print(f"wrote {len(figures)} scenarios into RELIABILITY.md")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
