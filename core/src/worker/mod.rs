@@ -265,14 +265,22 @@ impl Worker {
             }
             let transition = lock(&self.shared.breaker).poll(self.clock.instant());
             self.log_transition(transition).await;
-            let open = lock(&self.shared.breaker).state() == breaker::State::Open;
-            if open && !force {
+            let state = lock(&self.shared.breaker).state();
+            if state == breaker::State::Open && !force {
                 report.skipped += self.due_count().await;
                 break;
             }
+            // Half-open admits one probe at a time: claim just that one, and go on with the next
+            // probe (or, once closed, a full batch) at once instead of claiming a batch only to
+            // release all but one of it and wait for the next tick.
+            let limit = if state == breaker::State::HalfOpen || (force && state == breaker::State::Open) {
+                1
+            } else {
+                self.policy.batch_size
+            };
             let claimed = match self
                 .buffer
-                .claim_due(self.policy.batch_size, self.clock.now_ms(), self.policy.lease)
+                .claim_due(limit, self.clock.now_ms(), self.policy.lease)
                 .await
             {
                 Ok(c) => c,
@@ -285,7 +293,7 @@ impl Worker {
             if claimed.is_empty() {
                 break;
             }
-            let full_batch = claimed.len() == self.policy.batch_size;
+            let full_batch = claimed.len() == limit;
             let (synced, failed, skipped) = self.send_batch(claimed, force, cancel).await;
             force = false;
             report.synced += synced;

@@ -401,6 +401,25 @@ async fn after_sixty_seconds_a_probe_goes_through_and_two_successes_close_the_br
 }
 
 #[tokio::test(start_paused = true)]
+async fn once_half_open_the_probes_follow_each_other_and_the_backlog_drains_in_the_same_cycle() {
+    let ofd = ScriptedOfd::new(transient());
+    let rig = Rig::new(ofd.clone(), policy()).await;
+    rig.open_breaker(60).await;
+    ofd.set(delivered());
+    tokio::time::advance(Duration::from_secs(61)).await;
+    // The first tick after the open period probes; the second probe and then full batches follow
+    // at once, not one tick (5 s) apart.
+    rig.until(Duration::from_secs(6), "the backlog delivered", |c| c.synced == 60)
+        .await;
+    let kinds = rig.event_kinds().await;
+    let half_open = kinds.iter().rposition(|k| *k == EventKind::CircuitHalfOpen).unwrap();
+    assert!(
+        !kinds[half_open..].contains(&EventKind::SyncReleased),
+        "half-open claims only its probe: nothing is claimed just to be released"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn force_lets_one_probe_through_an_open_breaker() {
     let ofd = ScriptedOfd::new(transient());
     let rig = Rig::new(ofd.clone(), serial()).await;
