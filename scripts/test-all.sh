@@ -17,7 +17,7 @@ step "system packages"
 pkgs=(build-essential pkg-config
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev
-  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib)
+  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib dunst)
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -107,6 +107,39 @@ test("in a system tray: the icon's menu, close to tray frees the webview, Open w
   }
 });
 
+const hasBusName = (name) => /boolean true/.test(execFileSync("dbus-send", ["--session", "--print-reply",
+  "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", `string:${name}`]).toString());
+
+test("alerts reach a real notification daemon (dunst) over D-Bus", async () => {
+  const dunst = run("dunst", [], /$^/);
+  dunst.ready.catch(() => {});
+  const monitor = run("dbus-monitor", ["--session", "interface='org.freedesktop.Notifications',member='Notify'"], /$^/);
+  monitor.ready.catch(() => {});
+  try {
+    await waitFor("the notification daemon on the session bus", async () => hasBusName("org.freedesktop.Notifications"), 20000);
+    // An OFD address where nothing listens: five failed sends open the breaker → "OFD offline".
+    const deadOfd = `http://127.0.0.1:${await freePort()}`;
+    const { app, base } = await launch(["--hidden", "--ofd-url", deadOfd]);
+    const r = await fetch(`${base}/v1/kkt/receipt`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": "notify-1" },
+      body: JSON.stringify({ pos_id: "POS-001", type: "sale", items: [{ name: "Test", price: 100, qty: 1 }], payments: [{ type: "cash", amount: 100 }] }),
+    });
+    assert.equal(r.status, 200);
+    await waitFor("the OFD-offline notification on the bus", async () => /ОФД недоступен \(OFD offline\)/.test(monitor.log()), 30000);
+    assert.match(monitor.log(), /string "KKT Adapter"/);
+    // The bubble on the screen (dunst draws it at the top right).
+    const shot = join(OUT, "notification.png");
+    await waitFor("the bubble on the screen", async () => screenshot(shot) > 0.02, 10000);
+    assert.ok(!/notifications are unavailable/.test(app.log()), app.log());
+    const { code } = await app.stop("SIGTERM");
+    assert.equal(code, 0, app.log());
+  } finally {
+    await monitor.stop("SIGTERM");
+    await dunst.stop("SIGTERM");
+  }
+});
+
 test("started hidden (tray only, as autostart does) it runs without a webview", async () => {
   const { app, base } = await launch(["--hidden"]);
   const s = await (await fetch(`${base}/v1/kkt/buffer/status`)).json();
