@@ -96,13 +96,20 @@ async fn run(case: Case) {
         s.breaker.failure_threshold = THRESHOLD;
     })
     .await;
+    if case.target == Target::Flapping {
+        // Down first, so the first sends meet the fault.
+        ofd.as_ref().unwrap().set_faults(Faults {
+            down: true,
+            ..Faults::default()
+        });
+    }
     let mut ids = Vec::new();
     for _ in 0..RECEIPTS {
         ids.push(t.receipt(SEED_BODY).await["receipt_id"].as_str().unwrap().to_string());
     }
     // Hold the fault for the window (flapping: toggle it).
     let started = Instant::now();
-    let mut down = false;
+    let mut down = true;
     while started.elapsed() < WINDOW {
         if case.target == Target::Flapping {
             down = !down;
@@ -178,7 +185,16 @@ async fn run(case: Case) {
             }
             first_error = dlq["entries"][0]["last_error"].as_str().unwrap().to_string();
         }
-        _ => {}
+        _ => {
+            // Flapping: the sends that met the outage failed as resets or refusals and were retried.
+            let failed: Vec<&Value> = evs.iter().filter(|e| e["event_type"] == "receipt_failed").collect();
+            assert!(!failed.is_empty(), "{}: no send met the outage: {kinds:?}", case.name);
+            first_error = failed[0]["details"]["error"].as_str().unwrap_or_default().to_string();
+            assert!(
+                first_error.contains("reset") || first_error.contains("refused"),
+                "{first_error}"
+            );
+        }
     }
     // Recovery: the OFD comes back (or the operator retries the DLQ after a fix).
     let ofd = match ofd {

@@ -16,15 +16,22 @@ struct Answer {
 
 /// Sends `request` as is and reads the whole answer (the request asks to close the connection).
 async fn raw(addr: &str, request: &[u8]) -> Answer {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    // The server may answer and close before it has read everything (413, 431): a failed write
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut rx, mut tx) = s.into_split();
+    // The server may answer and close before it has read everything (413, 431): read while
+    // writing, so the answer is taken before the reset that unread data causes; a failed write
     // of the rest is not an error as long as an answer comes.
-    let _ = s.write_all(request).await;
+    let request = request.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = tx.write_all(&request).await;
+        tx
+    });
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+    tokio::time::timeout(Duration::from_secs(20), rx.read_to_end(&mut out))
         .await
         .expect("an answer within 20 s")
         .ok();
+    drop(writer.await);
     let split = out
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

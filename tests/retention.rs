@@ -111,6 +111,41 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
         200,
         "the admin token reads too"
     );
+    // The DLQ and the event log name receipts: token needed. Counters stay readable.
+    for path in ["/v1/kkt/dlq", "/v1/kkt/buffer/events"] {
+        let url = t.url(path).replace("0.0.0.0", "127.0.0.1");
+        assert_eq!(t.client.get(&url).send().await.unwrap().status(), 401, "{path}");
+        let ok = t.client.get(&url).bearer_auth(&t.token).send().await.unwrap();
+        assert_eq!(ok.status(), 200, "{path}");
+    }
+    // A page of another address may not call; the adapter's own page (Origin = Host) may.
+    let status_url = t.url("/v1/kkt/buffer/status").replace("0.0.0.0", "127.0.0.1");
+    let port = status_url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let foreign = t
+        .client
+        .get(&status_url)
+        .header("Host", format!("192.0.2.10:{port}"))
+        .header("Origin", "http://203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let own = t
+        .client
+        .get(&status_url)
+        .header("Host", format!("192.0.2.10:{port}"))
+        .header("Origin", format!("http://192.0.2.10:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
     // Counters stay readable for the manager's window; a foreign host name is still refused.
     let status = t.client.get(t.url("/v1/kkt/buffer/status")).send().await.unwrap();
     assert_eq!(status.status(), 200);

@@ -165,20 +165,25 @@ function renderEvents(page) {
   }
 }
 
+// The token (when known) goes with every call: in LAN mode the DLQ, events and receipt lookup
+// need it; on loopback it is simply ignored by the read-only calls.
+function authHeaders() {
+  return token() ? { Authorization: `Bearer ${token()}` } : {};
+}
+
 async function getJson(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const r = await fetch(path, { cache: "no-store", headers: authHeaders() });
+  if (r.status === 401) $("token-box").hidden = false;
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
 }
 
 async function poll() {
   try {
-    const [status, dlq, events] = await Promise.all([
-      getJson("/v1/kkt/buffer/status"), getJson("/v1/kkt/dlq"), getJson("/v1/kkt/buffer/events?latest=15"),
-    ]);
-    render(status);
-    renderDlq(dlq);
-    renderEvents(events);
+    render(await getJson("/v1/kkt/buffer/status"));
+    const [dlq, events] = await Promise.allSettled([getJson("/v1/kkt/dlq"), getJson("/v1/kkt/buffer/events?latest=15")]);
+    if (dlq.status === "fulfilled") renderDlq(dlq.value);
+    if (events.status === "fulfilled") renderEvents(events.value);
     setText($("conn"), t("connected"));
     $("conn").className = "conn ok";
   } catch (e) {
@@ -229,9 +234,11 @@ async function lookup(ev) {
   const out = $("lookup-result");
   out.replaceChildren();
   if (!id) return;
-  const r = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}`);
+  const r = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}`, { headers: authHeaders() });
   if (r.status === 404) { out.textContent = t("not-found"); return; }
-  const v = await r.json();
+  if (r.status === 401) { $("token-box").hidden = false; out.textContent = t("need-token"); return; }
+  const v = await r.json().catch(() => ({}));
+  if (!r.ok) { out.textContent = `${t("error")} ${r.status}: ${v.message || ""}`; return; }
   const lines = [
     `${t("status")}: ${v.status} · ${v.retry_count} ${t("attempts")}`,
     `${t("created")}: ${v.created_at}`,

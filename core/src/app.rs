@@ -39,8 +39,17 @@ pub struct App {
     _lock: File,
 }
 
-/// Creates the data directory and takes its lock, so two instances never write one database.
-fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+/// Creates the data directory (the default one only) and takes its lock, so two instances never
+/// write one database.
+fn lock_data_dir(dir: &Path, explicit: bool) -> anyhow::Result<File> {
+    if explicit && !dir.is_dir() {
+        bail!(
+            "the data directory {} does not exist: create it (mkdir -p) or check that its drive is mounted. \
+             It is not created here, because a new, empty buffer in the wrong place would hide the receipts \
+             that are waiting in the real one",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let path = dir.join("kkt-adapter.lock");
     let file = std::fs::OpenOptions::new()
@@ -91,7 +100,7 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         settings.check_lan_mode()?;
-        let lock = lock_data_dir(&settings.data_dir)?;
+        let lock = lock_data_dir(&settings.data_dir, settings.data_dir_explicit)?;
         let token = admin_token(&settings)?;
         let kkt = MockKkt::new(MockKktConfig {
             fn_number: settings.fn_number.clone(),

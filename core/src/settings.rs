@@ -22,7 +22,8 @@ pub struct Flags {
     /// Config file (TOML). Default: config.toml in the user's config directory.
     #[arg(long, env = "KKT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory: buffer.db, logs and printed receipt slips. Default: the user's data directory.
+    /// Data directory: buffer.db, logs and printed receipt slips. Must exist when given. Default: the
+    /// user's data directory (created at first start).
     #[arg(long, env = "KKT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address of the local HTTP API. Default: 127.0.0.1:8000 (port 0 picks a free port).
@@ -133,6 +134,10 @@ struct HttpFile {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// Given by flag, environment or config file. Such a directory must exist: a missing one
+    /// (an unmounted drive, a typo) would otherwise get a new, empty buffer. The default
+    /// per-user directory is created at first start.
+    pub data_dir_explicit: bool,
     pub config_dir: PathBuf,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -257,9 +262,9 @@ impl Settings {
                 .or(file.data_dir.clone())
                 .context("cannot find a config directory; pass --data-dir")?,
         };
-        let data_dir = match flags.data_dir.or(file.data_dir.clone()) {
-            Some(d) => d,
-            None => dirs?.data_dir().to_path_buf(),
+        let (data_dir, data_dir_explicit) = match flags.data_dir.or(file.data_dir.clone()) {
+            Some(d) => (d, true),
+            None => (dirs?.data_dir().to_path_buf(), false),
         };
         let listen = flags
             .listen
@@ -276,6 +281,7 @@ impl Settings {
             bail!("OFD URL {u:?} must start with http:// or https://");
         }
         let mut out = Settings::defaults(data_dir);
+        out.data_dir_explicit = data_dir_explicit;
         out.config_dir = config_dir;
         out.config_file = config_file;
         out.listen = listen;
@@ -289,6 +295,13 @@ impl Settings {
             out.retention,
             "buffer.retention_days",
         )?;
+        if out.retention < Duration::from_secs(DAY) {
+            // A receipt's idempotency key goes with it: a till retrying after the purge would
+            // get a second fiscal receipt.
+            bail!(
+                "config: buffer.retention_days must be at least 1 (idempotency keys are kept as long as their receipts)"
+            );
+        }
         out.purge_interval = secs(
             file.buffer.purge_interval_secs,
             out.purge_interval,
@@ -296,7 +309,10 @@ impl Settings {
         )?
         .max(Duration::from_millis(100));
         if let Some(mb) = file.buffer.max_db_mb {
-            out.max_db_bytes = mb.saturating_mul(1 << 20);
+            if mb > 1 << 20 {
+                bail!("config: buffer.max_db_mb = {mb} is over 1 TiB; use 0 for no cap");
+            }
+            out.max_db_bytes = mb << 20;
         }
         out.pos_token = flags
             .pos_token
@@ -396,6 +412,7 @@ impl Settings {
         Settings {
             config_dir: data_dir.join("config"),
             data_dir,
+            data_dir_explicit: false,
             config_file: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             ofd_url: None,
@@ -499,6 +516,25 @@ mod tests {
     }
 
     #[test]
+    fn a_retention_under_a_day_and_an_absurd_cap_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        for (text, needle) in [
+            ("[buffer]\nretention_days = 0.01\n", "at least 1"),
+            ("[buffer]\nmax_db_mb = 9999999999\n", "1 TiB"),
+        ] {
+            std::fs::write(&cfg, text).unwrap();
+            let err = Settings::resolve(Flags {
+                config: Some(cfg.clone()),
+                data_dir: Some(dir.path().into()),
+                ..Flags::default()
+            })
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{err:#}");
+        }
+    }
+
+    #[test]
     fn a_non_loopback_address_needs_a_pos_token() {
         let dir = tempfile::tempdir().unwrap();
         let flags = |token: Option<&str>| Flags {
@@ -510,7 +546,7 @@ mod tests {
         };
         std::fs::write(
             dir.path().join("c.toml"),
-            "[buffer]\nretention_days = 0.5\nmax_db_mb = 3\n",
+            "[buffer]\nretention_days = 1.5\nmax_db_mb = 3\n",
         )
         .unwrap();
         let err = Settings::resolve(flags(None)).unwrap_err();
@@ -521,7 +557,7 @@ mod tests {
         );
         let s = Settings::resolve(flags(Some("till-secret"))).unwrap();
         assert_eq!(s.pos_token.as_deref(), Some("till-secret"));
-        assert_eq!(s.retention, Duration::from_secs(DAY / 2));
+        assert_eq!(s.retention, Duration::from_secs(DAY * 3 / 2));
         assert_eq!(s.max_db_bytes, 3 << 20);
     }
 }

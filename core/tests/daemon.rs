@@ -83,7 +83,8 @@ fn an_unusable_data_directory_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot create the data directory"), "{err}");
+    assert!(err.contains("does not exist") && err.contains("mounted"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[tokio::test]

@@ -3,9 +3,9 @@
 
 Tills post at a steady pace (each retrying its key until answered); the OFD fails 20 % of calls
 and goes down for 5 s every 30 s. Every 10 s the script prints the daemon's RSS, open files,
-database and WAL size and the counts. Retention is shortened (synced receipts purged after 60 s)
-so the run shows the database levelling off instead of growing with every receipt. At the end:
-every receipt delivered, the OFD holding each once, nothing lost.
+database and WAL size and the counts. Retention is the shortest allowed (1 day), so within the
+run nothing is purged: the database grows by what 100 000 receipts take, and the WAL stays
+bounded. At the end: every receipt delivered, the OFD holding each once, nothing lost.
 
 Build first:  cargo build --release --bin kkt-adapterd --bin mock-ofd
 Usage:        python3 tests/bench/soak.py [N] [rate_per_s]     (defaults 100000, 800)
@@ -40,6 +40,9 @@ def body(i):
                        "payments": [{"type": "card", "amount": price}]}).encode()
 
 
+failures = []
+
+
 def till(addr, index, acked, retries, stop):
     host, port = addr.split(":")
     conn = None
@@ -66,7 +69,9 @@ def till(addr, index, acked, retries, stop):
                     acked[i] = True
                     break
                 if r.status not in (409, 503):
-                    raise SystemExit(f"{key}: unexpected {r.status}")
+                    failures.append(f"{key}: unexpected {r.status}")
+                    stop.set()
+                    return
             except (OSError, http.client.HTTPException):
                 conn = None
             retries[index] += 1
@@ -84,7 +89,20 @@ def proc_figures(pid, data):
     return rss, fds, size(db), size(db + "-wal")
 
 
+PROCS = []
+
+
 def main():
+    try:
+        run()
+    finally:
+        for p in PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def run():
     for b in ("kkt-adapterd", "mock-ofd"):
         if not os.path.exists(os.path.join(BIN, b)):
             sys.exit(f"build first: cargo build --release --bin kkt-adapterd --bin mock-ofd ({b} missing)")
@@ -93,6 +111,7 @@ def main():
     ofd = subprocess.Popen([os.path.join(BIN, "mock-ofd"), "--listen", f"127.0.0.1:{ofd_port}", "--control-listen",
                             f"127.0.0.1:{ctl_port}", "--latency-ms", "2"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    PROCS.append(ofd)
     ctl = f"127.0.0.1:{ctl_port}"
     for _ in range(200):
         try:
@@ -101,13 +120,14 @@ def main():
             time.sleep(0.02)
     control(ctl, {"failure_rate": 0.2, "failure_status": 503})
     cfg = os.path.join(data, "config.toml")
-    open(cfg, "w").write("[buffer]\nretention_days = 0.000694\npurge_interval_secs = 10\n"
+    open(cfg, "w").write("[buffer]\nretention_days = 1\npurge_interval_secs = 10\n"
                          "[sync]\nbackoff_base_secs = 1\nbackoff_max_secs = 10\n"
                          "[breaker]\nopen_secs = 5\n[kkt]\nwrite_slips = false\n")
     d = subprocess.Popen([os.path.join(BIN, "kkt-adapterd"), "--data-dir", data, "--listen", "127.0.0.1:0",
                           "--config", cfg, "--ofd-url", f"http://127.0.0.1:{ofd_port}"],
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                          env={**os.environ, "KKT_LOG": "warn,kkt_core::app=info"})
+    PROCS.append(d)
     addr = None
     for line in d.stderr:
         m = re.search(r"listening on http://(\S+)", line)
@@ -147,6 +167,8 @@ def main():
                 break
             if now - t0 > N / RATE * 4 + 600:
                 print("not drained in time"); break
+            if failures:
+                print("a till failed:", failures[0]); break
         time.sleep(0.2)
     stop.set()
     for t in tills:
@@ -168,7 +190,7 @@ def main():
     os.makedirs(os.path.join(ROOT, "tests", "out"), exist_ok=True)
     json.dump({"summary": summary, "samples": rows}, open(os.path.join(ROOT, "tests", "out", "soak.json"), "w"), indent=1)
     shutil.rmtree(data, ignore_errors=True)
-    ok = summary["lost"] == 0 and summary["ofd_unique"] == N and code == 0
+    ok = summary["lost"] == 0 and summary["ofd_unique"] == N and code == 0 and not failures
     sys.exit(0 if ok else 1)
 
 

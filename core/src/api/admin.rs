@@ -36,7 +36,8 @@ struct DlqList {
     entries: Vec<crate::buffer::DlqEntry>,
 }
 
-pub async fn dlq_list(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn dlq_list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    super::guards::require_pos(&state, &headers)?;
     let entries = state.buffer.dlq().await.map_err(|e| {
         tracing::error!(error = %e, "cannot read the DLQ");
         ApiError::ServiceUnavailable("the buffer database cannot be read")

@@ -13,14 +13,21 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub struct Listener(pub TcpListener);
 
+/// Note: `Conn` keeps `is_write_vectored() == false` on purpose; hyper then flattens every answer
+/// into `poll_write`, which is where heads are inspected. Forwarding vectored writes would
+/// silently bypass this.
 pub struct Conn {
     stream: TcpStream,
-    /// A replacement answer being written, and how much of it has gone out.
-    replacing: Option<(Vec<u8>, usize)>,
+    /// A replacement answer being written, how much of it has gone out, and the length of the
+    /// original head it stands for (reported as written once the replacement is out).
+    replacing: Option<(Vec<u8>, usize, usize)>,
 }
 
 /// The JSON answer for a bodiless 4xx answer head, or `None` to pass `head` through.
 fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
+    if !buf.starts_with(b"HTTP/1.") {
+        return None;
+    }
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -40,6 +47,7 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
     }
     let (code_name, message) = match code {
         431 => ("headers_too_large", "the request headers are too large"),
+        414 => ("uri_too_long", "the request URI is too long"),
         _ => ("bad_request", "the request is not valid HTTP"),
     };
     let body = serde_json::json!({"code": code_name, "message": message}).to_string();
@@ -63,13 +71,15 @@ impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if self.replacing.is_none() {
             match replacement(buf) {
-                Some(r) => self.replacing = Some((r, 0)),
+                Some(r) => self.replacing = Some((r, 0, buf.len())),
                 None => return Pin::new(&mut self.stream).poll_write(cx, buf),
             }
         }
         // Write the whole replacement, then report the original head as written.
         let this = &mut *self;
-        if let Some((bytes, done)) = &mut this.replacing {
+        let mut head_len = buf.len();
+        if let Some((bytes, done, original)) = &mut this.replacing {
+            head_len = *original;
             while *done < bytes.len() {
                 match Pin::new(&mut this.stream).poll_write(cx, &bytes[*done..]) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -80,7 +90,7 @@ impl AsyncWrite for Conn {
             }
         }
         this.replacing = None;
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(head_len.min(buf.len())))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -18,20 +18,36 @@ fn host_name(authority: &str) -> &str {
         .unwrap_or(a)
 }
 
-fn is_allowed_host(state: &AppState, host: &str) -> bool {
-    let h = host.trim_end_matches('.').to_ascii_lowercase();
+fn normalize(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Loopback names, the bound address and configured names.
+fn is_known_host(state: &AppState, h: &str) -> bool {
     if h == "localhost" || h.ends_with(".localhost") || h == "::1" {
         return true;
     }
-    if let Ok(ip) = h.parse::<std::net::IpAddr>() {
-        // An address literal cannot be re-pointed by DNS; bound to all interfaces (LAN mode),
-        // the tills reach this machine by whichever of its addresses they know.
-        let bound = state.local_addr.ip();
-        if ip.is_loopback() || ip == bound || bound.is_unspecified() {
-            return true;
-        }
+    if let Ok(ip) = h.parse::<std::net::IpAddr>()
+        && (ip.is_loopback() || ip == state.local_addr.ip())
+    {
+        return true;
     }
-    state.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(&h))
+    state.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(h))
+}
+
+/// A `Host` this server answers to. Bound to all interfaces (LAN mode), the tills reach this
+/// machine by whichever of its addresses they know; an address literal cannot be re-pointed by
+/// DNS, so any is accepted there.
+fn is_allowed_host(state: &AppState, host: &str) -> bool {
+    let h = normalize(host);
+    is_known_host(state, &h) || (state.local_addr.ip().is_unspecified() && h.parse::<std::net::IpAddr>().is_ok())
+}
+
+/// A page `Origin` allowed to call: a known host, or exactly the host the request is addressed
+/// to (the page this server itself served, opened by an address in LAN mode).
+fn is_allowed_origin(state: &AppState, origin_host: &str, request_host: Option<&str>) -> bool {
+    let o = normalize(origin_host);
+    is_known_host(state, &o) || request_host.is_some_and(|h| normalize(h) == o && is_allowed_host(state, h))
 }
 
 /// Refuses requests addressed to a foreign host name (DNS rebinding) or sent by a page of a
@@ -49,11 +65,12 @@ pub async fn local_only(State(state): State<AppState>, request: Request, next: N
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
+        let request_host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_name);
         let ok = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
-            .map(|(_, authority)| is_allowed_host(&state, host_name(authority)))
+            .map(|(_, authority)| is_allowed_origin(&state, host_name(authority), request_host))
             .unwrap_or(false);
         if !ok {
             return ApiError::Forbidden("cross-origin requests are not allowed").into_response();

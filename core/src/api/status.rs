@@ -5,7 +5,7 @@ use crate::status::{FnAgeLevel, Status};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -132,8 +132,11 @@ pub struct EventsQuery {
 
 pub async fn events(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // Events name receipts, tills and totals: in LAN mode only tills and the manager read them.
+    super::guards::require_pos(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
     let page = match q.latest {
         Some(n) => state.buffer.latest_events(n).await,

@@ -434,3 +434,57 @@ impl Buffer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kkt::{MockKkt, MockKktConfig};
+
+    #[tokio::test]
+    async fn a_storage_failure_is_reported_until_a_receipt_is_stored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let kkt = MockKkt::new(MockKktConfig {
+            fn_number: "9999999999999999".into(),
+            kkt_number: "1".into(),
+            slip_dir: None,
+            print_latency: std::time::Duration::ZERO,
+            shift_length: std::time::Duration::from_secs(86400),
+        });
+        let config = BufferConfig {
+            path: dir.path().join("buffer.db"),
+            capacity: 100_000,
+            max_db_bytes: 256 * 1024,
+        };
+        let buffer = Buffer::open(config, kkt).unwrap();
+        let item = format!(r#"{{"name":"{}","price":1,"qty":1}}"#, "x".repeat(250));
+        let body = format!(
+            r#"{{"pos_id":"P","type":"sale","items":[{}],"payments":[{{"type":"cash","amount":20}}]}}"#,
+            vec![item; 20].join(",")
+        );
+        let mut refused = false;
+        for i in 0..2000 {
+            let request = AdmitRequest {
+                idempotency_key: format!("k{i}"),
+                body_hash: "h".into(),
+                receipt: crate::receipt::parse(body.as_bytes()).unwrap(),
+            };
+            match buffer.admit(request).await {
+                Ok(_) => assert!(buffer.writer_stats().failing().is_none()),
+                Err(AdmitError::Storage(_)) => {
+                    refused = true;
+                    break;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert!(refused, "the cap was never reached");
+        assert!(buffer.writer_stats().failing().is_some());
+        // A commit that stores no receipt (an empty claim, an event that fits) proves nothing.
+        buffer.log(Vec::new()).await.unwrap();
+        assert!(
+            buffer.writer_stats().failing().is_some(),
+            "still failing until a receipt is stored"
+        );
+        buffer.close().await;
+    }
+}

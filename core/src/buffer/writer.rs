@@ -252,11 +252,21 @@ impl Writer {
     /// to the printer has come back and been committed, or until every sender is gone.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut stop: Option<oneshot::Sender<()>> = None;
+        // A purge is committed in a transaction of its own: its failure must not roll back
+        // receipts, and its deletes must not delay their commit.
+        let mut carried: Option<Command> = None;
         while stop.is_none() || self.awaiting_print > 0 {
-            let Some(first) = rx.blocking_recv() else { break };
+            let Some(first) = carried.take().or_else(|| rx.blocking_recv()) else {
+                break;
+            };
+            let alone = matches!(first, Command::Purge { .. });
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while !alone && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
+                    Ok(c @ Command::Purge { .. }) => {
+                        carried = Some(c);
+                        break;
+                    }
                     Ok(c) => batch.push(c),
                     Err(_) => break,
                 }
@@ -311,6 +321,7 @@ impl Writer {
         let mut to_print: Vec<Job> = Vec::new();
         let mut printed: Vec<(oneshot::Sender<Result<Admission, AdmitError>>, Admission)> = Vec::new();
         let mut stop = None;
+        let mut wrote_receipts = false;
         let result = (|| -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let mut unsynced = self.unsynced()?;
@@ -333,6 +344,7 @@ impl Writer {
                         }
                     },
                     Command::Printed(list) => {
+                        wrote_receipts = true;
                         self.awaiting_print = self.awaiting_print.saturating_sub(list.len());
                         let mut stored = Ok(());
                         for p in list {
@@ -417,7 +429,9 @@ impl Writer {
             return stop;
         }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        if self.stats.failed.load(Ordering::Relaxed) > 0 {
+        // Only a committed receipt write proves storage works again: a claim or an event may fit
+        // in pages that already exist while a new receipt does not.
+        if (wrote_receipts || !to_print.is_empty()) && self.stats.failed.load(Ordering::Relaxed) > 0 {
             self.stats.set_failing(None);
         }
         self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
@@ -790,7 +804,9 @@ impl Writer {
             .conn
             .prepare_cached(
                 "SELECT id FROM receipts INDEXED BY receipts_synced_at
-                 WHERE status = 'synced' AND synced_at < ?1 ORDER BY synced_at LIMIT ?2",
+                 WHERE status = 'synced' AND synced_at < ?1
+                   AND NOT EXISTS (SELECT 1 FROM dlq WHERE dlq.receipt_id = receipts.id)
+                 ORDER BY synced_at LIMIT ?2",
             )?
             .query_map(params![cutoff_ms, limit as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

@@ -55,7 +55,12 @@ impl Daemon {
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|e| panic!("the daemon did not announce its address ({e}); it said: {seen:#?}"));
+                .unwrap_or_else(|e| {
+                    // Leave no daemon behind (it may hold a fixed port other tests need).
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the daemon did not announce its address ({e}); it said: {seen:#?}")
+                });
             seen.push(line.clone());
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap();
