@@ -45,3 +45,15 @@ export function memory(pid) {
   }
   return { rssMiB: rss / 1024, pssMiB: pss / 1024, processes: names };
 }
+
+/** `memory(pid)` once it has settled: two readings 500 ms apart within 2 % PSS (at most 20 s). */
+export async function settledMemory(pid) {
+  let last = memory(pid);
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const next = memory(pid);
+    if (Math.abs(next.pssMiB - last.pssMiB) <= 0.02 * last.pssMiB) return next;
+    last = next;
+  }
+  return last;
+}

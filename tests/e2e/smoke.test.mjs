@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BIN, OUT, ROOT, run, freePort, waitFor, FAST_CONFIG } from "./harness.mjs";
-import { screenshot, memory } from "./desktop-harness.mjs";
+import { screenshot, memory, settledMemory } from "./desktop-harness.mjs";
 import { execFileSync } from "node:child_process";
 
 const figures = {};
@@ -71,14 +71,14 @@ test("in a system tray: the icon's menu, close to tray frees the webview, Open w
     }, 30000);
     await waitFor("a painted window", async () => screenshot(join(OUT, "tray-window-open.png")) > 0.05, 30000);
     await waitFor("the web process", async () => memory(app.child.pid).processes.some((p) => /WebKitWebProces/.test(p)), 20000);
-    figures.window_open_in_tray_test = memory(app.child.pid);
+    figures.window_open_in_tray_test = await settledMemory(app.child.pid);
 
     // Close as a window manager's close button does: the app stays, the webview goes.
     sh(X11[0], [X11[1], "close", win]);
     await waitFor("the window hidden and its web process gone", async () =>
       !visibleWindow() && !memory(app.child.pid).processes.some((p) => /WebKitWebProces/.test(p)), 20000);
     assert.equal((await fetch(`${base}/v1/health`)).status, 200, "the core keeps serving with the window closed");
-    figures.window_closed_after_open = memory(app.child.pid);
+    figures.window_closed_after_open = await settledMemory(app.child.pid);
     assert.ok(figures.window_closed_after_open.pssMiB < figures.window_open_in_tray_test.pssMiB - 50,
       `closing the window frees memory: ${JSON.stringify(figures)}`);
 

@@ -20,6 +20,8 @@ def load():
 
 
 def row(name, f):
+    if f.get("skipped"):
+        return f"| {name} | SKIPPED: {f.get('why', '')} | | | | |"
     ack = f.get("acknowledged", f.get("acknowledged_before_full", f.get("receipts", f.get("delivered", ""))))
     lost = f.get("lost", 0)
     twice = f.get("issued_twice", 0)
