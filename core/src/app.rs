@@ -42,13 +42,8 @@ pub struct App {
 /// Creates the data directory (the default one only) and takes its lock, so two instances never
 /// write one database.
 fn lock_data_dir(dir: &Path, explicit: bool) -> anyhow::Result<File> {
-    if explicit && !dir.is_dir() {
-        bail!(
-            "the data directory {} does not exist: create it (mkdir -p) or check that its drive is mounted. \
-             It is not created here, because a new, empty buffer in the wrong place would hide the receipts \
-             that are waiting in the real one",
-            dir.display()
-        );
+    if explicit {
+        crate::settings::require_existing(dir)?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let path = dir.join("kkt-adapter.lock");

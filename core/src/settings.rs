@@ -447,6 +447,30 @@ impl Settings {
     }
 }
 
+/// A data directory that was given must exist: it is not created, because a new, empty buffer in
+/// the wrong place (an unmounted drive, a typo) would hide the receipts waiting in the real one.
+pub fn require_existing(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "the data directory {} does not exist: create it (mkdir -p) or check that its drive is mounted. \
+             It is not created here, because a new, empty buffer in the wrong place would hide the receipts \
+             that are waiting in the real one",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Checks the data directory before anything (logs, lock, database) is written into it.
+    pub fn check_data_dir(&self) -> anyhow::Result<()> {
+        if self.data_dir_explicit {
+            require_existing(&self.data_dir)?;
+        }
+        Ok(())
+    }
+}
+
 fn read_file(path: &Path) -> anyhow::Result<File> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))

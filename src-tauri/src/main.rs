@@ -51,6 +51,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the log files: they would otherwise create a data directory that must exist.
+    if let Err(e) = settings.check_data_dir() {
+        eprintln!("kkt-adapter: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let _logs = logs::init(&settings.data_dir);
     match shell::run(settings, args.hidden) {
         Ok(code) => ExitCode::from(code),

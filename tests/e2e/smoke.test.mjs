@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BIN, OUT, ROOT, run, freePort, waitFor, FAST_CONFIG } from "./harness.mjs";
 import { screenshot, memory, settledMemory } from "./desktop-harness.mjs";
@@ -176,5 +176,17 @@ test("without a display it says to use kkt-adapterd and exits non-zero, no panic
   await app.ready;
   const { code } = await app.exited;
   assert.equal(code, 2);
+  assert.ok(!/panicked/.test(app.log()), app.log());
+});
+
+test("a data directory that was given but does not exist is refused before anything is written", async () => {
+  const parent = mkdtempSync(join(tmpdir(), "kkt-desktop-"));
+  writeFileSync(join(parent, "config.toml"), FAST_CONFIG);
+  const missing = join(parent, "mnt", "shop", "kkt");
+  const app = run(join(BIN, "kkt-adapter"), ["--data-dir", missing, "--config", join(parent, "config.toml"), "--listen", "127.0.0.1:0"], /does not exist/);
+  await app.ready;
+  const { code } = await app.exited;
+  assert.notEqual(code, 0, app.log());
+  assert.ok(!existsSync(missing), "no directory (not even logs/) was created");
   assert.ok(!/panicked/.test(app.log()), app.log());
 });
