@@ -24,12 +24,22 @@ backoff_max_secs = 0.3
 open_secs = 0.3
 "#;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A fixed loopback address (the daemon is restarted on it) and its base URL.
+fn fixed_address() -> (String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    (listen, base)
+}
+
+async fn mock_ofd_with(faults: mock_ofd::Faults) -> mock_ofd::MockOfd {
+    mock_ofd::spawn("127.0.0.1:0".parse().unwrap(), None, faults)
+        .await
+        .unwrap()
 }
 
 fn body(client: usize, i: usize) -> String {
@@ -108,23 +118,16 @@ async fn wait_drained(base: &str, total: usize, limit: Duration) -> Value {
 async fn sigkill_loop_under_retrying_tills_and_a_failing_ofd_loses_nothing_and_issues_nothing_twice() {
     const KILLS: usize = 6;
     const TILLS: usize = 4;
-    let ofd = mock_ofd::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        mock_ofd::Faults {
-            failure_rate: 0.3,
-            failure_status: 503,
-            latency_ms: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let ofd = mock_ofd_with(mock_ofd::Faults {
+        failure_rate: 0.3,
+        failure_status: 503,
+        latency_ms: 3,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = fixed_address();
     let args = ["--ofd-url", &ofd.url(), "--listen", &listen];
-    let base = format!("http://{listen}");
     let mut daemon = Daemon::start_with_config(dir.path(), FAST, &args);
     let stop = Arc::new(AtomicBool::new(false));
     let retries = Arc::new(AtomicU64::new(0));
@@ -215,19 +218,13 @@ async fn sigkill_loop_under_retrying_tills_and_a_failing_ofd_loses_nothing_and_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_manual_dlq_retry_leaves_each_entry_either_retried_or_still_in_the_dlq() {
     const N: usize = 30;
-    let ofd = mock_ofd::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        mock_ofd::Faults {
-            reject_pos_ids: vec!["POS-0".into()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let ofd = mock_ofd_with(mock_ofd::Faults {
+        reject_pos_ids: vec!["POS-0".into()],
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = fixed_address();
     let args = [
         "--ofd-url",
         &ofd.url(),
@@ -236,7 +233,6 @@ async fn sigkill_during_a_manual_dlq_retry_leaves_each_entry_either_retried_or_s
         "--admin-token",
         "crash-admin",
     ];
-    let base = format!("http://{listen}");
     let client = reqwest::Client::new();
     let mut kills = 0;
     let mut retried_before_kill = Vec::new();
