@@ -122,6 +122,26 @@ pub async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// Runs the daemon on `data_dir` (with an empty config file of its own), expects it to refuse
+/// to start without a panic, and returns what it said on stderr.
+pub fn refused_start(data_dir: &std::path::Path) -> String {
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(cfg.path().join("c.toml"), "").unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(cfg.path().join("c.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("KKT_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the daemon started: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 /// Records a scenario's figures in `tests/out/reliability/<name>.json`.
 pub fn report(name: &str, figures: serde_json::Value) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/out/reliability");
