@@ -49,32 +49,20 @@ impl Metrics {
 
     /// Appends the counters and the histogram in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        labelled(
             out,
-            "# HELP kkt_intake_total Receipt intake requests by result.\n# TYPE kkt_intake_total counter"
+            ("kkt_intake_total", "counter", "Receipt intake requests by result."),
+            "result",
+            INTAKE.iter().zip(self.intake.iter().map(load)),
         );
-        for (i, name) in INTAKE.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "kkt_intake_total{{result=\"{name}\"}} {}",
-                self.intake[i].load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
+        labelled(
             out,
-            "# HELP kkt_ofd_sends_total OFD delivery attempts by outcome.\n# TYPE kkt_ofd_sends_total counter"
+            ("kkt_ofd_sends_total", "counter", "OFD delivery attempts by outcome."),
+            "outcome",
+            OUTCOMES.iter().zip(self.sends.iter().map(load)),
         );
-        for (i, name) in OUTCOMES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "kkt_ofd_sends_total{{outcome=\"{name}\"}} {}",
-                self.sends[i].load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kkt_ofd_send_duration_seconds OFD call latency.\n# TYPE kkt_ofd_send_duration_seconds histogram"
-        );
+        family(out, ("kkt_ofd_send_duration_seconds", "histogram", "OFD call latency."));
         for (i, bound) in BUCKETS.iter().enumerate() {
             let n = self.latency_buckets[i].load(Ordering::Relaxed);
             let _ = writeln!(out, "kkt_ofd_send_duration_seconds_bucket{{le=\"{bound}\"}} {n}");
@@ -86,6 +74,33 @@ impl Metrics {
             out,
             "kkt_ofd_send_duration_seconds_sum {sum}\nkkt_ofd_send_duration_seconds_count {count}"
         );
+    }
+}
+
+/// A metric's name, type (`counter`, `gauge`, `histogram`) and help text.
+pub type Family<'a> = (&'a str, &'a str, &'a str);
+
+/// Appends the `# HELP` and `# TYPE` lines of a metric family.
+pub fn family(out: &mut String, (name, kind, help): Family<'_>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Appends a metric family with one unlabelled sample.
+pub fn single(out: &mut String, f: Family<'_>, value: impl std::fmt::Display) {
+    family(out, f);
+    let _ = writeln!(out, "{} {value}", f.0);
+}
+
+/// Appends a metric family with one sample per value of `label`.
+pub fn labelled<L: std::fmt::Display, V: std::fmt::Display>(
+    out: &mut String,
+    f: Family<'_>,
+    label: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) {
+    family(out, f);
+    for (l, v) in samples {
+        let _ = writeln!(out, "{}{{{label}=\"{l}\"}} {v}", f.0);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Read-only operations endpoints: buffer status, health, events, worker status, metrics.
 
 use super::{ApiError, AppState};
+use crate::metrics::{labelled, single};
 use crate::status::{FnAgeLevel, Status};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -8,7 +9,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 
 pub async fn buffer_status(State(state): State<AppState>) -> Json<Status> {
     Json(state.status.snapshot())
@@ -180,85 +180,114 @@ pub async fn worker_status(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let s = state.status.snapshot();
     let mut out = String::with_capacity(4096);
-    let _ = writeln!(
-        out,
-        "# HELP kkt_receipts Receipts in the buffer by status.\n# TYPE kkt_receipts gauge"
-    );
-    for (name, n) in [
+    let counts = [
         ("pending", s.pending),
         ("syncing", s.syncing),
         ("synced", s.synced),
         ("failed", s.failed),
-    ] {
-        let _ = writeln!(out, "kkt_receipts{{status=\"{name}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP kkt_dlq_size Receipts in the dead-letter queue.\n# TYPE kkt_dlq_size gauge\nkkt_dlq_size {}",
-        s.dlq_size
+    ];
+    labelled(
+        &mut out,
+        ("kkt_receipts", "gauge", "Receipts in the buffer by status."),
+        "status",
+        counts,
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_buffer_capacity Maximum unsynced receipts.\n# TYPE kkt_buffer_capacity gauge\nkkt_buffer_capacity {}",
-        s.total_capacity
+    single(
+        &mut out,
+        ("kkt_dlq_size", "gauge", "Receipts in the dead-letter queue."),
+        s.dlq_size,
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_breaker_state OFD circuit breaker state (1 for the current one).\n# TYPE kkt_breaker_state gauge"
+    single(
+        &mut out,
+        ("kkt_buffer_capacity", "gauge", "Maximum unsynced receipts."),
+        s.total_capacity,
     );
-    for name in ["closed", "open", "half_open"] {
-        let _ = writeln!(
-            out,
-            "kkt_breaker_state{{state=\"{name}\"}} {}",
-            u8::from(s.breaker.state == name)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP kkt_breaker_short_circuited_total Calls refused by the open breaker.\n# TYPE kkt_breaker_short_circuited_total counter\nkkt_breaker_short_circuited_total {}",
-        s.breaker.short_circuited
+    labelled(
+        &mut out,
+        (
+            "kkt_breaker_state",
+            "gauge",
+            "OFD circuit breaker state (1 for the current one).",
+        ),
+        "state",
+        ["closed", "open", "half_open"].map(|name| (name, u8::from(s.breaker.state == name))),
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_oldest_pending_age_seconds Age of the oldest pending receipt.\n# TYPE kkt_oldest_pending_age_seconds gauge\nkkt_oldest_pending_age_seconds {}",
-        s.oldest_pending_age_seconds.unwrap_or(0)
+    single(
+        &mut out,
+        (
+            "kkt_breaker_short_circuited_total",
+            "counter",
+            "Calls refused by the open breaker.",
+        ),
+        s.breaker.short_circuited,
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_oldest_unsynced_age_seconds Age of the oldest receipt the OFD has not confirmed.\n# TYPE kkt_oldest_unsynced_age_seconds gauge\nkkt_oldest_unsynced_age_seconds {}",
-        s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0)
+    single(
+        &mut out,
+        (
+            "kkt_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the oldest pending receipt.",
+        ),
+        s.oldest_pending_age_seconds.unwrap_or(0),
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_worker_up 1 while the sync worker's heartbeat is fresh.\n# TYPE kkt_worker_up gauge\nkkt_worker_up {}",
-        u8::from(!s.worker.heartbeat_stale)
+    single(
+        &mut out,
+        (
+            "kkt_oldest_unsynced_age_seconds",
+            "gauge",
+            "Age of the oldest receipt the OFD has not confirmed.",
+        ),
+        s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0),
+    );
+    single(
+        &mut out,
+        (
+            "kkt_worker_up",
+            "gauge",
+            "1 while the sync worker's heartbeat is fresh.",
+        ),
+        u8::from(!s.worker.heartbeat_stale),
     );
     let w = state.buffer.writer_stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP kkt_buffer_commits_total SQLite transactions committed by the writer (one WAL fsync each).\n# TYPE kkt_buffer_commits_total counter\nkkt_buffer_commits_total {}",
-        load(&w.commits)
+    single(
+        &mut out,
+        (
+            "kkt_buffer_commits_total",
+            "counter",
+            "SQLite transactions committed by the writer (one WAL fsync each).",
+        ),
+        load(&w.commits),
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_buffer_commands_total Commands applied by the writer.\n# TYPE kkt_buffer_commands_total counter\nkkt_buffer_commands_total {}",
-        load(&w.commands)
+    single(
+        &mut out,
+        (
+            "kkt_buffer_commands_total",
+            "counter",
+            "Commands applied by the writer.",
+        ),
+        load(&w.commands),
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_buffer_receipts_stored_total New receipts stored.\n# TYPE kkt_buffer_receipts_stored_total counter\nkkt_buffer_receipts_stored_total {}",
-        load(&w.receipts)
+    single(
+        &mut out,
+        ("kkt_buffer_receipts_stored_total", "counter", "New receipts stored."),
+        load(&w.receipts),
     );
-    let _ = writeln!(
-        out,
-        "# HELP kkt_buffer_write_failures_total Writer transactions rolled back because storage failed.\n# TYPE kkt_buffer_write_failures_total counter\nkkt_buffer_write_failures_total {}",
-        load(&w.failed)
+    single(
+        &mut out,
+        (
+            "kkt_buffer_write_failures_total",
+            "counter",
+            "Writer transactions rolled back because storage failed.",
+        ),
+        load(&w.failed),
     );
     let (db, wal) = state.buffer.file_sizes();
-    let _ = writeln!(
-        out,
-        "# HELP kkt_database_bytes Size of the buffer database files.\n# TYPE kkt_database_bytes gauge\nkkt_database_bytes{{file=\"db\"}} {db}\nkkt_database_bytes{{file=\"wal\"}} {wal}"
+    labelled(
+        &mut out,
+        ("kkt_database_bytes", "gauge", "Size of the buffer database files."),
+        "file",
+        [("db", db), ("wal", wal)],
     );
     state.metrics.render(&mut out);
     (
