@@ -330,31 +330,13 @@ async fn health_and_status_say_demo_plainly_with_the_built_in_simulator() {
 #[tokio::test]
 async fn a_foreign_host_or_origin_is_refused_and_no_cors_is_granted() {
     let t = TestApp::start().await;
-    let r = t
-        .client
-        .get(t.url("/v1/health"))
-        .header("Host", "attacker.example")
-        .send()
-        .await
-        .unwrap();
+    let r = t.get_with("/v1/health", &[("Host", "attacker.example")]).await;
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "forbidden");
-    let r = t
-        .client
-        .get(t.url("/v1/health"))
-        .header("Origin", "http://attacker.example")
-        .send()
-        .await
-        .unwrap();
+    let r = t.get_with("/v1/health", &[("Origin", "http://attacker.example")]).await;
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    let r = t
-        .client
-        .get(t.url("/v1/health"))
-        .header("Host", "localhost:8000")
-        .send()
-        .await
-        .unwrap();
+    let r = t.get_with("/v1/health", &[("Host", "localhost:8000")]).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }

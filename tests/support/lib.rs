@@ -118,6 +118,15 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A GET with extra headers (`Host`, `Origin`, `Authorization`, …).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut r = self.client.get(self.url(path));
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
+        r.send().await.expect("request")
+    }
+
     pub async fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut r = self.client.post(self.url(path));
         if let Some(t) = token {
