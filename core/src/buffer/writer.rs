@@ -321,7 +321,6 @@ impl Writer {
         let mut to_print: Vec<Job> = Vec::new();
         let mut printed: Vec<(oneshot::Sender<Result<Admission, AdmitError>>, Admission)> = Vec::new();
         let mut stop = None;
-        let mut wrote_receipts = false;
         let result = (|| -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let mut unsynced = self.unsynced()?;
@@ -344,7 +343,6 @@ impl Writer {
                         }
                     },
                     Command::Printed(list) => {
-                        wrote_receipts = true;
                         self.awaiting_print = self.awaiting_print.saturating_sub(list.len());
                         let mut stored = Ok(());
                         for p in list {
@@ -405,6 +403,8 @@ impl Writer {
             }
             self.conn.execute_batch("COMMIT")
         })();
+        // New rows or print results: the batch stored receipts (if it commits).
+        let stores_receipts = !to_print.is_empty() || !printed.is_empty();
         for (reply, admission) in printed {
             let _ = reply.send(Ok(admission));
         }
@@ -431,7 +431,7 @@ impl Writer {
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         // Only a committed receipt write proves storage works again: a claim or an event may fit
         // in pages that already exist while a new receipt does not.
-        if (wrote_receipts || !to_print.is_empty()) && self.stats.failed.load(Ordering::Relaxed) > 0 {
+        if stores_receipts && self.stats.failed.load(Ordering::Relaxed) > 0 {
             self.stats.set_failing(None);
         }
         self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
