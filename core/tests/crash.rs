@@ -141,6 +141,7 @@ async fn sigkill_loop_under_retrying_tills_and_a_failing_ofd_loses_nothing_and_i
         daemon.signal("-KILL");
         daemon.wait_exit(Duration::from_secs(10));
         drop(daemon);
+        // Down for a moment, as after a real crash: the tills meet refused connections.
         tokio::time::sleep(Duration::from_millis(100)).await;
         daemon = Daemon::start_with_config(dir.path(), FAST, &args);
     }

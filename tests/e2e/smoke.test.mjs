@@ -144,8 +144,7 @@ test("started hidden (tray only, as autostart does) it runs without a webview", 
   const { app, base } = await launch(["--hidden"]);
   const s = await (await fetch(`${base}/v1/kkt/buffer/status`)).json();
   assert.equal(s.worker.running, true);
-  await new Promise((resolve) => setTimeout(resolve, 3000)); // settle before measuring memory
-  figures.window_closed = memory(app.child.pid);
+  figures.window_closed = await settledMemory(app.child.pid);
   assert.ok(!figures.window_closed.processes.some((p) => /WebKitWebProces/.test(p)), figures.window_closed.processes.join(","));
   const { code } = await app.stop("SIGTERM");
   assert.equal(code, 0, app.log());
