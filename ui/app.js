@@ -25,6 +25,7 @@ const T = {
     "fn-warning": "Внимание: чек ждёт отправки в ОФД уже {age}. ФН заблокируется через 30 дней без подтверждения ОФД.",
     "fn-critical": "КРИТИЧНО: чек не подтверждён ОФД уже {age}. ФН заблокируется на 30-й день — проверьте связь с ОФД!",
     misconfigured: "ОФД отвечает HTTP {code}: проверьте адрес ОФД и токен в настройках.",
+    storage: "Чеки не сохраняются — ошибка записи на диск ({error}). Касса получает отказ: освободите место на диске.",
     ago: "назад", just: "только что", d: "д", h: "ч", m: "мин", s: "с",
     status: "Статус", attempts: "попыток", created: "создан",
   },
@@ -48,6 +49,7 @@ const T = {
     "fn-warning": "Warning: a receipt has waited {age} for the OFD. The FN blocks after 30 days without OFD confirmation.",
     "fn-critical": "CRITICAL: a receipt has waited {age} for OFD confirmation. The FN blocks on day 30 — check the OFD connection!",
     misconfigured: "The OFD answers HTTP {code}: check the OFD URL and token in the settings.",
+    storage: "Receipts are not being stored — disk write error ({error}). The tills are refused: free some disk space.",
     ago: "ago", just: "just now", d: "d", h: "h", m: "min", s: "s",
     status: "Status", attempts: "attempts", created: "created",
   },
@@ -126,6 +128,8 @@ function render(s) {
   if (fn.level !== "ok") setText(banner, t(fn.level === "critical" ? "fn-critical" : "fn-warning", { age: human(fn.oldest_unsynced_age_seconds) }));
   $("misconfig-banner").hidden = !s.ofd_misconfigured;
   if (s.ofd_misconfigured) setText($("misconfig-banner"), t("misconfigured", { code: s.ofd_misconfigured }));
+  $("storage-banner").hidden = !s.storage_error;
+  if (s.storage_error) setText($("storage-banner"), t("storage", { error: s.storage_error }));
 }
 
 function renderDlq(list) {

@@ -28,6 +28,8 @@ pub enum Alert {
     FnAgeCritical { age_seconds: u64 },
     /// The OFD refuses the adapter (401/403/404): URL or token wrong.
     OfdMisconfigured { http_status: u16 },
+    /// Receipts cannot be stored (disk full, I/O error): the tills get 503.
+    StorageFailing { error: String },
 }
 
 /// Kinds, for rate limiting.
@@ -40,6 +42,7 @@ enum Kind {
     FnWarning,
     FnCritical,
     Misconfigured,
+    Storage,
 }
 
 impl Alert {
@@ -52,6 +55,7 @@ impl Alert {
             Alert::FnAgeWarning { .. } => Kind::FnWarning,
             Alert::FnAgeCritical { .. } => Kind::FnCritical,
             Alert::OfdMisconfigured { .. } => Kind::Misconfigured,
+            Alert::StorageFailing { .. } => Kind::Storage,
         }
     }
 
@@ -59,7 +63,10 @@ impl Alert {
     pub fn is_critical(&self) -> bool {
         matches!(
             self,
-            Alert::FnAgeCritical { .. } | Alert::OfdMisconfigured { .. } | Alert::DlqAboveThreshold { .. }
+            Alert::FnAgeCritical { .. }
+                | Alert::OfdMisconfigured { .. }
+                | Alert::DlqAboveThreshold { .. }
+                | Alert::StorageFailing { .. }
         )
     }
 
@@ -95,6 +102,10 @@ impl Alert {
                 format!("ОФД отклоняет подключение: HTTP {http_status} (OFD misconfigured)"),
                 "Проверьте адрес ОФД и токен в настройках адаптера.".into(),
             ),
+            Alert::StorageFailing { error } => (
+                "Чеки не сохраняются: ошибка диска (storage failing)".into(),
+                format!("Касса получает отказ. Освободите место на диске или проверьте папку данных ({error})."),
+            ),
         }
     }
 }
@@ -123,6 +134,7 @@ pub struct Alerter {
     dlq_above: bool,
     fn_level: FnAgeLevel,
     misconfigured: Option<u16>,
+    storage_failing: bool,
     /// Dead-lettered receipts not yet announced (rate limiting folds them into one alert).
     dead_pending: u64,
     dead_reason: String,
@@ -138,6 +150,7 @@ impl Alerter {
             dlq_above: false,
             fn_level: FnAgeLevel::Ok,
             misconfigured: None,
+            storage_failing: false,
             dead_pending: 0,
             dead_reason: String::new(),
         }
@@ -221,6 +234,12 @@ impl Alerter {
             self.emit(Alert::OfdMisconfigured { http_status: code }, now, &mut out);
         }
         self.misconfigured = s.ofd_misconfigured;
+        if let Some(error) = &s.storage_error
+            && !self.storage_failing
+        {
+            self.emit(Alert::StorageFailing { error: error.clone() }, now, &mut out);
+        }
+        self.storage_failing = s.storage_error.is_some();
         out
     }
 }
@@ -287,6 +306,24 @@ mod tests {
             a.on_event(&event(EventKind::CircuitClosed, serde_json::json!({})), t)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_storage_failure_is_announced_once_while_it_lasts_and_again_after_recovery() {
+        let mut a = Alerter::new(50, Duration::ZERO);
+        let now = Instant::now();
+        let mut s = crate::status::tests::status();
+        assert!(a.on_status(&s, now).is_empty());
+        s.storage_error = Some("database or disk is full".into());
+        let alerts = a.on_status(&s, now);
+        assert_eq!(alerts.len(), 1);
+        assert!(alerts[0].is_critical());
+        assert!(alerts[0].text().1.contains("database or disk is full"));
+        assert!(a.on_status(&s, now).is_empty(), "no repeat while it lasts");
+        s.storage_error = None;
+        assert!(a.on_status(&s, now).is_empty());
+        s.storage_error = Some("disk I/O error".into());
+        assert_eq!(a.on_status(&s, now).len(), 1, "a new failure is a new alert");
     }
 
     #[test]

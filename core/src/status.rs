@@ -92,6 +92,9 @@ pub struct Status {
     pub ofd: String,
     pub ofd_misconfigured: Option<u16>,
     pub fn_age: FnAge,
+    /// The storage error while receipts cannot be stored (disk full, I/O error); intake answers
+    /// 503 `storage_unavailable` meanwhile.
+    pub storage_error: Option<String>,
 }
 
 fn age_secs(now_ms: i64, then_ms: Option<i64>) -> Option<u64> {
@@ -171,6 +174,7 @@ impl StatusSource {
                 critical_after_days: self.fn_critical_age.as_secs_f64() / 86400.0,
                 blocks_after_days: FN_BLOCK_DAYS,
             },
+            storage_error: self.buffer.writer_stats().failing(),
         }
     }
 }
@@ -185,7 +189,8 @@ pub enum TrayState {
     Waiting,
     /// The OFD is unreachable (breaker open); receipts are kept.
     Offline,
-    /// Someone should look: DLQ not empty, FN age warning, OFD misconfigured, worker stalled.
+    /// Someone should look: DLQ not empty, FN age warning, OFD misconfigured, worker stalled,
+    /// receipts cannot be stored.
     Attention,
 }
 
@@ -216,6 +221,7 @@ impl Status {
             || self.fn_age.level != FnAgeLevel::Ok
             || self.ofd_misconfigured.is_some()
             || self.worker.heartbeat_stale
+            || self.storage_error.is_some()
         {
             TrayState::Attention
         } else if self.breaker.state == "open" {
@@ -230,11 +236,15 @@ impl Status {
     /// One line for the tray menu (Linux ignores tooltips): "3 ждут · ОФД на связи · старейший 2 мин".
     pub fn status_line(&self) -> String {
         let waiting = self.pending + self.syncing;
-        let mut parts = vec![if waiting == 0 {
+        let mut parts = Vec::new();
+        if self.storage_error.is_some() {
+            parts.push("ЧЕКИ НЕ СОХРАНЯЮТСЯ (диск)".to_string());
+        }
+        parts.push(if waiting == 0 {
             "всё отправлено".to_string()
         } else {
             format!("{waiting} ждут")
-        }];
+        });
         parts.push(
             match self.network_status {
                 NetworkStatus::Online => "ОФД на связи",
@@ -260,10 +270,11 @@ impl Status {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn status() -> Status {
+    /// A quiet status: all delivered, breaker closed, live mode.
+    pub(crate) fn status() -> Status {
         Status {
             total_capacity: 100,
             current_queued: 0,
@@ -299,6 +310,7 @@ mod tests {
             mode: "live",
             ofd: String::new(),
             ofd_misconfigured: None,
+            storage_error: None,
             fn_age: FnAge {
                 level: FnAgeLevel::Ok,
                 oldest_unsynced_age_seconds: None,
@@ -323,6 +335,14 @@ mod tests {
         let mut fn_old = status();
         fn_old.fn_age.level = FnAgeLevel::Warning;
         assert_eq!(fn_old.tray_state(), TrayState::Attention);
+        let mut disk = status();
+        disk.storage_error = Some("database or disk is full".into());
+        assert_eq!(disk.tray_state(), TrayState::Attention);
+        assert!(
+            disk.status_line().starts_with("ЧЕКИ НЕ СОХРАНЯЮТСЯ"),
+            "{}",
+            disk.status_line()
+        );
     }
 
     #[test]

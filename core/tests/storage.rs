@@ -138,14 +138,17 @@ async fn a_full_disk_answers_storage_unavailable_acknowledges_nothing_and_recove
     assert_eq!(answer["code"], "storage_unavailable", "{answer}");
     let h = health(&d.base).await;
     assert_eq!(h["components"]["database"]["status"], "unhealthy", "{h}");
-    // Nothing was acknowledged for the refused key: it is unknown to the lookup by number.
+    // The manager's window and the tray see it too (they read the status).
     let s = status(&client, &d.base).await;
+    assert!(s["storage_error"].as_str().is_some_and(|e| e.contains("full")), "{s}");
+    // Nothing was acknowledged for the refused key.
     assert_eq!(s["total_receipts"].as_u64().unwrap() as usize, 5 + acked.len(), "{s}");
     // Space returns: the same key goes through, health recovers, numbering has no gap.
     std::fs::remove_file(ballast).unwrap();
     let (code, v) = post_body(&client, &d.base, &refused, &body).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(health(&d.base).await["components"]["database"]["status"], "healthy");
+    assert!(status(&client, &d.base).await["storage_error"].is_null());
     let mut keys: Vec<String> = (0..5).map(|i| format!("early-{i}")).collect();
     keys.extend(acked.iter().cloned());
     keys.push(refused.clone());

@@ -46,7 +46,7 @@ struct Health {
 /// `GET /v1/health`: 200 when healthy or degraded, 503 when unhealthy.
 pub async fn health(State(state): State<AppState>) -> Response {
     let s = state.status.snapshot();
-    let database = match (state.buffer.ping().await, state.buffer.writer_stats().failing()) {
+    let database = match (state.buffer.ping().await, &s.storage_error) {
         (Err(e), _) => component("unhealthy", Some(e.to_string())),
         (Ok(()), Some(e)) => component(
             "unhealthy",
