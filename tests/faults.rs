@@ -92,7 +92,7 @@ async fn run(case: Case) {
         s.ofd_url = Some(url);
         s.ofd_timeout = case.ofd_timeout;
         s.ofd_connect_timeout = Duration::from_millis(300);
-        s.breaker.open_for = OPEN_FOR;
+        s.breaker.open_max = OPEN_FOR;
         s.breaker.failure_threshold = THRESHOLD;
     })
     .await;
@@ -408,7 +408,7 @@ async fn the_dlq_only_after_twenty_real_attempts_even_with_the_breaker_opening()
             s.sync.backoff_max = Duration::from_millis(40);
             s.sync.interval = Duration::from_millis(50);
             s.breaker.failure_threshold = threshold;
-            s.breaker.open_for = Duration::from_millis(150);
+            s.breaker.open_max = Duration::from_millis(150);
         })
         .await;
         let id = t.receipt(SEED_BODY).await["receipt_id"].as_str().unwrap().to_string();

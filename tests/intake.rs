@@ -173,6 +173,49 @@ async fn a_request_while_the_first_with_its_key_is_in_flight_gets_409() {
 }
 
 #[tokio::test]
+async fn a_till_that_gives_up_during_a_slow_print_never_gets_an_answer_a_replay_contradicts() {
+    // The case from the field: a 2 s print, a till whose client times out after 0.5 s and
+    // retries the same key at once, and a replay 3 s later.
+    let t = TestApp::start_with(|s| s.print_latency = Duration::from_millis(2000)).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let post = |client: reqwest::Client| {
+        client
+            .post(t.url("/v1/kkt/receipt"))
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "dropped")
+            .body(SEED_BODY)
+            .send()
+    };
+    let first = post(impatient.clone()).await;
+    assert!(first.is_err(), "the till gave up: {first:?}");
+    let retry = post(t.client.clone()).await.unwrap();
+    let (code, retry_body) = (retry.status().as_u16(), retry.bytes().await.unwrap());
+    let retry_json: Value = serde_json::from_slice(&retry_body).unwrap();
+    // Either 409 (still printing) or the final answer — never an interim "buffered".
+    match code {
+        409 => assert_eq!(retry_json["code"], "idempotency_request_in_progress"),
+        200 => assert_eq!(retry_json["status"], "printed", "{retry_json}"),
+        other => panic!("unexpected {other}: {retry_json}"),
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = post(t.client.clone()).await.unwrap();
+    assert_eq!(later.status(), 200);
+    assert_eq!(later.headers()["idempotent-replayed"], "true");
+    let later_body = later.bytes().await.unwrap();
+    let later_json: Value = serde_json::from_slice(&later_body).unwrap();
+    assert_eq!(later_json["status"], "printed", "{later_json}");
+    if code == 200 {
+        assert_eq!(retry_body, later_body, "every replay is the same bytes");
+    }
+    let again = post(t.client.clone()).await.unwrap().bytes().await.unwrap();
+    assert_eq!(again, later_body, "every replay is the same bytes");
+    assert_eq!(t.status().await["total_receipts"], 1, "one sale, one receipt");
+}
+
+#[tokio::test]
 async fn concurrent_requests_with_one_key_create_exactly_one_receipt() {
     let t = TestApp::start().await;
     let answers = join_all((0..24).map(|_| t.post_receipt(Some("burst"), SEED_BODY))).await;

@@ -3,7 +3,7 @@
 
 use kkt_tests::*;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -151,11 +151,14 @@ async fn admin_calls_need_the_admin_token() {
 }
 
 #[tokio::test]
-async fn manual_sync_delivers_what_waits_and_reports_the_cycle() {
+async fn manual_sync_delivers_what_waits_in_backoff_and_reports_the_cycle() {
     let ofd = mock_ofd().await;
     let t = TestApp::start_with(|s| {
         s.ofd_url = Some(ofd.url());
         s.sync.interval = Duration::from_secs(3600);
+        // Long backoff: without the manual sync nothing would go for an hour.
+        s.sync.backoff_base = Duration::from_secs(3600);
+        s.sync.backoff_max = Duration::from_secs(3600);
     })
     .await;
     ofd.set_faults(mock_ofd::Faults {
@@ -168,15 +171,58 @@ async fn manual_sync_delivers_what_waits_and_reports_the_cycle() {
     t.wait_status(LIMIT, "first attempts failed", |s| s["retrying"] == 3)
         .await;
     ofd.set_faults(mock_ofd::Faults::default());
-    let v = wait_for(LIMIT, "a sync that delivers all", || async {
-        let (code, v) = t.admin_post("/v1/kkt/buffer/sync?force=true", Some(&t.token)).await;
-        assert_eq!(code, 200);
-        assert_eq!(v["status"], "completed");
-        assert!(v["duration_seconds"].is_number() && v["skipped"].is_number() && v["failed"].is_number());
-        (t.status().await["synced"] == 3).then_some(v)
+    let (code, v) = t.admin_post("/v1/kkt/buffer/sync", Some(&t.token)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "completed");
+    assert_eq!((n(&v, "synced"), n(&v, "failed")), (3, 0), "{v}");
+    assert!(n(&v, "cycle") >= 1 && v["duration_seconds"].is_number() && v["skipped"].is_number());
+    assert_eq!(t.status().await["synced"], 3);
+    // `force` is still accepted.
+    let (code, v) = t.admin_post("/v1/kkt/buffer/sync?force=true", Some(&t.token)).await;
+    assert_eq!((code, &v["status"]), (200, &Value::from("completed")));
+}
+
+#[tokio::test]
+async fn manual_sync_answers_within_a_second_whatever_the_backlog_and_shows_its_progress() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        latency_ms: 50,
+        ..Default::default()
+    });
+    let t = TestApp::start_with(|s| {
+        s.ofd_url = Some(ofd.url());
+        s.sync.concurrency = 2;
     })
     .await;
-    assert!(n(&v, "synced") >= 1, "{v}");
+    for _ in 0..150 {
+        t.receipt(SEED_BODY).await;
+    }
+    // ~4 s of work at 2 × 50 ms: the call must not wait for it.
+    let started = Instant::now();
+    let (code, v) = t.admin_post("/v1/kkt/buffer/sync", Some(&t.token)).await;
+    let answered = started.elapsed();
+    assert!(answered < Duration::from_secs(1), "answered after {answered:?}");
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["status"], "started");
+    let cycle = n(&v, "cycle");
+    let (code, again) = t.admin_post("/v1/kkt/buffer/sync", Some(&t.token)).await;
+    assert_eq!(code, 202, "{again}");
+    assert_eq!(again["status"], "already_running");
+    assert_eq!(n(&again, "cycle"), cycle, "a second press joins the running sync");
+    let progress = wait_for(LIMIT, "progress of the manual cycle", || async {
+        let (_, w) = t.get("/v1/kkt/worker/status").await;
+        let c = &w["current_cycle"];
+        (c["cycle"] == cycle && c["manual"] == true && n(c, "synced") > 0).then(|| c.clone())
+    })
+    .await;
+    assert_eq!(progress["running"], true);
+    let done = wait_for(LIMIT, "the manual cycle's result", || async {
+        let (_, w) = t.get("/v1/kkt/worker/status").await;
+        (w["last_manual_sync"]["cycle"] == cycle).then(|| w["last_manual_sync"].clone())
+    })
+    .await;
+    assert_eq!(done["running"], false);
+    assert_eq!(t.status().await["synced"], 150);
 }
 
 #[tokio::test]

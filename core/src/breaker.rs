@@ -1,10 +1,15 @@
 //! The circuit breaker in front of the OFD: a pure state machine. It does no I/O and reads no
 //! clock; every call gets `now`, so tests drive it with any timeline.
 //!
-//! closed → (N consecutive transient failures) → open → (open_for elapsed) → half-open, which
+//! closed → (N consecutive transient failures) → open → (open period elapsed) → half-open, which
 //! admits one probe at a time → (M successes) → closed; a failed probe re-opens it. Only transient
 //! failures count against the OFD; any answer from it — an acceptance or a rejection of the
 //! document — shows it is up, and counts as a success.
+//!
+//! The open period adapts (docs/contract.md §1a): it starts at `open_initial` (5 s) and doubles
+//! with every failed probe up to `open_max` (60 s, the seed's policy and its upper bound), so a
+//! short blip costs seconds while a long outage still gets at most one probe a minute. Closing
+//! resets it.
 
 use crate::settings::BreakerPolicy;
 use serde::Serialize;
@@ -60,6 +65,8 @@ pub struct Breaker {
     half_open_successes: u32,
     probe_in_flight: bool,
     opened_at: Option<Instant>,
+    /// How long the breaker stays open this time: `open_initial`, doubled per failed probe, ≤ `open_max`.
+    open_period: Duration,
     totals: Totals,
 }
 
@@ -78,6 +85,8 @@ pub struct Snapshot {
     pub consecutive_failures: u32,
     pub opened_at: Option<Instant>,
     pub next_probe_at: Option<Instant>,
+    /// The current open period (the next one, while closed).
+    pub open_period: Duration,
     pub totals: Totals,
 }
 
@@ -90,6 +99,7 @@ impl Breaker {
             half_open_successes: 0,
             probe_in_flight: false,
             opened_at: None,
+            open_period: policy.open_initial.min(policy.open_max),
             totals: Totals::default(),
         }
     }
@@ -97,7 +107,7 @@ impl Breaker {
     /// Moves open → half-open when the open period is over; returns the transition if any.
     pub fn poll(&mut self, now: Instant) -> Option<Transition> {
         match (self.state, self.opened_at) {
-            (State::Open, Some(at)) if now >= at + self.policy.open_for => {
+            (State::Open, Some(at)) if now >= at + self.open_period => {
                 self.half_open_successes = 0;
                 self.probe_in_flight = false;
                 Some(self.set(State::HalfOpen))
@@ -142,6 +152,7 @@ impl Breaker {
                     self.half_open_successes += 1;
                     if self.half_open_successes >= self.policy.half_open_successes {
                         self.opened_at = None;
+                        self.open_period = self.policy.open_initial.min(self.policy.open_max);
                         return Some(self.set(State::Closed));
                     }
                 }
@@ -151,7 +162,11 @@ impl Breaker {
                 self.totals.failures += 1;
                 self.consecutive_failures += 1;
                 let trip = match self.state {
-                    State::HalfOpen => true,
+                    State::HalfOpen => {
+                        // The OFD is still down: wait twice as long before the next probe.
+                        self.open_period = (self.open_period * 2).min(self.policy.open_max);
+                        true
+                    }
                     State::Closed => self.consecutive_failures >= self.policy.failure_threshold,
                     State::Open => false,
                 };
@@ -174,18 +189,11 @@ impl Breaker {
             consecutive_failures: self.consecutive_failures,
             opened_at: self.opened_at,
             next_probe_at: match self.state {
-                State::Open => self.opened_at.map(|at| at + self.policy.open_for),
+                State::Open => self.opened_at.map(|at| at + self.open_period),
                 _ => None,
             },
+            open_period: self.open_period,
             totals: self.totals,
-        }
-    }
-
-    /// How long until an open breaker lets a probe through (zero when it already would).
-    pub fn wait_before_probe(&self, now: Instant) -> Duration {
-        match (self.state, self.opened_at) {
-            (State::Open, Some(at)) => (at + self.policy.open_for).saturating_duration_since(now),
-            _ => Duration::ZERO,
         }
     }
 
@@ -224,7 +232,11 @@ mod tests {
         );
         assert_eq!(b.try_acquire(t, false).0, Permit::Refused);
         assert_eq!(b.snapshot().totals.short_circuited, 1);
-        assert_eq!(b.snapshot().next_probe_at, Some(t + Duration::from_secs(60)));
+        assert_eq!(
+            b.snapshot().next_probe_at,
+            Some(t + Duration::from_secs(5)),
+            "the first open period is the short one"
+        );
     }
 
     #[test]
@@ -251,15 +263,15 @@ mod tests {
     }
 
     #[test]
-    fn after_sixty_seconds_it_admits_one_probe_at_a_time_and_closes_after_two_successes() {
+    fn after_the_open_period_it_admits_one_probe_at_a_time_and_closes_after_two_successes() {
         let (mut b, t) = breaker();
         for _ in 0..5 {
             fail(&mut b, t);
         }
-        let later = t + Duration::from_secs(59);
+        let later = t + Duration::from_millis(4999);
         assert_eq!(b.try_acquire(later, false).0, Permit::Refused);
-        let t60 = t + Duration::from_secs(60);
-        let (p, tr) = b.try_acquire(t60, false);
+        let t5 = t + Duration::from_secs(5);
+        let (p, tr) = b.try_acquire(t5, false);
         assert_eq!(
             (p, tr),
             (
@@ -271,43 +283,73 @@ mod tests {
             )
         );
         assert_eq!(
-            b.try_acquire(t60, false).0,
+            b.try_acquire(t5, false).0,
             Permit::Refused,
             "second probe while the first is in flight"
         );
-        assert_eq!(b.record(Outcome::Success, t60), None);
-        assert_eq!(b.try_acquire(t60, false).0, Permit::Granted);
+        assert_eq!(b.record(Outcome::Success, t5), None);
+        assert_eq!(b.try_acquire(t5, false).0, Permit::Granted);
         assert_eq!(
-            b.record(Outcome::Success, t60),
+            b.record(Outcome::Success, t5),
             Some(Transition {
                 from: State::HalfOpen,
                 to: State::Closed
             })
         );
-        assert_eq!(b.try_acquire(t60, false).0, Permit::Granted);
+        assert_eq!(b.try_acquire(t5, false).0, Permit::Granted);
     }
 
-    #[test]
-    fn a_failed_probe_reopens_for_another_full_period() {
-        let (mut b, t) = breaker();
-        for _ in 0..5 {
-            fail(&mut b, t);
-        }
-        let t60 = t + Duration::from_secs(60);
-        b.try_acquire(t60, false);
+    /// Fails the probe that the breaker admits at `at`; returns the time of the next probe.
+    fn fail_probe(b: &mut Breaker, at: Instant) -> Instant {
+        assert_eq!(b.try_acquire(at, false).0, Permit::Granted, "a probe is due at {at:?}");
         assert_eq!(
-            b.record(Outcome::TransientFailure, t60),
+            b.record(Outcome::TransientFailure, at),
             Some(Transition {
                 from: State::HalfOpen,
                 to: State::Open
             })
         );
-        assert_eq!(b.try_acquire(t60 + Duration::from_secs(59), false).0, Permit::Refused);
-        assert_eq!(
-            b.wait_before_probe(t60 + Duration::from_secs(59)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(b.try_acquire(t60 + Duration::from_secs(60), false).0, Permit::Granted);
+        b.snapshot().next_probe_at.unwrap()
+    }
+
+    #[test]
+    fn failed_probes_double_the_open_period_up_to_sixty_seconds() {
+        let (mut b, t) = breaker();
+        for _ in 0..5 {
+            fail(&mut b, t);
+        }
+        let mut at = t + Duration::from_secs(5);
+        let mut periods = Vec::new();
+        for _ in 0..6 {
+            let next = fail_probe(&mut b, at);
+            assert_eq!(
+                b.try_acquire(next - Duration::from_millis(1), false).0,
+                Permit::Refused,
+                "no probe before the period is over"
+            );
+            periods.push((next - at).as_secs());
+            at = next;
+        }
+        assert_eq!(periods, vec![10, 20, 40, 60, 60, 60]);
+    }
+
+    #[test]
+    fn closing_resets_the_open_period_to_the_short_one() {
+        let (mut b, t) = breaker();
+        for _ in 0..5 {
+            fail(&mut b, t);
+        }
+        let next = fail_probe(&mut b, t + Duration::from_secs(5));
+        let next = fail_probe(&mut b, next);
+        for _ in 0..2 {
+            assert_eq!(b.try_acquire(next, false).0, Permit::Granted);
+            b.record(Outcome::Success, next);
+        }
+        assert_eq!(b.state(), State::Closed);
+        for _ in 0..5 {
+            fail(&mut b, next);
+        }
+        assert_eq!(b.snapshot().next_probe_at, Some(next + Duration::from_secs(5)));
     }
 
     #[test]

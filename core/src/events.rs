@@ -22,10 +22,12 @@ pub enum EventKind {
     SyncCycleCompleted,
     OfdMisconfigured,
     BufferPurged,
+    /// Receipts waiting in backoff were made due at once (manual sync, OFD recovered).
+    BackoffCleared,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::ReceiptAdded,
         EventKind::SyncStarted,
         EventKind::ReceiptSynced,
@@ -40,6 +42,7 @@ impl EventKind {
         EventKind::SyncCycleCompleted,
         EventKind::OfdMisconfigured,
         EventKind::BufferPurged,
+        EventKind::BackoffCleared,
     ];
 
     /// The kind stored under `name`, if any.
@@ -63,6 +66,7 @@ impl EventKind {
             EventKind::SyncCycleCompleted => "sync_cycle_completed",
             EventKind::OfdMisconfigured => "ofd_misconfigured",
             EventKind::BufferPurged => "buffer_purged",
+            EventKind::BackoffCleared => "backoff_cleared",
         }
     }
 }

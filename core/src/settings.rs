@@ -111,6 +111,7 @@ struct SyncFile {
 struct BreakerFile {
     failure_threshold: Option<u32>,
     open_secs: Option<f64>,
+    open_initial_secs: Option<f64>,
     half_open_successes: Option<u32>,
 }
 
@@ -211,7 +212,10 @@ impl Default for SyncPolicy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerPolicy {
     pub failure_threshold: u32,
-    pub open_for: Duration,
+    /// The first open period after the breaker trips (`[breaker] open_initial_secs`).
+    pub open_initial: Duration,
+    /// The longest open period: failed probes double the period up to this (`[breaker] open_secs`).
+    pub open_max: Duration,
     pub half_open_successes: u32,
 }
 
@@ -219,7 +223,8 @@ impl Default for BreakerPolicy {
     fn default() -> Self {
         BreakerPolicy {
             failure_threshold: 5,
-            open_for: Duration::from_secs(60),
+            open_initial: Duration::from_secs(5),
+            open_max: Duration::from_secs(60),
             half_open_successes: 2,
         }
     }
@@ -360,7 +365,8 @@ impl Settings {
         let (b, d) = (&file.breaker, out.breaker);
         out.breaker = BreakerPolicy {
             failure_threshold: b.failure_threshold.unwrap_or(d.failure_threshold).max(1),
-            open_for: secs(b.open_secs, d.open_for, "breaker.open_secs")?,
+            open_initial: secs(b.open_initial_secs, d.open_initial, "breaker.open_initial_secs")?,
+            open_max: secs(b.open_secs, d.open_max, "breaker.open_secs")?,
             half_open_successes: b.half_open_successes.unwrap_or(d.half_open_successes).max(1),
         };
         let days = |v: Option<f64>, default: Duration, name: &str| secs(v.map(|d| d * DAY as f64), default, name);

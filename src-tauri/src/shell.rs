@@ -69,7 +69,7 @@ fn on_menu(app: &AppHandle, id: &str) {
             if let Some(shell) = app.try_state::<Shell>() {
                 let worker = shell.worker.clone();
                 tauri::async_runtime::spawn(async move {
-                    if let Some(r) = worker.sync_now(false).await {
+                    if let Some(r) = worker.sync_now().await {
                         tracing::info!(
                             synced = r.synced,
                             failed = r.failed,

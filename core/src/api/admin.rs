@@ -1,33 +1,77 @@
-//! Admin endpoints (bearer admin token): manual sync and dead-letter retries; the DLQ listing.
+//! Admin endpoints (behind the admin-token layer of `api::router`): manual sync and dead-letter
+//! retries; and the DLQ listing, which the POS token may read too.
 
-use super::guards::require_admin;
 use super::{ApiError, AppState};
+use crate::worker::{CycleReport, SyncTicket};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State, rejection::PathRejection};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Deserialize)]
 pub struct SyncQuery {
+    /// Accepted for compatibility: every manual sync now probes an open breaker.
+    #[allow(dead_code)]
     force: Option<bool>,
 }
 
-/// Wakes the one worker for an immediate cycle and returns that cycle's report.
+/// How long `POST /v1/kkt/buffer/sync` waits for its cycle before answering `202`.
+const SYNC_ANSWER_WITHIN: Duration = Duration::from_millis(800);
+
+#[derive(Serialize)]
+struct SyncAnswer {
+    /// `completed` (200), or `started` / `already_running` (202).
+    status: &'static str,
+    /// The cycle's number: given here while it runs, inside `report` once finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycle: Option<u64>,
+    #[serde(flatten)]
+    report: Option<CycleReport>,
+    /// While running: the cycle's figures so far (also at `GET /v1/kkt/worker/status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<CycleReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
+/// Asks the one worker for a manual cycle (docs/contract.md §1a) and answers within a second:
+/// `200` with the cycle's report when it is that quick, else `202` with its number.
 pub async fn sync_now(
     State(state): State<AppState>,
-    headers: HeaderMap,
     query: Result<Query<SyncQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
-    let report = state
+    let Query(_) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let ticket = state
         .worker
-        .sync_now(q.force.unwrap_or(false))
-        .await
+        .request_sync()
         .ok_or(ApiError::ServiceUnavailable("the sync worker is stopping"))?;
-    Ok(Json(report).into_response())
+    let n = ticket.cycle();
+    if let Some(report) = state.worker.wait_for_cycle(n, SYNC_ANSWER_WITHIN).await {
+        let body = SyncAnswer {
+            status: "completed",
+            cycle: None,
+            report: Some(report),
+            progress: None,
+            message: None,
+        };
+        return Ok(Json(body).into_response());
+    }
+    let status = match ticket {
+        SyncTicket::Started(_) => "started",
+        SyncTicket::AlreadyRunning(_) => "already_running",
+    };
+    let progress = state.worker.status().current_cycle.filter(|c| c.cycle == n);
+    let body = SyncAnswer {
+        status,
+        cycle: Some(n),
+        report: None,
+        progress,
+        message: Some("the sync runs in the background; follow it at GET /v1/kkt/worker/status"),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 #[derive(Serialize)]
@@ -70,12 +114,10 @@ async fn retry(state: &AppState, id: Option<String>) -> Result<Vec<String>, ApiE
 
 pub async fn dlq_retry_one(
     State(state): State<AppState>,
-    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     // A path segment that is not UTF-8 names nothing here.
     let Path(id) = id.map_err(|_| ApiError::NotFound("DLQ entry"))?;
-    require_admin(&state, &headers)?;
     let ids = retry(&state, Some(id)).await?;
     if ids.is_empty() {
         return Err(ApiError::NotFound("DLQ entry"));
@@ -88,8 +130,7 @@ pub async fn dlq_retry_one(
     .into_response())
 }
 
-pub async fn dlq_retry_all(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
+pub async fn dlq_retry_all(State(state): State<AppState>) -> Result<Response, ApiError> {
     let ids = retry(&state, None).await?;
     Ok(Json(Retried {
         status: "pending",

@@ -1,5 +1,5 @@
 //! Local-security guards: the `Host` check against DNS rebinding, refusal of foreign browser
-//! origins, the admin bearer token, and JSON answers for unknown routes and methods.
+//! origins, the admin bearer token (a layer on the admin routes), and JSON answers for unknown routes and methods.
 
 use super::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -97,14 +97,13 @@ fn same_token(given: &str, expected: &str) -> bool {
     diff == 0
 }
 
-/// Checks `Authorization: Bearer <admin token>` in constant time.
-pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    if same_token(given, &state.admin_token) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+/// The admin routes' layer: `Authorization: Bearer <admin token>`, compared in constant time.
+pub async fn admin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let admitted = bearer(request.headers()).is_some_and(|given| same_token(given, &state.admin_token));
+    if !admitted {
+        return ApiError::Unauthorized.into_response();
     }
+    next.run(request).await
 }
 
 /// With a POS token configured (LAN mode), receipt calls need it (or the admin token).

@@ -40,15 +40,18 @@ pub struct AppState {
 
 /// The whole API as a router, without serving it (tests call it directly or over a socket).
 pub fn router(state: AppState) -> Router {
+    // Changes an operator makes: one auth layer for all of them, not a check in each handler.
+    let admin = Router::new()
+        .route("/v1/kkt/buffer/sync", post(admin::sync_now))
+        .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
+        .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guards::admin_only));
     let api = Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
         .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/events", get(status::events))
-        .route("/v1/kkt/buffer/sync", post(admin::sync_now))
         .route("/v1/kkt/dlq", get(admin::dlq_list))
-        .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
-        .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
         .route("/v1/kkt/worker/status", get(status::worker_status))
         .route("/v1/health", get(status::health))
         .route("/metrics", get(status::metrics))
@@ -57,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui", get(ui::root))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))
+        .merge(admin)
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(state.clone(), guards::local_only))

@@ -146,6 +146,12 @@ pub(crate) enum Command {
         now_ms: Option<i64>,
         reply: oneshot::Sender<Result<usize, Error>>,
     },
+    /// Makes every pending receipt due now (manual sync, OFD recovered).
+    MakeDue {
+        now_ms: i64,
+        reason: &'static str,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
     RetryDlq {
         receipt_id: Option<String>,
         reply: oneshot::Sender<Result<Vec<String>, Error>>,
@@ -345,6 +351,12 @@ impl Buffer {
     /// Returns `syncing` receipts to `pending`: all of them (`None`, at start) or those whose lease expired.
     pub async fn recover_leases(&self, now_ms: Option<i64>) -> Result<usize, Error> {
         self.call(|reply| Command::RecoverLeases { now_ms, reply }).await?
+    }
+
+    /// Makes every pending receipt whose next attempt lies in the future due now; returns how
+    /// many. `reason` goes into the `backoff_cleared` event.
+    pub async fn make_due(&self, now_ms: i64, reason: &'static str) -> Result<usize, Error> {
+        self.call(|reply| Command::MakeDue { now_ms, reason, reply }).await?
     }
 
     /// Moves one DLQ entry (or all) back to pending with attempts reset; returns the ids moved.

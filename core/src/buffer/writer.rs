@@ -30,8 +30,9 @@ pub(crate) struct Writer {
     kkt: Arc<dyn Kkt>,
     /// Receipts stored and numbered go here to be printed; results come back as `Printed`.
     printer: std::sync::mpsc::Sender<Vec<Job>>,
-    /// Receipts handed to the printer whose results have not come back yet.
-    awaiting_print: usize,
+    /// Receipts handed to the printer whose results have not come back yet. A replay of one of
+    /// their keys gets 409: an interim answer could contradict the final one.
+    printing: HashSet<String>,
     counters: KktCounters,
     capacity: u64,
     broadcast: broadcast::Sender<Event>,
@@ -170,7 +171,7 @@ impl Writer {
             conn,
             kkt,
             printer,
-            awaiting_print: 0,
+            printing: HashSet::new(),
             counters: KktCounters::default(),
             capacity,
             broadcast,
@@ -255,7 +256,7 @@ impl Writer {
         // A purge is committed in a transaction of its own: its failure must not roll back
         // receipts, and its deletes must not delay their commit.
         let mut carried: Option<Command> = None;
-        while stop.is_none() || self.awaiting_print > 0 {
+        while stop.is_none() || !self.printing.is_empty() {
             let Some(first) = carried.take().or_else(|| rx.blocking_recv()) else {
                 break;
             };
@@ -343,9 +344,9 @@ impl Writer {
                         }
                     },
                     Command::Printed(list) => {
-                        self.awaiting_print = self.awaiting_print.saturating_sub(list.len());
                         let mut stored = Ok(());
                         for p in list {
+                            self.printing.remove(&p.id);
                             if stored.is_ok() {
                                 stored = self.store_printed(&p);
                             }
@@ -375,6 +376,10 @@ impl Writer {
                     }
                     Command::RecoverLeases { now_ms, reply } => {
                         let n = self.recover(now_ms, ms(now));
+                        settle(&mut replies, n, |n| Reply::Count(reply, n))?;
+                    }
+                    Command::MakeDue { now_ms, reason, reply } => {
+                        let n = self.make_due(now_ms, reason);
                         settle(&mut replies, n, |n| Reply::Count(reply, n))?;
                     }
                     Command::RetryDlq { receipt_id, reply } => {
@@ -452,9 +457,9 @@ impl Writer {
         if jobs.is_empty() {
             return;
         }
-        let n = jobs.len();
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
         match self.printer.send(jobs) {
-            Ok(()) => self.awaiting_print += n,
+            Ok(()) => self.printing.extend(ids),
             Err(std::sync::mpsc::SendError(jobs)) => {
                 tracing::error!("the printer thread is gone; receipts are stored but not printed");
                 for job in jobs {
@@ -477,7 +482,8 @@ impl Writer {
         };
         self.conn
             .prepare_cached(
-                "UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = ?4 WHERE id = ?1",
+                "UPDATE receipts SET print_status = ?2, print_error = ?3, response_body = coalesce(response_body, ?4)
+                 WHERE id = ?1",
             )?
             .execute(params![p.id, status, p.print_error, p.body])?;
         Ok(())
@@ -550,6 +556,8 @@ impl Writer {
         }
         let body = match body {
             Some(b) => b,
+            // Still being printed: the first request's answer is not decided yet.
+            None if self.printing.contains(&id) => return Ok(Some(Err(AdmitError::InProgress))),
             None => {
                 // Stored, but the process stopped before the answer was recorded (so it was never sent):
                 // answer from the row, and keep that answer for every later replay.
@@ -776,6 +784,24 @@ impl Writer {
             )?;
         }
         Ok(ids.len())
+    }
+
+    fn make_due(&mut self, now_ms: i64, reason: &str) -> rusqlite::Result<usize> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE receipts SET next_attempt_at = 0 WHERE status = 'pending' AND next_attempt_at > ?1",
+            )?
+            .execute([now_ms])?;
+        if n > 0 {
+            self.event(
+                EventKind::BackoffCleared,
+                None,
+                json!({"receipts": n, "reason": reason}),
+                now_ms,
+            )?;
+        }
+        Ok(n)
     }
 
     fn retry_dlq(&mut self, receipt_id: Option<&str>, now_ms: i64) -> rusqlite::Result<Vec<String>> {

@@ -1,10 +1,17 @@
 //! The sync worker: exactly one loop that delivers buffered receipts to the OFD.
 //!
-//! It wakes on a new receipt, on a manual sync, or every `interval`; a cycle returns expired
-//! leases, then claims due receipts in batches (fiscal-number order, `syncing` with a lease),
-//! sends up to `concurrency` at once through the circuit breaker, and records each outcome through
-//! the buffer's writer. Manual syncs are requests to this same loop (never a second loop):
-//! requests that arrive together share one cycle and its report.
+//! It wakes on a new receipt, on a manual sync, when the breaker's open period ends, or every
+//! `interval`; a cycle returns expired leases, then claims due receipts in batches
+//! (fiscal-number order, `syncing` with a lease), sends up to `concurrency` at once through the
+//! circuit breaker, and records each outcome through the buffer's writer.
+//!
+//! A manual sync (docs/contract.md §1a) is a request to this same loop, never a second loop: it
+//! gets the next cycle's number at once, the running automatic cycle yields at its next batch
+//! boundary, and the manual cycle makes every pending receipt due now and sends one probe through
+//! an open breaker. Callers wait for that cycle's report as long as they like (the HTTP handler:
+//! under a second, then it answers `202` with the cycle number and the progress so far). When the
+//! breaker closes after an outage, everything waiting is made due at once as well: backoff is
+//! there to spare a failing OFD, not to delay a recovered one.
 
 use crate::breaker::{self, Breaker, Permit};
 use crate::buffer::{Buffer, Claimed, Disposition};
@@ -19,16 +26,22 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Batches claimed in one cycle at most before the loop looks at its inbox again.
 const MAX_BATCHES_PER_CYCLE: usize = 100;
 
-/// The result of one sync cycle (the body of `POST /v1/kkt/buffer/sync`).
+/// One sync cycle: its progress while it runs, its result once finished (the body of
+/// `POST /v1/kkt/buffer/sync`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct CycleReport {
-    pub status: &'static str,
+    /// The cycle's number since start (1, 2, …).
+    pub cycle: u64,
+    /// Asked for by an operator (manual sync) rather than by a tick or a new receipt.
+    pub manual: bool,
+    /// Still running: the figures are the progress so far.
+    pub running: bool,
     pub synced: u64,
     /// Attempts that failed (retried later or moved to the DLQ).
     pub failed: u64,
@@ -37,37 +50,65 @@ pub struct CycleReport {
     pub duration_seconds: f64,
 }
 
+/// The answer to a manual sync request: the cycle that will carry it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncTicket {
+    /// A new manual cycle with this number starts now (or as soon as the running batch is done).
+    Started(u64),
+    /// A manual cycle is already queued or running; it covers this request too.
+    AlreadyRunning(u64),
+}
+
+impl SyncTicket {
+    pub fn cycle(self) -> u64 {
+        match self {
+            SyncTicket::Started(n) | SyncTicket::AlreadyRunning(n) => n,
+        }
+    }
+}
+
 /// What the worker is doing, for status pages and health.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerStatus {
     pub running: bool,
     pub demo: bool,
     pub ofd: String,
+    /// Cycles started since the program started.
     pub cycles: u64,
     pub last_cycle_at_ms: Option<i64>,
     pub heartbeat_ms: Option<i64>,
+    /// The cycle running now, with its progress.
+    pub current_cycle: Option<CycleReport>,
     pub last_cycle: Option<CycleReport>,
+    /// The last finished manual sync.
+    pub last_manual_sync: Option<CycleReport>,
+    /// A manual sync asked for and not started yet: the number its cycle will have.
+    pub manual_sync_queued: Option<u64>,
     pub in_flight: usize,
     /// Set while the OFD answers 401/403/404 (URL or token wrong): `(http status, since ms)`.
     pub misconfigured: Option<(u16, i64)>,
     pub last_error: Option<String>,
 }
 
+/// Where the loop stands, for callers waiting on a cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    /// The number of the last finished cycle.
+    finished: u64,
+    /// The loop has ended: no queued cycle will run.
+    stopped: bool,
+}
+
 struct Shared {
     breaker: Mutex<Breaker>,
     status: Mutex<WorkerStatus>,
-}
-
-struct ManualSync {
-    force: bool,
-    reply: oneshot::Sender<CycleReport>,
+    progress: watch::Sender<Progress>,
 }
 
 /// Handle to the one worker: wake it, ask for a manual sync, read its state.
 #[derive(Clone)]
 pub struct WorkerHandle {
     wake: Arc<Notify>,
-    manual: mpsc::Sender<ManualSync>,
     shared: Arc<Shared>,
     clock: Clock,
     policy: SyncPolicy,
@@ -83,11 +124,43 @@ impl WorkerHandle {
         self.wake.notify_one();
     }
 
-    /// Runs a cycle now on the one loop and returns its report.
-    pub async fn sync_now(&self, force: bool) -> Option<CycleReport> {
-        let (reply, rx) = oneshot::channel();
-        self.manual.send(ManualSync { force, reply }).await.ok()?;
-        rx.await.ok()
+    /// Asks the loop for a manual cycle and returns at once with its number; `None` when the
+    /// worker has stopped.
+    pub fn request_sync(&self) -> Option<SyncTicket> {
+        let ticket = {
+            let mut s = lock(&self.shared.status);
+            if !s.running {
+                return None;
+            }
+            if let Some(n) = s.manual_sync_queued {
+                SyncTicket::AlreadyRunning(n)
+            } else if let Some(c) = s.current_cycle.filter(|c| c.manual) {
+                SyncTicket::AlreadyRunning(c.cycle)
+            } else {
+                // Only the loop starts cycles, and it takes this under the same lock.
+                let n = s.cycles + 1;
+                s.manual_sync_queued = Some(n);
+                SyncTicket::Started(n)
+            }
+        };
+        self.wake.notify_one();
+        Some(ticket)
+    }
+
+    /// Waits up to `limit` for manual cycle `n` to finish and returns its report.
+    pub async fn wait_for_cycle(&self, n: u64, limit: Duration) -> Option<CycleReport> {
+        let mut rx = self.shared.progress.subscribe();
+        let done = tokio::time::timeout(limit, rx.wait_for(|p| p.finished >= n || p.stopped)).await;
+        match done {
+            Ok(Ok(_)) => lock(&self.shared.status).last_manual_sync.filter(|r| r.cycle == n),
+            _ => None,
+        }
+    }
+
+    /// A manual cycle now, waiting for its report (the tray's "Sync now", tests).
+    pub async fn sync_now(&self) -> Option<CycleReport> {
+        let n = self.request_sync()?.cycle();
+        self.wait_for_cycle(n, Duration::MAX).await
     }
 
     pub fn status(&self) -> WorkerStatus {
@@ -117,7 +190,6 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
     wake: Arc<Notify>,
-    manual: mpsc::Receiver<ManualSync>,
 }
 
 /// Creates the worker and its handle; run it with [`Worker::run`].
@@ -140,12 +212,11 @@ pub fn new(
     let shared = Arc::new(Shared {
         breaker: Mutex::new(breaker),
         status: Mutex::new(status),
+        progress: watch::Sender::new(Progress::default()),
     });
     let wake = Arc::new(Notify::new());
-    let (tx, rx) = mpsc::channel(64);
     let handle = WorkerHandle {
         wake: wake.clone(),
-        manual: tx,
         shared: shared.clone(),
         clock,
         policy,
@@ -158,7 +229,6 @@ pub fn new(
         metrics,
         shared,
         wake,
-        manual: rx,
     };
     (worker, handle)
 }
@@ -173,7 +243,7 @@ pub fn backoff(policy: &SyncPolicy, attempt: u32, jitter: f64) -> Duration {
 
 impl Worker {
     /// The loop. Returns when `cancel` fires, after in-flight sends are finished and recorded.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken) {
         self.set(|s| {
             s.running = true;
         });
@@ -190,26 +260,31 @@ impl Worker {
         self.wake.notify_one();
         loop {
             self.beat();
-            let (force, waiting) = tokio::select! {
+            let tick = self.next_tick();
+            tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                Some(first) = self.manual.recv() => {
-                    let mut waiting = vec![first];
-                    while let Ok(m) = self.manual.try_recv() {
-                        waiting.push(m);
-                    }
-                    (waiting.iter().any(|m| m.force), waiting)
-                }
-                _ = self.wake.notified() => (false, Vec::new()),
-                _ = tokio::time::sleep(self.policy.interval) => (false, Vec::new()),
-            };
-            let report = self.cycle(force, &cancel).await;
-            for m in waiting {
-                let _ = m.reply.send(report);
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(tick) => {}
             }
+            self.cycle(&cancel).await;
         }
-        self.set(|s| s.running = false);
+        self.set(|s| {
+            s.running = false;
+            s.manual_sync_queued = None;
+        });
+        self.shared.progress.send_modify(|p| p.stopped = true);
         tracing::info!("sync worker stopped");
+    }
+
+    /// When to run the next cycle unasked: after `interval`, or as soon as an open breaker
+    /// admits its probe if that is sooner (recovery must not wait for the tick).
+    fn next_tick(&self) -> tokio::time::Instant {
+        let tick = self.clock.instant() + self.policy.interval;
+        match lock(&self.shared.breaker).snapshot().next_probe_at {
+            Some(probe) => tick.min(probe),
+            None => tick,
+        }
     }
 
     fn set(&self, f: impl FnOnce(&mut WorkerStatus)) {
@@ -241,18 +316,47 @@ impl Worker {
             to = t.to.as_str(),
             "OFD circuit breaker changed state"
         );
-        let failures = lock(&self.shared.breaker).snapshot().consecutive_failures;
-        let details = json!({"from": t.from.as_str(), "to": t.to.as_str(), "consecutive_failures": failures});
+        let b = lock(&self.shared.breaker).snapshot();
+        let details = json!({"from": t.from.as_str(), "to": t.to.as_str(), "consecutive_failures": b.consecutive_failures,
+                             "open_seconds": b.open_period.as_secs_f64()});
         self.log(vec![NewEvent::new(kind, None, details)]).await;
+        if t.to == breaker::State::Closed {
+            // The OFD is back: what waited out the outage in backoff is due now.
+            self.make_due("ofd_recovered").await;
+        }
     }
 
-    /// One cycle: batches of claims until nothing is due, the breaker refuses, or cancellation.
-    async fn cycle(&mut self, mut force: bool, cancel: &CancellationToken) -> CycleReport {
+    /// Makes every pending receipt due now (manual sync, recovery).
+    async fn make_due(&self, reason: &'static str) {
+        match self.buffer.make_due(self.clock.now_ms(), reason).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(receipts = n, reason, "receipts waiting in backoff are due now"),
+            Err(e) => tracing::error!(error = %e, "cannot make receipts due"),
+        }
+    }
+
+    /// One cycle: batches of claims until nothing is due, the breaker refuses, a manual sync is
+    /// asked for (an automatic cycle yields to it), or cancellation.
+    async fn cycle(&self, cancel: &CancellationToken) -> CycleReport {
         let started = self.clock.instant();
-        let mut report = CycleReport {
-            status: "completed",
-            ..CycleReport::default()
+        let mut report = {
+            let mut s = lock(&self.shared.status);
+            s.cycles += 1;
+            let manual = s.manual_sync_queued.take().is_some();
+            let report = CycleReport {
+                cycle: s.cycles,
+                manual,
+                running: true,
+                ..CycleReport::default()
+            };
+            s.current_cycle = Some(report);
+            report
         };
+        // A manual sync ignores backoff and sends one probe through an open breaker.
+        let mut force = report.manual;
+        if report.manual {
+            self.make_due("manual_sync").await;
+        }
         if self.buffer.counts().syncing > 0 {
             // Nothing is in flight between cycles, so an expired lease means an interrupted send.
             if let Err(e) = self.buffer.recover_leases(Some(self.clock.now_ms())).await {
@@ -260,7 +364,7 @@ impl Worker {
             }
         }
         for _ in 0..MAX_BATCHES_PER_CYCLE {
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() || (!report.manual && lock(&self.shared.status).manual_sync_queued.is_some()) {
                 break;
             }
             let transition = lock(&self.shared.breaker).poll(self.clock.instant());
@@ -294,29 +398,34 @@ impl Worker {
                 break;
             }
             let full_batch = claimed.len() == limit;
-            let (synced, failed, skipped) = self.send_batch(claimed, force, cancel).await;
+            let skipped = self.send_batch(claimed, force, &mut report, cancel).await;
             force = false;
-            report.synced += synced;
-            report.failed += failed;
-            report.skipped += skipped;
             self.beat();
             if !full_batch || skipped > 0 {
                 break;
             }
         }
+        report.running = false;
         report.duration_seconds = (self.clock.instant() - started).as_secs_f64();
         let now = self.clock.now_ms();
         self.set(|s| {
-            s.cycles += 1;
+            s.current_cycle = None;
             s.last_cycle_at_ms = Some(now);
             s.last_cycle = Some(report);
+            if report.manual {
+                s.last_manual_sync = Some(report);
+            }
         });
-        if report.synced + report.failed > 0 {
-            let details = json!({"synced": report.synced, "failed": report.failed, "skipped": report.skipped,
+        self.shared.progress.send_modify(|p| p.finished = report.cycle);
+        if report.synced + report.failed > 0 || report.manual {
+            let details = json!({"cycle": report.cycle, "manual": report.manual, "synced": report.synced,
+                                 "failed": report.failed, "skipped": report.skipped,
                                  "duration_seconds": report.duration_seconds});
             self.log(vec![NewEvent::new(EventKind::SyncCycleCompleted, None, details)])
                 .await;
             tracing::info!(
+                cycle = report.cycle,
+                manual = report.manual,
                 synced = report.synced,
                 failed = report.failed,
                 skipped = report.skipped,
@@ -332,8 +441,15 @@ impl Worker {
         c.pending
     }
 
-    /// Sends one claimed batch with bounded concurrency; records outcomes as they arrive.
-    async fn send_batch(&self, claimed: Vec<Claimed>, force: bool, cancel: &CancellationToken) -> (u64, u64, u64) {
+    /// Sends one claimed batch with bounded concurrency; records outcomes as they arrive and
+    /// adds them to `report` (published as the cycle's progress). Returns how many were skipped.
+    async fn send_batch(
+        &self,
+        claimed: Vec<Claimed>,
+        force: bool,
+        report: &mut CycleReport,
+        cancel: &CancellationToken,
+    ) -> u64 {
         let force_first = std::sync::atomic::AtomicBool::new(force);
         let mut results = futures::stream::iter(claimed)
             .map(|c| {
@@ -342,15 +458,15 @@ impl Worker {
             })
             .buffer_unordered(self.policy.concurrency)
             .ready_chunks(self.policy.concurrency);
-        let (mut synced, mut failed, mut skipped) = (0, 0, 0);
+        let mut skipped = 0;
         while let Some(chunk) = results.next().await {
             let mut dispositions = Vec::with_capacity(chunk.len());
             let mut transitions = Vec::new();
             for (id, d, t) in chunk {
                 match &d {
-                    Disposition::Synced { .. } => synced += 1,
+                    Disposition::Synced { .. } => report.synced += 1,
                     Disposition::Release => skipped += 1,
-                    Disposition::Retry { .. } | Disposition::Dead { .. } => failed += 1,
+                    Disposition::Retry { .. } | Disposition::Dead { .. } => report.failed += 1,
                 }
                 transitions.extend(t);
                 dispositions.push((id, d));
@@ -362,9 +478,15 @@ impl Worker {
             for t in transitions {
                 self.log_transition(Some(t)).await;
             }
+            let progress = CycleReport {
+                skipped: report.skipped + skipped,
+                ..*report
+            };
+            self.set(|s| s.current_cycle = Some(progress));
             self.beat();
         }
-        (synced, failed, skipped)
+        report.skipped += skipped;
+        skipped
     }
 
     /// One receipt: ask the breaker, send, classify into a disposition.

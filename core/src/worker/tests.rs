@@ -15,6 +15,8 @@ struct ScriptedOfd {
     fallback: Mutex<SendOutcome>,
     latency: Duration,
     calls: Mutex<Vec<String>>,
+    /// When each call was made.
+    times: Mutex<Vec<tokio::time::Instant>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -42,6 +44,7 @@ impl ScriptedOfd {
             fallback: Mutex::new(fallback),
             latency: Duration::from_millis(20),
             calls: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
         })
@@ -63,6 +66,7 @@ impl Ofd for ScriptedOfd {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             lock(&self.calls).push(receipt_id.to_string());
+            lock(&self.times).push(tokio::time::Instant::now());
             tokio::time::sleep(self.latency).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             let next = lock(&self.script).pop_front();
@@ -190,10 +194,26 @@ impl Rig {
         ids
     }
 
+    /// Wakes the loop for one automatic cycle (which, unlike a manual sync, honours backoff and
+    /// an open breaker) and waits until it is over.
+    async fn tick(&self) -> CycleReport {
+        let before = self.handle.status().cycles;
+        self.handle.wake();
+        let deadline = tokio::time::Instant::now() + MINUTE;
+        loop {
+            let s = self.handle.status();
+            if s.cycles > before && s.current_cycle.is_none() {
+                return s.last_cycle.unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no cycle ran");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Adds `n` receipts and runs a cycle against a failing OFD: five failures open the breaker.
     async fn open_breaker(&self, n: usize) {
         self.add(n).await;
-        self.handle.sync_now(false).await.unwrap();
+        self.handle.sync_now().await.unwrap();
         assert_eq!(self.handle.breaker().state, breaker::State::Open);
     }
 
@@ -231,13 +251,12 @@ impl Rig {
 
 /// A handle that belongs to no worker, replaced by `start()`.
 fn new_handle_placeholder() -> WorkerHandle {
-    let (tx, _rx) = mpsc::channel(1);
     WorkerHandle {
         wake: Arc::new(Notify::new()),
-        manual: tx,
         shared: Arc::new(Shared {
             breaker: Mutex::new(Breaker::new(BreakerPolicy::default())),
             status: Mutex::new(WorkerStatus::default()),
+            progress: watch::Sender::new(Progress::default()),
         }),
         clock: Clock::new(),
         policy: SyncPolicy::default(),
@@ -249,7 +268,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 #[tokio::test(start_paused = true)]
 async fn an_empty_buffer_gives_an_empty_cycle() {
     let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
-    let report = rig.handle.sync_now(false).await.unwrap();
+    let report = rig.handle.sync_now().await.unwrap();
     assert_eq!((report.synced, report.failed, report.skipped), (0, 0, 0));
     assert!(rig.ofd.calls().is_empty());
 }
@@ -304,7 +323,7 @@ async fn a_backlog_from_before_a_restart_starts_draining_at_once() {
 async fn more_than_fifty_receipts_are_all_delivered_in_fiscal_order_one_by_one() {
     let rig = Rig::new(ScriptedOfd::new(delivered()), serial()).await;
     let ids = rig.add(120).await;
-    let report = rig.handle.sync_now(false).await.unwrap();
+    let report = rig.handle.sync_now().await.unwrap();
     assert_eq!(report.synced, 120);
     assert_eq!(rig.ofd.calls(), ids, "strict fiscal order with concurrency 1");
     assert_eq!(rig.ofd.max_in_flight.load(Ordering::SeqCst), 1);
@@ -314,7 +333,7 @@ async fn more_than_fifty_receipts_are_all_delivered_in_fiscal_order_one_by_one()
 async fn sends_run_concurrently_up_to_the_configured_limit() {
     let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
     rig.add(50).await;
-    let report = rig.handle.sync_now(false).await.unwrap();
+    let report = rig.handle.sync_now().await.unwrap();
     assert_eq!(report.synced, 50);
     assert_eq!(rig.ofd.max_in_flight.load(Ordering::SeqCst), 8);
 }
@@ -325,13 +344,13 @@ async fn a_transient_failure_returns_the_receipt_to_pending_with_backoff() {
     ofd.then(transient());
     let rig = Rig::new(ofd, policy()).await;
     let ids = rig.add(1).await;
-    let report = rig.handle.sync_now(false).await.unwrap();
+    let report = rig.handle.sync_now().await.unwrap();
     assert_eq!((report.synced, report.failed), (0, 1));
     let r = rig.receipt(&ids[0]).await;
     assert_eq!((r.status.as_str(), r.retry_count), ("pending", 1));
     assert_eq!(r.last_error.as_deref(), Some("connection refused"));
-    // Not due before the backoff (5 s ± 20 %) has passed: a manual sync sends nothing.
-    assert_eq!(rig.handle.sync_now(false).await.unwrap().synced, 0);
+    // Not due before the backoff (5 s ± 20 %) has passed: a cycle sends nothing.
+    assert_eq!(rig.tick().await.synced, 0);
     tokio::time::advance(Duration::from_secs(7)).await;
     rig.until(MINUTE, "synced after backoff", |c| c.synced == 1).await;
     assert_eq!(rig.ofd.calls().len(), 2);
@@ -347,22 +366,18 @@ async fn retry_after_from_the_ofd_postpones_the_next_attempt() {
     });
     let rig = Rig::new(ofd, policy()).await;
     rig.add(1).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.tick().await;
     tokio::time::advance(Duration::from_secs(100)).await;
-    assert_eq!(
-        rig.handle.sync_now(false).await.unwrap().synced,
-        0,
-        "still inside Retry-After"
-    );
+    assert_eq!(rig.tick().await.synced, 0, "still inside Retry-After");
     tokio::time::advance(Duration::from_secs(21)).await;
-    assert_eq!(rig.handle.sync_now(false).await.unwrap().synced, 1);
+    assert_eq!(rig.tick().await.synced, 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_breaker_opens_after_five_failures_and_refused_calls_are_not_attempts() {
     let rig = Rig::new(ScriptedOfd::new(transient()), serial()).await;
     let ids = rig.add(10).await;
-    let report = rig.handle.sync_now(false).await.unwrap();
+    let report = rig.handle.sync_now().await.unwrap();
     assert_eq!((report.failed, report.skipped), (5, 5), "{report:?}");
     assert_eq!(rig.handle.breaker().state, breaker::State::Open);
     assert_eq!(rig.ofd.calls().len(), 5);
@@ -371,10 +386,11 @@ async fn the_breaker_opens_after_five_failures_and_refused_calls_are_not_attempt
         0,
         "a refused call is not an attempt"
     );
-    // While open, cycles send nothing, however often they run.
-    for _ in 0..5 {
-        tokio::time::advance(Duration::from_secs(10)).await;
-        rig.handle.sync_now(false).await.unwrap();
+    // While open (5 s at first), cycles send nothing, however often they run.
+    for _ in 0..4 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let r = rig.tick().await;
+        assert_eq!((r.synced, r.failed), (0, 0), "{r:?}");
     }
     assert_eq!(rig.ofd.calls().len(), 5);
     assert!(rig.event_kinds().await.contains(&EventKind::CircuitOpened));
@@ -420,22 +436,108 @@ async fn once_half_open_the_probes_follow_each_other_and_the_backlog_drains_in_t
 }
 
 #[tokio::test(start_paused = true)]
-async fn force_lets_one_probe_through_an_open_breaker() {
+async fn a_manual_sync_sends_one_probe_through_an_open_breaker() {
     let ofd = ScriptedOfd::new(transient());
     let rig = Rig::new(ofd.clone(), serial()).await;
     rig.add(6).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     assert_eq!(ofd.calls().len(), 5);
-    tokio::time::advance(Duration::from_secs(30)).await;
-    // Still failing: the forced probe is the only call, and its failure re-opens the breaker.
-    let report = rig.handle.sync_now(true).await.unwrap();
+    assert_eq!(rig.handle.breaker().state, breaker::State::Open);
+    // Still failing: the probe is the only call, and its failure re-opens the breaker.
+    let report = rig.handle.sync_now().await.unwrap();
     assert_eq!((report.failed, ofd.calls().len()), (1, 6), "{report:?}");
     assert_eq!(rig.handle.breaker().state, breaker::State::Open);
-    // Recovered: a forced probe succeeds, the next ones close the breaker, everything due goes.
+    // Recovered: the probe succeeds, the next ones close the breaker, and everything goes at
+    // once — the receipts' own backoff (5 s and more) does not hold a manual sync back.
     ofd.set(delivered());
-    let report = rig.handle.sync_now(true).await.unwrap();
-    assert_eq!(report.synced, 5, "{report:?}");
+    let report = rig.handle.sync_now().await.unwrap();
+    assert_eq!(report.synced, 6, "{report:?}");
+    assert!(report.manual);
     assert_eq!(rig.handle.breaker().state, breaker::State::Closed);
+    assert_eq!(rig.buffer.counts().synced, 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_sync_ignores_backoff_even_with_the_breaker_closed() {
+    let ofd = ScriptedOfd::new(delivered());
+    for _ in 0..3 {
+        ofd.then(transient());
+    }
+    let rig = Rig::new(ofd.clone(), serial()).await;
+    rig.add(3).await;
+    rig.until(MINUTE, "three failed attempts", |c| c.retrying == 3).await;
+    assert_eq!(rig.handle.breaker().state, breaker::State::Closed);
+    // All three wait 4–6 s; nothing is due, yet a manual sync sends them now.
+    let report = rig.handle.sync_now().await.unwrap();
+    assert_eq!((report.synced, report.failed), (3, 0), "{report:?}");
+    assert!(rig.event_kinds().await.contains(&EventKind::BackoffCleared));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_sync_during_a_long_drain_is_numbered_at_once_and_the_drain_yields_to_it() {
+    let ofd = ScriptedOfd::new(delivered());
+    let rig = Rig::new(ofd.clone(), serial()).await;
+    rig.add(400).await;
+    rig.handle.wake();
+    // The automatic cycle is draining (20 ms a receipt, one at a time: 8 s of work).
+    rig.until(MINUTE, "the drain under way", |c| c.synced >= 10).await;
+    let running = rig.handle.status().current_cycle.expect("a cycle is running");
+    assert!(!running.manual);
+    let ticket = rig.handle.request_sync().unwrap();
+    assert_eq!(ticket, SyncTicket::Started(running.cycle + 1));
+    assert_eq!(
+        rig.handle.request_sync(),
+        Some(SyncTicket::AlreadyRunning(running.cycle + 1)),
+        "a second press joins the queued sync"
+    );
+    let report = rig
+        .handle
+        .wait_for_cycle(ticket.cycle(), MINUTE)
+        .await
+        .expect("the manual cycle finished");
+    assert!(report.manual);
+    assert!(report.synced > 0, "{report:?}");
+    assert_eq!(rig.buffer.counts().synced, 400);
+    assert_eq!(rig.handle.status().last_manual_sync, Some(report));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_short_outage_delivery_resumes_within_ten_seconds_without_a_button() {
+    let ofd = ScriptedOfd::new(transient());
+    let rig = Rig::new(ofd.clone(), policy()).await;
+    rig.open_breaker(100).await;
+    // Down for 8 s in all, then back.
+    tokio::time::advance(Duration::from_secs(8)).await;
+    ofd.set(delivered());
+    let back = tokio::time::Instant::now();
+    rig.until(MINUTE, "the backlog delivered", |c| c.synced == 100).await;
+    let took = tokio::time::Instant::now() - back;
+    assert!(took <= Duration::from_secs(10), "delivery resumed after {took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn during_a_long_outage_probes_come_at_growing_intervals_and_at_most_once_a_minute() {
+    let ofd = ScriptedOfd::new(transient());
+    let rig = Rig::new(ofd.clone(), serial()).await;
+    rig.open_breaker(10).await;
+    let opened = lock(&ofd.times).len();
+    for _ in 0..600 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let times = lock(&ofd.times).clone();
+    let gaps: Vec<u64> = times[opened - 1..]
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs())
+        .collect();
+    // 5 s after opening, then each failed probe doubles the period up to a minute. (A period
+    // starts when the failed answer comes back, 20 ms after the call, and time moves here in
+    // 1 s steps: a gap may be one second longer, never shorter.)
+    let expected = [5, 10, 20, 40, 60, 60, 60, 60, 60, 60, 60];
+    for (gap, want) in gaps.iter().zip(expected) {
+        assert!((want..=want + 1).contains(gap), "{gaps:?}");
+    }
+    assert!(gaps.len() >= 12, "the probes went on: {gaps:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -463,7 +565,7 @@ async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_i
     });
     let rig = Rig::new(ofd.clone(), policy()).await;
     let ids = rig.add(1).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     let dlq = rig.buffer.dlq().await.unwrap();
     assert_eq!((dlq[0].reason.as_str(), dlq[0].retry_count), ("rejected_by_ofd", 1));
     assert!(dlq[0].last_error.as_deref().unwrap().contains("bad vat"));
@@ -475,7 +577,7 @@ async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_i
     let moved = rig.buffer.retry_dlq(None).await.unwrap();
     assert_eq!(moved, ids);
     assert_eq!(rig.receipt(&ids[0]).await.retry_count, 0);
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     assert_eq!(rig.receipt(&ids[0]).await.status, "synced");
     assert!(rig.event_kinds().await.contains(&EventKind::DlqRetried));
 }
@@ -507,7 +609,7 @@ async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
     });
     let rig = Rig::new(ofd, serial()).await;
     let ids = rig.add(3).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     assert_eq!(rig.handle.status().misconfigured.map(|m| m.0), Some(401));
     assert_eq!(rig.receipt(&ids[0]).await.status, "pending");
     let alarms = rig
@@ -523,7 +625,7 @@ async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
 async fn concurrent_manual_syncs_never_send_a_receipt_twice() {
     let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
     rig.add(40).await;
-    let reports = futures::future::join_all((0..10).map(|_| rig.handle.sync_now(false))).await;
+    let reports = futures::future::join_all((0..10).map(|_| rig.handle.sync_now())).await;
     assert!(reports.iter().all(Option::is_some));
     let calls = rig.ofd.calls();
     let mut per_id: HashMap<&String, usize> = HashMap::new();
@@ -539,11 +641,11 @@ async fn concurrent_manual_syncs_never_send_a_receipt_twice() {
 async fn the_worker_stops_on_cancellation_and_a_new_one_carries_on() {
     let mut rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
     rig.add(3).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     rig.stop().await;
     assert!(!rig.handle.status().running);
     assert!(
-        rig.handle.sync_now(false).await.is_none(),
+        rig.handle.sync_now().await.is_none(),
         "a stopped worker takes no requests"
     );
     rig.add(2).await;
@@ -577,7 +679,7 @@ async fn receipts_left_syncing_by_a_crash_go_back_to_pending_at_start_and_are_de
 async fn every_transition_of_a_delivery_writes_an_event() {
     let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
     let ids = rig.add(1).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     let r = rig.receipt(&ids[0]).await;
     let kinds: Vec<EventKind> = r.events.iter().map(|e| e.event_type).collect();
     assert_eq!(
@@ -594,10 +696,10 @@ async fn every_transition_of_a_delivery_writes_an_event() {
 #[tokio::test(start_paused = true)]
 async fn the_heartbeat_follows_the_loop() {
     let rig = Rig::new(ScriptedOfd::new(delivered()), policy()).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     let first = rig.handle.status().heartbeat_ms.unwrap();
     tokio::time::advance(Duration::from_secs(11)).await;
-    rig.handle.sync_now(false).await.unwrap();
+    rig.handle.sync_now().await.unwrap();
     let second = rig.handle.status().heartbeat_ms.unwrap();
     assert!(second - first >= 10_000, "{first} → {second}");
 }
