@@ -10,7 +10,7 @@ const T = {
     pending: "Ожидают отправки", syncing: "отправляются", synced: "Доставлены в ОФД", "last-sync": "последняя доставка",
     dlq: "Не доставлены (DLQ)", total: "всего чеков", ofd: "Связь с ОФД", breaker: "автомат",
     oldest: "Самый старый неотправленный", seconds: "с", "fn-limit": "ФН блокируется через 30 дней",
-    "sync-now": "Синхронизировать сейчас", force: "пробный запрос при открытом автомате",
+    "sync-now": "Синхронизировать сейчас",
     "token-label": "Токен администратора (для синхронизации и повтора DLQ):", save: "Сохранить",
     "token-hint": "Хранится только в этой вкладке. Файл admin_token в каталоге настроек.",
     "dlq-title": "Очередь недоставленных (DLQ)", "retry-all": "Повторить все", retry: "Повторить",
@@ -20,6 +20,8 @@ const T = {
     online: "в сети", degraded: "с перебоями", offline: "нет связи",
     closed: "замкнут", open: "разомкнут", half_open: "пробный режим", "probe-in": "проба через",
     busy: "Выполняется…", "sync-done": "Готово: доставлено {synced}, ошибок {failed}, пропущено {skipped}",
+    "sync-running": "Синхронизация №{cycle} идёт: доставлено {synced}, ошибок {failed}…",
+    "sync-queued": "Синхронизация №{cycle} начнётся, как только закончится текущая отправка…",
     "retry-done": "Возвращено в очередь: {n}", "need-token": "Нужен токен администратора — введите его ниже.",
     "bad-token": "Неверный токен администратора.", "error": "Ошибка", "not-found": "Чек не найден",
     "fn-warning": "Внимание: чек ждёт отправки в ОФД уже {age}. ФН заблокируется через 30 дней без подтверждения ОФД.",
@@ -34,7 +36,7 @@ const T = {
     pending: "Waiting to send", syncing: "sending", synced: "Delivered to the OFD", "last-sync": "last delivery",
     dlq: "Not delivered (DLQ)", total: "receipts in all", ofd: "OFD connection", breaker: "breaker",
     oldest: "Oldest unsent receipt", seconds: "s", "fn-limit": "the FN blocks after 30 days",
-    "sync-now": "Sync now", force: "probe through an open breaker",
+    "sync-now": "Sync now",
     "token-label": "Admin token (for sync and DLQ retries):", save: "Save",
     "token-hint": "Kept in this tab only. It is the admin_token file in the config directory.",
     "dlq-title": "Dead-letter queue (DLQ)", "retry-all": "Retry all", retry: "Retry",
@@ -44,6 +46,8 @@ const T = {
     online: "online", degraded: "degraded", offline: "offline",
     closed: "closed", open: "open", half_open: "half-open", "probe-in": "probe in",
     busy: "Working…", "sync-done": "Done: delivered {synced}, failed {failed}, skipped {skipped}",
+    "sync-running": "Sync #{cycle} running: delivered {synced}, failed {failed}…",
+    "sync-queued": "Sync #{cycle} starts as soon as the current send is done…",
     "retry-done": "Returned to the queue: {n}", "need-token": "The admin token is needed — enter it below.",
     "bad-token": "Wrong admin token.", "error": "Error", "not-found": "Receipt not found",
     "fn-warning": "Warning: a receipt has waited {age} for the OFD. The FN blocks after 30 days without OFD confirmation.",
@@ -221,6 +225,8 @@ async function admin(path, describe) {
       showResult(t("bad-token"), "bad");
     } else if (!r.ok) {
       showResult(`${t("error")} ${r.status}: ${body.message || ""}`, "bad");
+    } else if (r.status === 202 && body.cycle) {
+      await followSync(body.cycle);
     } else {
       showResult(describe(body), "ok");
     }
@@ -230,6 +236,23 @@ async function admin(path, describe) {
     document.querySelectorAll("button").forEach((b) => { b.disabled = false; });
     if (last) renderDlq(await getJson("/v1/kkt/dlq").catch(() => ({ entries: [] })));
   }
+}
+
+// A manual sync that outlasts the call's one second: show its progress until its result is in.
+async function followSync(cycle) {
+  const deadline = Date.now() + 15 * 60 * 1000;
+  while (Date.now() < deadline) {
+    const w = await getJson("/v1/kkt/worker/status").catch(() => null);
+    if (w && w.last_manual_sync && w.last_manual_sync.cycle >= cycle) {
+      showResult(t("sync-done", w.last_manual_sync), "ok");
+      return;
+    }
+    if (w && !w.running) break;
+    const c = w && w.current_cycle && w.current_cycle.cycle === cycle ? w.current_cycle : null;
+    showResult(c ? t("sync-running", c) : t("sync-queued", { cycle }), "busy");
+    await new Promise((done) => setTimeout(done, 500));
+  }
+  showResult(`${t("error")}: ${t("disconnected")}`, "bad");
 }
 
 async function lookup(ev) {
@@ -262,8 +285,7 @@ $("lang").addEventListener("click", () => {
   applyLanguage();
 });
 $("sync-now").addEventListener("click", () => {
-  const force = $("force").checked ? "?force=true" : "";
-  admin(`/v1/kkt/buffer/sync${force}`, (r) => t("sync-done", r));
+  admin("/v1/kkt/buffer/sync", (r) => t("sync-done", r));
 });
 $("dlq-retry-all").addEventListener("click", () => admin("/v1/kkt/dlq/retry", (r) => t("retry-done", { n: r.retried })));
 $("token-save").addEventListener("click", () => {
