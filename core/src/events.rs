@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-/// What happened. The names are the `event_type` values of CONTRACT §3.
+/// What happened. The names are the `event_type` values of docs/contract.md §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {

@@ -1,4 +1,4 @@
-//! The receipt request model and its validation (CONTRACT §1).
+//! The receipt request model and its validation (docs/contract.md §1).
 //!
 //! The body is read field by field from its raw JSON text so that every problem is reported
 //! against the field that has it (`items[0].price`), wrong types included, and so that money is
@@ -85,7 +85,7 @@ pub struct Payment {
     pub amount: Kopecks,
 }
 
-/// A validated receipt: every amount exact, every rule of CONTRACT §1 checked.
+/// A validated receipt: every amount exact, every rule of docs/contract.md §1 checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Receipt {
     pub pos_id: String,

@@ -1,4 +1,4 @@
-//! Settings: command-line flags > environment > TOML config file > defaults (CONTRACT §4).
+//! Settings: command-line flags > environment > TOML config file > defaults (docs/contract.md §4).
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -181,7 +181,7 @@ pub struct Settings {
     pub autostart: bool,
 }
 
-/// The sync worker's policy (CONTRACT §3).
+/// The sync worker's policy (docs/contract.md §3).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SyncPolicy {
     pub interval: Duration,
@@ -208,7 +208,7 @@ impl Default for SyncPolicy {
     }
 }
 
-/// The circuit breaker's policy (CONTRACT §3).
+/// The circuit breaker's policy (docs/contract.md §3).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerPolicy {
     pub failure_threshold: u32,
@@ -413,7 +413,7 @@ impl Settings {
         s
     }
 
-    /// The built-in defaults of every value (CONTRACT §3, §4).
+    /// The built-in defaults of every value (docs/contract.md §3, §4).
     pub fn defaults(data_dir: PathBuf) -> Settings {
         Settings {
             config_dir: data_dir.join("config"),

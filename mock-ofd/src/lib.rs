@@ -1,4 +1,4 @@
-//! `mock-ofd`: a real HTTP server speaking the OFD protocol of CONTRACT §2, for tests,
+//! `mock-ofd`: a real HTTP server speaking the OFD protocol of docs/contract.md §2, for tests,
 //! benchmarks and demos. It de-duplicates by `Idempotency-Key` (a repeat gets 409), counts what it
 //! receives, and injects faults switchable at run time through `POST /ofd/v1/_control`:
 //! latency, a failure rate with a status (and `Retry-After`), `down` (every connection is reset),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes core/openapi.json, the OpenAPI 3.0 description of the local API (CONTRACT §1).
+"""Writes core/openapi.json, the OpenAPI 3.0 description of the local API (docs/contract.md §1).
 
 Kept as a script so the spec is reviewed as code; run it after changing the API:
     python3 tests/tools/openapi.py
@@ -56,8 +56,12 @@ spec = {
         ("total_receipts", "integer"), ("pending", "integer"), ("synced", "integer"), ("failed", "integer"), ("dlq_size", "integer"),
         ("syncing", "integer"), ("retrying", "integer"), ("oldest_pending_at", "string"), ("oldest_pending_age_seconds", "integer"),
         ("last_sync_at", "string"), ("breaker", "object"), ("worker", "object"), ("mode", "string"), ("fn_age", "object")]}},
-      "CycleReport": {"type": "object", "properties": {"status": {"type": "string"}, "synced": {"type": "integer"},
-        "failed": {"type": "integer"}, "skipped": {"type": "integer"}, "duration_seconds": {"type": "number"}}},
+      "CycleReport": {"type": "object", "description": "A sync cycle: its progress while running, its result once finished",
+        "properties": {"cycle": {"type": "integer"}, "manual": {"type": "boolean"}, "running": {"type": "boolean"},
+        "synced": {"type": "integer"}, "failed": {"type": "integer"}, "skipped": {"type": "integer"}, "duration_seconds": {"type": "number"}}},
+      "SyncDone": {"allOf": [{"type": "object", "properties": {"status": {"type": "string", "enum": ["completed"]}}}, ref("CycleReport")]},
+      "SyncStarted": {"type": "object", "properties": {"status": {"type": "string", "enum": ["started", "already_running"]},
+        "cycle": {"type": "integer"}, "progress": ref("CycleReport"), "message": {"type": "string"}}},
       "DlqEntry": {"type": "object", "properties": {"receipt_id": {"type": "string"}, "pos_id": {"type": "string"}, "total": {"type": "number"},
         "fiscal_doc_number": {"type": "integer"}, "moved_at": {"type": "string"}, "reason": {"type": "string"},
         "retry_count": {"type": "integer"}, "last_error": {"type": "string", "nullable": True}}},
@@ -78,9 +82,12 @@ spec = {
     "/v1/kkt/buffer/events": {"get": {"summary": "The buffer_events log, paged",
       "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
       "responses": {"200": ok({"type": "object", "properties": {"events": {"type": "array", "items": ref("Event")}, "next_after": {"type": "integer"}}})}}},
-    "/v1/kkt/buffer/sync": {"post": {"summary": "Wake the one sync worker for an immediate cycle", "security": ADMIN,
-      "parameters": [{"name": "force", "in": "query", "schema": {"type": "boolean"}, "description": "let one probe through an open breaker"}],
-      "responses": {"200": ok(ref("CycleReport")), "401": err("Admin token missing or wrong")}}},
+    "/v1/kkt/buffer/sync": {"post": {"summary": "Manual sync: a numbered cycle of the one worker; every pending receipt is due now and an open breaker gets one probe. Answers within 1 s",
+      "security": ADMIN,
+      "parameters": [{"name": "force", "in": "query", "schema": {"type": "boolean"}, "description": "accepted for compatibility; every manual sync probes an open breaker"}],
+      "responses": {"200": ok(ref("SyncDone"), "The cycle finished within the second"),
+        "202": ok(ref("SyncStarted"), "The cycle runs on; its progress and result are in GET /v1/kkt/worker/status (current_cycle, last_manual_sync)"),
+        "401": err("Admin token missing or wrong"), "503": err("The worker is stopping")}}},
     "/v1/kkt/dlq": {"get": {"summary": "Dead-letter entries", "responses": {"200": ok({"type": "object", "properties": {
       "count": {"type": "integer"}, "entries": {"type": "array", "items": ref("DlqEntry")}}})}}},
     "/v1/kkt/dlq/retry": {"post": {"summary": "Return every DLQ entry to pending, attempts reset", "security": ADMIN,

@@ -1,4 +1,4 @@
-//! The local HTTP API (CONTRACT §1): `router(state)` builds it; `app` serves it.
+//! The local HTTP API (docs/contract.md §1): `router(state)` builds it; `app` serves it.
 
 mod admin;
 pub mod conn;

@@ -104,7 +104,7 @@ pub struct Claimed {
     pub fiscal_doc_number: i64,
     /// Failed attempts before this one.
     pub retry_count: u32,
-    /// The OFD document body (CONTRACT §2) as JSON text, amounts with two decimals.
+    /// The OFD document body (docs/contract.md §2) as JSON text, amounts with two decimals.
     pub document: String,
 }
 

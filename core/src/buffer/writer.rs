@@ -1,7 +1,7 @@
 //! The single writer thread: groups every waiting command into one transaction.
 //!
 //! Intake takes two commits per receipt so that printing happens only after the row is durable
-//! (CONTRACT §1): (1) idempotency check, fiscal numbering, row + `receipt_added` event, COMMIT;
+//! (docs/contract.md §1): (1) idempotency check, fiscal numbering, row + `receipt_added` event, COMMIT;
 //! the printer thread prints meanwhile; (2) the print result and the exact answer bytes come back
 //! as a `Printed` command and are committed with whatever else is waiting; only then does the
 //! answer go back. Under load both commits are shared by whole batches.

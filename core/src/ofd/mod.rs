@@ -1,5 +1,5 @@
 //! The OFD (fiscal data operator) side: `trait Ofd`, the classification of every answer into a
-//! [`SendOutcome`] (CONTRACT §2), the HTTP client and the built-in simulator used in demo mode.
+//! [`SendOutcome`] (docs/contract.md §2), the HTTP client and the built-in simulator used in demo mode.
 
 mod http;
 mod simulator;
@@ -63,7 +63,7 @@ pub fn excerpt(body: &str) -> String {
     s
 }
 
-/// The classification table of CONTRACT §2 for an HTTP answer.
+/// The classification table of docs/contract.md §2 for an HTTP answer.
 pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> SendOutcome {
     let body = excerpt(body);
     match status {
