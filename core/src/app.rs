@@ -6,7 +6,7 @@ use crate::alerts::{self, Alerter, Notifier};
 use crate::api::{self, AppState};
 use crate::breaker::Breaker;
 use crate::buffer::{Buffer, BufferConfig};
-use crate::kkt::{MockKkt, MockKktConfig};
+use crate::kkt::{Kkt, MockKkt, MockKktConfig};
 use crate::metrics::Metrics;
 use crate::ofd::{HttpOfd, Ofd, SimulatedOfd};
 use crate::retention::{self, Retention};
@@ -92,23 +92,40 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// How often a receipt the register could not take is tried again.
+const DEVICE_RETRY: Duration = Duration::from_secs(2);
+
+/// The fiscal register driver the settings name (the mock, until real drivers land).
+fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
+    let path = settings.data_dir.join("mock-kkt.db");
+    let kkt = MockKkt::open(MockKktConfig {
+        fn_number: settings.fn_number.clone(),
+        kkt_number: settings.kkt_number.clone(),
+        seed: crate::buffer::legacy_kkt_counters(&settings.database_path(), &settings.fn_number).unwrap_or_default(),
+        state_path: Some(path.clone()),
+        slip_dir: settings.write_slips.then(|| settings.data_dir.join("receipts")),
+        print_latency: settings.print_latency,
+        shift_length: settings.shift_length,
+    })
+    .with_context(|| format!("cannot open the mock register's fiscal memory {}", path.display()))?;
+    Ok(Arc::new(kkt))
+}
+
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         settings.check_lan_mode()?;
         let lock = lock_data_dir(&settings.data_dir, settings.data_dir_explicit)?;
         let token = admin_token(&settings)?;
-        let kkt = MockKkt::new(MockKktConfig {
-            fn_number: settings.fn_number.clone(),
-            kkt_number: settings.kkt_number.clone(),
-            slip_dir: settings.write_slips.then(|| settings.data_dir.join("receipts")),
-            print_latency: settings.print_latency,
-            shift_length: settings.shift_length,
-        });
+        let kkt = open_kkt(&settings)?;
+        tracing::info!(kkt = %kkt.describe(), "fiscal register");
         let buffer = Buffer::open(
             BufferConfig {
                 path: settings.database_path(),
                 capacity: settings.capacity,
                 max_db_bytes: settings.max_db_bytes,
+                answer: api::answers::receipt,
+                answer_within: settings.answer_within,
+                device_retry: DEVICE_RETRY,
             },
             kkt,
         )?;

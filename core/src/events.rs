@@ -24,10 +24,12 @@ pub enum EventKind {
     BufferPurged,
     /// Receipts waiting in backoff were made due at once (manual sync, OFD recovered).
     BackoffCleared,
+    /// The fiscal register refused a receipt (answered 422, never fiscal).
+    ReceiptRefused,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::ReceiptAdded,
         EventKind::SyncStarted,
         EventKind::ReceiptSynced,
@@ -43,6 +45,7 @@ impl EventKind {
         EventKind::OfdMisconfigured,
         EventKind::BufferPurged,
         EventKind::BackoffCleared,
+        EventKind::ReceiptRefused,
     ];
 
     /// The kind stored under `name`, if any.
@@ -67,6 +70,7 @@ impl EventKind {
             EventKind::OfdMisconfigured => "ofd_misconfigured",
             EventKind::BufferPurged => "buffer_purged",
             EventKind::BackoffCleared => "backoff_cleared",
+            EventKind::ReceiptRefused => "receipt_refused",
         }
     }
 }

@@ -5,7 +5,7 @@
 //! digit by digit into an integer with a fixed number of decimals — kopecks for money (2),
 //! thousandths for quantities (3).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use std::fmt;
 
@@ -139,6 +139,15 @@ impl Serialize for Kopecks {
     }
 }
 
+/// Read back exactly from what [`Serialize`] wrote (a number, or a numeric string): stored
+/// documents are parsed digit by digit like requests, never through a float.
+impl<'de> Deserialize<'de> for Kopecks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: Box<RawValue> = Deserialize::deserialize(d)?;
+        Kopecks::parse(raw.get().trim_matches('"')).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A quantity in thousandths of a unit (weighed goods: up to 3 decimals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Quantity(pub i64);
@@ -165,6 +174,13 @@ impl Serialize for Quantity {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let raw = RawValue::from_string(self.to_decimal_string()).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: Box<RawValue> = Deserialize::deserialize(d)?;
+        Quantity::parse(raw.get().trim_matches('"')).map_err(serde::de::Error::custom)
     }
 }
 

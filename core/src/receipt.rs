@@ -57,6 +57,20 @@ pub enum VatRate {
     None,
 }
 
+impl<'de> Deserialize<'de> for VatRate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) if s == "none" => Ok(VatRate::None),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .and_then(|p| u8::try_from(p).ok())
+                .map(VatRate::Percent)
+                .ok_or_else(|| serde::de::Error::custom("a VAT rate")),
+            other => Err(serde::de::Error::custom(format!("not a VAT rate: {other}"))),
+        }
+    }
+}
+
 impl Serialize for VatRate {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -68,7 +82,7 @@ impl Serialize for VatRate {
 
 const VAT_RATES: [u8; 6] = [0, 5, 7, 10, 20, 22];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub name: String,
     pub price: Kopecks,
@@ -78,15 +92,17 @@ pub struct Item {
     pub vat_rate: Option<VatRate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     #[serde(rename = "type")]
     pub kind: PaymentType,
     pub amount: Kopecks,
 }
 
-/// A validated receipt: every amount exact, every rule of docs/contract.md §1 checked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A validated receipt: every amount exact, every rule of docs/contract.md §1 checked. It is
+/// stored as its own serialisation (`request_json`) and read back from it (`Deserialize`) when
+/// an interrupted intake is resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
     pub pos_id: String,
     #[serde(rename = "type")]

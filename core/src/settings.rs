@@ -83,6 +83,7 @@ struct KktFile {
     print_latency_ms: Option<u64>,
     shift_hours: Option<u64>,
     write_slips: Option<bool>,
+    answer_within_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -163,6 +164,8 @@ pub struct Settings {
     pub print_latency: Duration,
     pub shift_length: Duration,
     pub write_slips: bool,
+    /// The longest a till waits for the register before it gets `202 awaiting_device`.
+    pub answer_within: Duration,
     pub ofd_token: Option<String>,
     pub ofd_connect_timeout: Duration,
     pub ofd_timeout: Duration,
@@ -341,6 +344,9 @@ impl Settings {
         if let Some(v) = k.write_slips {
             out.write_slips = v;
         }
+        if let Some(v) = k.answer_within_ms {
+            out.answer_within = Duration::from_millis(v.max(1));
+        }
         let o = &file.ofd;
         out.ofd_token = o.token.clone().filter(|t| !t.is_empty());
         out.ofd_connect_timeout = secs(
@@ -433,6 +439,7 @@ impl Settings {
             print_latency: Duration::ZERO,
             shift_length: Duration::from_secs(DAY),
             write_slips: true,
+            answer_within: Duration::from_secs(10),
             ofd_token: None,
             ofd_connect_timeout: Duration::from_secs(5),
             ofd_timeout: Duration::from_secs(10),

@@ -81,6 +81,11 @@ pub struct Status {
     pub failed: u64,
     pub dlq_size: u64,
     pub syncing: u64,
+    /// Stored, waiting for the fiscal register to register them (answered `202 awaiting_device`
+    /// when that took too long).
+    pub fiscalizing: u64,
+    /// Refused by the fiscal register (answered 422; never fiscal, never sent).
+    pub refused: u64,
     pub retrying: u64,
     pub oldest_pending_at: Option<String>,
     pub oldest_pending_age_seconds: Option<u64>,
@@ -141,8 +146,10 @@ impl StatusSource {
             pending: c.pending,
             synced: c.synced,
             failed: c.failed,
-            dlq_size: c.dlq,
+            dlq_size: c.failed,
             syncing: c.syncing,
+            fiscalizing: c.fiscalizing,
+            refused: c.refused,
             retrying: c.retrying,
             oldest_pending_at: c.oldest_pending_ms.map(rfc3339),
             oldest_pending_age_seconds: age_secs(now_ms, c.oldest_pending_ms),
@@ -286,6 +293,8 @@ pub(crate) mod tests {
             failed: 0,
             dlq_size: 0,
             syncing: 0,
+            fiscalizing: 0,
+            refused: 0,
             retrying: 0,
             oldest_pending_at: None,
             oldest_pending_age_seconds: None,

@@ -1,6 +1,7 @@
 //! The local HTTP API (docs/contract.md §1): `router(state)` builds it; `app` serves it.
 
 mod admin;
+pub mod answers;
 pub mod conn;
 mod error;
 mod guards;

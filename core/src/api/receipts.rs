@@ -102,12 +102,8 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
                 ApiError::StorageUnavailable
             }
         })?;
-    let mut response = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        admitted.body,
-    )
-        .into_response();
+    let status = StatusCode::from_u16(admitted.http_status).unwrap_or(StatusCode::OK);
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], admitted.body).into_response();
     if admitted.replayed {
         state.metrics.record_intake(Intake::Replayed);
         response

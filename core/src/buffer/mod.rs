@@ -1,12 +1,17 @@
-//! The durable receipt buffer: one SQLite file, one writer thread that groups commits, and a
-//! small pool of read connections. Nothing here runs on the async runtime.
+//! The durable receipt buffer: one SQLite file, one writer thread that groups commits, a device
+//! thread that talks to the fiscal register, and a small pool of read connections. Nothing here
+//! runs on the async runtime.
 //!
 //! Every change goes through [`Buffer`]'s writer as a command with a reply channel; the writer
 //! takes all commands waiting, applies them in one transaction, commits once (one fsync for the
 //! batch), and only then replies. Reads use their own WAL connections and never wait on writes.
+//!
+//! A receipt's life (`buffer_status`): `fiscalizing` (the intent row: stored, not yet registered
+//! by the register) → `pending` → `syncing` → `synced`; `failed` is the dead-letter queue;
+//! `refused` is a receipt the register itself refused (answered 422, never sent anywhere).
 
 mod checkpoint;
-mod printer;
+mod device;
 mod read;
 pub(crate) mod schema;
 mod writer;
@@ -14,7 +19,8 @@ mod writer;
 pub use read::{DlqEntry, EventPage, ReceiptView};
 
 use crate::events::{Event, NewEvent};
-use crate::kkt::Kkt;
+use crate::kkt::{FiscalDoc, Kkt};
+use crate::money::Kopecks;
 use crate::receipt::Receipt;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -23,6 +29,65 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Where a receipt is in its life, stored as text in `receipts.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// Stored (the intent row); the register has not registered it yet.
+    Fiscalizing,
+    /// Registered; waiting to be sent to the OFD.
+    Pending,
+    /// Claimed by the worker, being sent (with a lease).
+    Syncing,
+    /// The OFD confirmed it.
+    Synced,
+    /// In the dead-letter queue: rejected by the OFD, or out of attempts.
+    Failed,
+    /// The register refused it (its own validation): answered 422, never fiscal.
+    Refused,
+}
+
+impl ReceiptStatus {
+    pub const ALL: [ReceiptStatus; 6] = [
+        ReceiptStatus::Fiscalizing,
+        ReceiptStatus::Pending,
+        ReceiptStatus::Syncing,
+        ReceiptStatus::Synced,
+        ReceiptStatus::Failed,
+        ReceiptStatus::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Fiscalizing => "fiscalizing",
+            ReceiptStatus::Pending => "pending",
+            ReceiptStatus::Syncing => "syncing",
+            ReceiptStatus::Synced => "synced",
+            ReceiptStatus::Failed => "failed",
+            ReceiptStatus::Refused => "refused",
+        }
+    }
+
+    /// The status stored as `name`; parsed once, where a row is read.
+    pub fn parse(name: &str) -> Option<ReceiptStatus> {
+        ReceiptStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl rusqlite::types::FromSql for ReceiptStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let name = value.as_str()?;
+        ReceiptStatus::parse(name)
+            .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown receipt status {name:?}").into()))
+    }
+}
+
+impl rusqlite::types::ToSql for ReceiptStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,10 +113,12 @@ pub struct AdmitRequest {
     pub receipt: Receipt,
 }
 
-/// A 200 answer: the exact bytes to send (stored for replays).
+/// The answer a till gets for its key: the exact bytes (stored for replays, except the interim
+/// `202 awaiting_device`) and their HTTP status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
     pub receipt_id: String,
+    pub http_status: u16,
     pub body: Vec<u8>,
     /// True when this is the stored answer to an earlier request with the same key and body.
     pub replayed: bool,
@@ -70,17 +137,42 @@ pub enum AdmitError {
     Storage(String),
 }
 
+/// What a till is told about its receipt; the API layer turns it into bytes ([`AnswerFn`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Answer<'a> {
+    /// Registered: 200 `printed`, or `buffered` with the print error.
+    Fiscalized {
+        receipt_id: &'a str,
+        doc: &'a FiscalDoc,
+        print_error: Option<&'a str>,
+    },
+    /// The register refused it: 422 with its code and text.
+    Refused {
+        receipt_id: &'a str,
+        code: &'a str,
+        message: &'a str,
+    },
+    /// Stored, not registered yet: 202 `awaiting_device` with the cause.
+    AwaitingDevice { receipt_id: &'a str, reason: &'a str },
+}
+
+/// Builds the HTTP answer (status, body) for an [`Answer`]. The API decides what a till gets;
+/// the buffer stores exactly those bytes with the receipt, so every replay is the same.
+pub type AnswerFn = fn(&Answer<'_>) -> (u16, Vec<u8>);
+
 /// Per-status counts and the age of the oldest unsynced receipt, refreshed after every commit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    pub fiscalizing: u64,
     pub pending: u64,
     pub syncing: u64,
     pub synced: u64,
+    /// The dead-letter queue.
     pub failed: u64,
-    pub dlq: u64,
+    pub refused: u64,
     /// Pending receipts that have failed at least one attempt (waiting past their first retry).
     pub retrying: u64,
-    /// Unix ms of the oldest receipt not yet synced (pending, syncing or failed).
+    /// Unix ms of the oldest registered receipt not yet synced (pending, syncing or failed).
     pub oldest_unsynced_ms: Option<i64>,
     /// Unix ms of the oldest pending or syncing receipt.
     pub oldest_pending_ms: Option<i64>,
@@ -89,23 +181,29 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Receipts taken (a refused one was never a fiscal receipt).
     pub fn total(&self) -> u64 {
-        self.pending + self.syncing + self.synced + self.failed
+        self.fiscalizing + self.pending + self.syncing + self.synced + self.failed
     }
+    /// What counts against the capacity: everything not yet confirmed by the OFD.
     pub fn unsynced(&self) -> u64 {
-        self.pending + self.syncing + self.failed
+        self.fiscalizing + self.pending + self.syncing + self.failed
     }
 }
 
-/// A receipt claimed for delivery: everything the OFD document needs.
+/// A receipt claimed for delivery: what the OFD document is built from (`ofd::document`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     pub receipt_id: String,
-    pub fiscal_doc_number: i64,
     /// Failed attempts before this one.
     pub retry_count: u32,
-    /// The OFD document body (docs/contract.md §2) as JSON text, amounts with two decimals.
-    pub document: String,
+    pub pos_id: String,
+    /// The receipt type as stored (`sale`, …).
+    pub kind: String,
+    /// The validated request as stored: its `items` and `payments` go to the OFD verbatim.
+    pub request_json: String,
+    pub total: Kopecks,
+    pub fiscal: FiscalDoc,
 }
 
 /// What to do with a claimed receipt after a send.
@@ -130,7 +228,17 @@ pub enum Disposition {
 }
 
 pub(crate) enum Command {
-    Admit(AdmitRequest, oneshot::Sender<Result<Admission, AdmitError>>),
+    /// A new receipt. `stored` gets the receipt id once the intent row is durable; `done`
+    /// gets the answer.
+    Admit {
+        request: AdmitRequest,
+        stored: oneshot::Sender<String>,
+        done: oneshot::Sender<Result<Admission, AdmitError>>,
+    },
+    /// The waiting till was answered `202 awaiting_device`: replays now get that, not 409.
+    AnsweredAwaiting(String),
+    /// Results coming back from the device thread.
+    Fiscalized(Vec<device::Done>),
     Claim {
         limit: usize,
         now_ms: i64,
@@ -157,8 +265,6 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Vec<String>, Error>>,
     },
     Log(Vec<NewEvent>, oneshot::Sender<Result<(), Error>>),
-    /// Print results coming back from the printer thread.
-    Printed(Vec<printer::Printed>),
     /// Retention: deletes up to `limit` synced receipts (with their events) and old events.
     Purge {
         cutoff_ms: i64,
@@ -211,12 +317,20 @@ pub struct BufferConfig {
     pub capacity: u64,
     /// Upper bound of the database file in bytes (0: none); past it writes fail as storage errors.
     pub max_db_bytes: u64,
+    /// How the answers a till gets are written (the API's `answers::receipt`).
+    pub answer: AnswerFn,
+    /// The longest a till waits for the register before it gets `202 awaiting_device`.
+    pub answer_within: Duration,
+    /// How often a receipt the register could not take is tried again.
+    pub device_retry: Duration,
 }
 
 /// Handle to the buffer: cheap to clone; all clones talk to the same writer thread.
 #[derive(Clone)]
 pub struct Buffer {
     commands: mpsc::Sender<Command>,
+    answer: AnswerFn,
+    answer_within: Duration,
     reads: Arc<read::Pool>,
     counts: watch::Receiver<Counts>,
     events: broadcast::Sender<Event>,
@@ -225,7 +339,8 @@ pub struct Buffer {
     path: PathBuf,
 }
 
-/// The buffer's own threads, joined by [`Buffer::close`].
+/// The buffer's own threads, joined by [`Buffer::close`] (the device thread ends by itself when
+/// the writer drops its job channel).
 struct Threads {
     writer: std::thread::JoinHandle<()>,
     checkpointer: std::thread::JoinHandle<()>,
@@ -251,9 +366,51 @@ fn corrupt_or(path: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
+/// Waits for a writer reply on the blocking pool. Tokio then knows work is under way, so a
+/// paused test clock does not jump to its next timer (the 10 s answer bound, the worker's tick)
+/// while the writer commits: tests see the order of events production sees. It is the one path
+/// in tests and production alike, at the cost of a blocking-pool hop per call.
+fn wait_for_writer<T: Send + 'static>(rx: oneshot::Receiver<T>) -> tokio::task::JoinHandle<Option<T>> {
+    tokio::task::spawn_blocking(move || rx.blocking_recv().ok())
+}
+
+/// The counters an older version kept for its KKT inside the buffer (`kkt_state`, and the
+/// numbers its receipts carry for `fn_number`): the mock register's memory starts from them, so
+/// an upgrade goes on numbering where it stopped. `None` when there is no database yet.
+pub fn legacy_kkt_counters(path: &Path, fn_number: &str) -> Option<crate::kkt::KktCounters> {
+    if !path.exists() {
+        return None;
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let mut c = conn
+        .query_row(
+            "SELECT last_fiscal_doc_number, shift_number, shift_opened_at, receipts_in_shift FROM kkt_state WHERE id = 1",
+            [],
+            |r| {
+                Ok(crate::kkt::KktCounters {
+                    last_fiscal_doc_number: r.get(0)?,
+                    shift_number: r.get(1)?,
+                    shift_opened_at_ms: r.get(2)?,
+                    receipts_in_shift: r.get(3)?,
+                })
+            },
+        )
+        .ok()?;
+    let highest: Option<i64> = conn
+        .query_row(
+            "SELECT max(fiscal_doc_number) FROM receipts WHERE fn_number = ?1",
+            [fn_number],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten();
+    c.last_fiscal_doc_number = c.last_fiscal_doc_number.max(highest.unwrap_or(0));
+    Some(c)
+}
+
 impl Buffer {
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
-    pub fn open(config: BufferConfig, kkt: impl Kkt + 'static) -> Result<Buffer, Error> {
+    pub fn open(config: BufferConfig, kkt: Arc<dyn Kkt>) -> Result<Buffer, Error> {
         let mut conn = open_connection(
             &config.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -278,16 +435,24 @@ impl Buffer {
         let reads = read::Pool::new(&config.path, 4)?;
         let (commands, rx) = mpsc::channel(8192);
         let (events, _) = broadcast::channel(1024);
-        let kkt: Arc<dyn Kkt> = Arc::new(kkt);
-        let printer = printer::spawn(kkt.clone(), commands.clone())
-            .map_err(|e| Error::Open(format!("cannot start the printer thread: {e}")))?;
+        let device = device::spawn(kkt, commands.clone(), config.device_retry)
+            .map_err(|e| Error::Open(format!("cannot start the device thread: {e}")))?;
         let stats = Arc::new(WriterStats::default());
         if config.max_db_bytes > 0 {
             let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
             let pages = (config.max_db_bytes as i64 / page.max(512)).max(1);
             conn.pragma_update(None, "max_page_count", pages)?;
         }
-        let (state, counts) = writer::Writer::new(conn, kkt, printer, config.capacity, events.clone(), stats.clone())?;
+        let (state, counts) = writer::Writer::new(
+            conn,
+            writer::Setup {
+                device,
+                capacity: config.capacity,
+                answer: config.answer,
+                broadcast: events.clone(),
+                stats: stats.clone(),
+            },
+        )?;
         let handle = std::thread::Builder::new()
             .name("buffer-writer".into())
             .spawn(move || state.run(rx))
@@ -297,6 +462,8 @@ impl Buffer {
             .map_err(|e| Error::Open(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Buffer {
             commands,
+            answer: config.answer,
+            answer_within: config.answer_within,
             reads: Arc::new(reads),
             counts,
             events,
@@ -310,25 +477,54 @@ impl Buffer {
         })
     }
 
+    /// Sends a command to the writer and waits for its reply.
     async fn call<T: Send + 'static>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(make(tx)).await.map_err(|_| Error::Closed)?;
-        // Under paused tokio time an idle runtime jumps to its next timer; waiting on the blocking
-        // pool tells tokio that work is under way, so tests see real ordering, not skipped time.
-        #[cfg(test)]
-        let reply = tokio::task::spawn_blocking(move || rx.blocking_recv().ok())
-            .await
-            .map_err(|_| Error::Closed)?;
-        #[cfg(not(test))]
-        let reply = rx.await.ok();
-        reply.ok_or(Error::Closed)
+        wait_for_writer(rx).await.ok().flatten().ok_or(Error::Closed)
     }
 
-    /// Phase 1: store (durably), number and print a receipt; or replay the stored answer.
+    /// Phase 1: store the intent durably, have the register fiscalize and print it, and answer;
+    /// or replay the stored answer. When the register takes longer than `answer_within`, the
+    /// till gets `202 awaiting_device` and the receipt is registered as soon as it can be.
     pub async fn admit(&self, request: AdmitRequest) -> Result<Admission, AdmitError> {
-        self.call(|tx| Command::Admit(request, tx))
-            .await
-            .map_err(|e| AdmitError::Storage(e.to_string()))?
+        let (stored_tx, stored_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let command = Command::Admit {
+            request,
+            stored: stored_tx,
+            done: done_tx,
+        };
+        let closed = || AdmitError::Storage(Error::Closed.to_string());
+        self.commands.send(command).await.map_err(|_| closed())?;
+        let mut done = wait_for_writer(done_rx);
+        tokio::select! {
+            answer = &mut done => return answer.map_err(|_| closed())?.ok_or_else(closed)?,
+            _ = tokio::time::sleep(self.answer_within) => {}
+        }
+        // Past the bound: once the intent is durable the till is told to come back; before
+        // that (storage itself is slow) nothing is promised yet, so keep waiting.
+        let Ok(receipt_id) = stored_rx.await else {
+            return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
+        };
+        if done.is_finished() {
+            return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
+        }
+        let reason = format!(
+            "the fiscal register has not answered within {} s",
+            self.answer_within.as_secs_f64()
+        );
+        let (http_status, body) = (self.answer)(&Answer::AwaitingDevice {
+            receipt_id: &receipt_id,
+            reason: &reason,
+        });
+        let _ = self.commands.send(Command::AnsweredAwaiting(receipt_id.clone())).await;
+        Ok(Admission {
+            receipt_id,
+            http_status,
+            body,
+            replayed: false,
+        })
     }
 
     /// Marks up to `limit` due pending receipts as `syncing` (in fiscal-number order) and returns them.
@@ -448,26 +644,57 @@ impl Buffer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::kkt::{MockKkt, MockKktConfig};
+    use crate::kkt::{DeviceError, Fiscalized, MockKkt, MockKktConfig, Task};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Defaults for a buffer under test: the API's real answers, a 10 s answer bound.
+    pub(crate) fn config(path: PathBuf) -> BufferConfig {
+        BufferConfig {
+            path,
+            capacity: 100_000,
+            max_db_bytes: 0,
+            answer: crate::api::answers::receipt,
+            answer_within: Duration::from_secs(10),
+            device_retry: Duration::from_millis(50),
+        }
+    }
+
+    /// The mock register with an in-memory fiscal memory and no slips.
+    pub(crate) fn mock_kkt() -> Arc<dyn Kkt> {
+        Arc::new(
+            MockKkt::open(MockKktConfig {
+                fn_number: "9999999999999999".into(),
+                kkt_number: "1".into(),
+                state_path: None,
+                seed: Default::default(),
+                slip_dir: None,
+                print_latency: Duration::ZERO,
+                shift_length: Duration::from_secs(86400),
+            })
+            .unwrap(),
+        )
+    }
+
+    fn request(key: &str, body: &str) -> AdmitRequest {
+        AdmitRequest {
+            idempotency_key: key.into(),
+            body_hash: format!("{:x}", body.len()),
+            receipt: crate::receipt::parse(body.as_bytes()).unwrap(),
+        }
+    }
+
+    const SEED: &str = r#"{"pos_id":"POS-001","type":"sale","items":[{"name":"Test","price":100,"qty":1}],"payments":[{"type":"cash","amount":100}]}"#;
 
     #[tokio::test]
     async fn a_storage_failure_is_reported_until_a_receipt_is_stored_again() {
         let dir = tempfile::tempdir().unwrap();
-        let kkt = MockKkt::new(MockKktConfig {
-            fn_number: "9999999999999999".into(),
-            kkt_number: "1".into(),
-            slip_dir: None,
-            print_latency: std::time::Duration::ZERO,
-            shift_length: std::time::Duration::from_secs(86400),
-        });
         let config = BufferConfig {
-            path: dir.path().join("buffer.db"),
-            capacity: 100_000,
             max_db_bytes: 256 * 1024,
+            ..config(dir.path().join("buffer.db"))
         };
-        let buffer = Buffer::open(config, kkt).unwrap();
+        let buffer = Buffer::open(config, mock_kkt()).unwrap();
         let item = format!(r#"{{"name":"{}","price":1,"qty":1}}"#, "x".repeat(250));
         let body = format!(
             r#"{{"pos_id":"P","type":"sale","items":[{}],"payments":[{{"type":"cash","amount":20}}]}}"#,
@@ -475,12 +702,7 @@ mod tests {
         );
         let mut refused = false;
         for i in 0..2000 {
-            let request = AdmitRequest {
-                idempotency_key: format!("k{i}"),
-                body_hash: "h".into(),
-                receipt: crate::receipt::parse(body.as_bytes()).unwrap(),
-            };
-            match buffer.admit(request).await {
+            match buffer.admit(request(&format!("k{i}"), &body)).await {
                 Ok(_) => assert!(buffer.writer_stats().failing().is_none()),
                 Err(AdmitError::Storage(_)) => {
                     refused = true;
@@ -496,6 +718,201 @@ mod tests {
         assert!(
             buffer.writer_stats().failing().is_some(),
             "still failing until a receipt is stored"
+        );
+        buffer.close().await;
+    }
+
+    /// A register that is out of paper for its first `unavailable` calls, then registers
+    /// through the mock; it can refuse receipts of one till.
+    struct Flaky {
+        inner: Arc<dyn Kkt>,
+        unavailable: AtomicUsize,
+        refuse_pos: &'static str,
+        fiscalize_calls: AtomicUsize,
+        lookups: AtomicUsize,
+    }
+
+    impl Kkt for Flaky {
+        fn fiscalize(&self, tasks: &[Task]) -> Vec<Result<Fiscalized, DeviceError>> {
+            self.fiscalize_calls.fetch_add(1, Ordering::SeqCst);
+            if self
+                .unavailable
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return tasks
+                    .iter()
+                    .map(|_| Err(DeviceError::Unavailable("нет бумаги".into())))
+                    .collect();
+            }
+            let (refuse, ok): (Vec<_>, Vec<_>) = tasks.iter().partition(|t| t.receipt.pos_id == self.refuse_pos);
+            assert!(refuse.is_empty() || ok.is_empty(), "one kind per test call");
+            if !refuse.is_empty() {
+                return refuse
+                    .iter()
+                    .map(|_| {
+                        Err(DeviceError::Refused {
+                            code: "3926".into(),
+                            message: "Неверная сумма".into(),
+                        })
+                    })
+                    .collect();
+            }
+            self.inner.fiscalize(tasks)
+        }
+        fn lookup(&self, task_id: &str) -> Result<Option<Fiscalized>, DeviceError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.lookup(task_id)
+        }
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+    }
+
+    fn flaky(unavailable: usize) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            inner: mock_kkt(),
+            unavailable: AtomicUsize::new(unavailable),
+            refuse_pos: "BAD",
+            fiscalize_calls: AtomicUsize::new(0),
+            lookups: AtomicUsize::new(0),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_register_out_of_paper_gets_the_till_a_202_and_the_receipt_is_registered_when_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let kkt = flaky(3);
+        let buffer = Buffer::open(config(dir.path().join("buffer.db")), kkt.clone()).unwrap();
+        let first = buffer.admit(request("paper", SEED)).await.unwrap();
+        assert_eq!(first.http_status, 202);
+        let body: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+        assert_eq!(
+            (body["status"].as_str(), body["reason"].as_str()),
+            (
+                Some("awaiting_device"),
+                Some("the fiscal register is not available: нет бумаги")
+            )
+        );
+        assert_eq!(buffer.counts().fiscalizing, 1);
+        // A replay meanwhile gets the same interim answer, not 409 and not a guess.
+        let again = buffer.admit(request("paper", SEED)).await.unwrap();
+        assert_eq!((again.http_status, again.replayed), (202, true));
+        // Paper back: retried (looked up first each time) and registered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while buffer.counts().pending == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never registered: {:?}",
+                buffer.counts()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            kkt.lookups.load(Ordering::SeqCst) >= 3,
+            "every retry asks the register first"
+        );
+        let last = buffer.admit(request("paper", SEED)).await.unwrap();
+        assert_eq!((last.http_status, last.replayed), (200, true));
+        let done: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+        assert_eq!(done["fiscal_doc"]["fiscal_doc_number"], 1);
+        assert_eq!(buffer.admit(request("paper", SEED)).await.unwrap().body, last.body);
+        buffer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_receipt_the_register_refuses_is_a_422_with_its_code_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let kkt = flaky(0);
+        let buffer = Buffer::open(config(dir.path().join("buffer.db")), kkt.clone()).unwrap();
+        let body = SEED.replace("POS-001", "BAD");
+        let first = buffer.admit(request("bad", &body)).await.unwrap();
+        assert_eq!(first.http_status, 422);
+        let v: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+        assert_eq!(
+            (v["code"].as_str(), v["device_error"]["code"].as_str()),
+            (Some("kkt_refused"), Some("3926"))
+        );
+        let replay = buffer.admit(request("bad", &body)).await.unwrap();
+        assert_eq!(
+            (replay.http_status, replay.replayed, &replay.body),
+            (422, true, &first.body)
+        );
+        assert_eq!(kkt.fiscalize_calls.load(Ordering::SeqCst), 1, "never sent again");
+        let c = buffer.counts();
+        assert_eq!((c.refused, c.unsynced(), c.total()), (1, 0, 0));
+        buffer.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_intent_left_by_a_crash_is_looked_up_on_the_register_and_never_registered_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("buffer.db");
+        let memory = dir.path().join("mock-kkt.db");
+        let mock = |path: &PathBuf| -> Arc<dyn Kkt> {
+            Arc::new(
+                MockKkt::open(MockKktConfig {
+                    fn_number: "9999999999999999".into(),
+                    kkt_number: "1".into(),
+                    state_path: Some(path.clone()),
+                    seed: Default::default(),
+                    slip_dir: None,
+                    print_latency: Duration::ZERO,
+                    shift_length: Duration::from_secs(86400),
+                })
+                .unwrap(),
+            )
+        };
+        // A register that is never reached: the intent stays `fiscalizing`, as after a crash
+        // between the intent's commit and the register's answer.
+        let buffer = Buffer::open(config(path.clone()), flaky(usize::MAX)).unwrap();
+        assert_eq!(buffer.admit(request("crash", SEED)).await.unwrap().http_status, 202);
+        let receipt_id = buffer.counts();
+        assert_eq!(receipt_id.fiscalizing, 1);
+        buffer.close().await;
+        // Meanwhile the register did register it (the answer was what got lost).
+        let stored: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT request_json FROM receipts", [], |r| r.get(0))
+            .unwrap();
+        let id: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT id FROM receipts", [], |r| r.get(0))
+            .unwrap();
+        let register = mock(&memory);
+        let task = Task {
+            id: id.clone(),
+            receipt: serde_json::from_str(&stored).unwrap(),
+            requested_at: chrono::Utc::now(),
+        };
+        let on_device = register.fiscalize(std::slice::from_ref(&task)).remove(0).unwrap();
+        drop(register);
+        // The restart resumes it: looked up, found, stored; the register has one document.
+        let counting = Arc::new(Flaky {
+            inner: mock(&memory),
+            unavailable: AtomicUsize::new(0),
+            refuse_pos: "BAD",
+            fiscalize_calls: AtomicUsize::new(0),
+            lookups: AtomicUsize::new(0),
+        });
+        let buffer = Buffer::open(config(path), counting.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while buffer.counts().pending == 0 {
+            assert!(std::time::Instant::now() < deadline, "never resumed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(counting.lookups.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            counting.fiscalize_calls.load(Ordering::SeqCst),
+            0,
+            "found on the register: not sent again"
+        );
+        let replay = buffer.admit(request("crash", SEED)).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&replay.body).unwrap();
+        assert_eq!(v["fiscal_doc"]["fiscal_doc_number"], on_device.doc.fiscal_doc_number);
+        assert_eq!(
+            v["fiscal_doc"]["fiscal_sign"].as_str(),
+            Some(on_device.doc.fiscal_sign.as_str())
         );
         buffer.close().await;
     }

@@ -1,6 +1,6 @@
 //! Read side: a few WAL read connections, used from `spawn_blocking`, never blocked by the writer.
 
-use super::Error;
+use super::{Error, ReceiptStatus};
 use crate::events::{Event, EventKind};
 use crate::kkt::FiscalDoc;
 use crate::money::Kopecks;
@@ -63,7 +63,7 @@ impl Pool {
 #[derive(Debug, Serialize)]
 pub struct ReceiptView {
     pub receipt_id: String,
-    pub status: String,
+    pub status: ReceiptStatus,
     pub pos_id: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -73,8 +73,10 @@ pub struct ReceiptView {
     pub created_at: String,
     pub next_attempt_at: Option<String>,
     pub synced_at: Option<String>,
-    pub print_status: String,
-    pub fiscal_doc: FiscalDoc,
+    /// `printed` or `print_failed`; absent until the register has registered the receipt.
+    pub print_status: Option<String>,
+    /// Absent while the register has not registered the receipt (`fiscalizing`) or refused it.
+    pub fiscal_doc: Option<FiscalDoc>,
     pub ofd_response: Option<OfdAnswer>,
     pub dlq: Option<DlqEntry>,
     pub request: Box<RawValue>,
@@ -108,17 +110,21 @@ pub struct EventPage {
     pub next_after: i64,
 }
 
-/// The stored fiscal attributes of a receipt, with its print status and error.
-pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<(FiscalDoc, String, Option<String>)> {
+/// The stored fiscal attributes of a receipt (none before the register registered it), with its
+/// print status and error.
+pub(crate) type StoredFiscal = (Option<FiscalDoc>, Option<String>, Option<String>);
+
+pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<StoredFiscal> {
     c.prepare_cached(
         "SELECT fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number,
                 receipt_number, total_kopecks, qr_code_data, print_status, print_error
          FROM receipts WHERE id = ?1",
     )?
     .query_row([id], |r| {
-        Ok((
-            FiscalDoc {
-                fiscal_doc_number: r.get(0)?,
+        let doc = match r.get::<_, Option<i64>>(0)? {
+            None => None,
+            Some(number) => Some(FiscalDoc {
+                fiscal_doc_number: number,
                 fiscal_sign: r.get(1)?,
                 fiscal_datetime: r.get(2)?,
                 fn_number: r.get(3)?,
@@ -127,10 +133,9 @@ pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<(FiscalDo
                 receipt_number: r.get(6)?,
                 total: Kopecks(r.get(7)?),
                 qr_code_data: r.get(8)?,
-            },
-            r.get(9)?,
-            r.get(10)?,
-        ))
+            }),
+        };
+        Ok((doc, r.get(9)?, r.get(10)?))
     })
 }
 
@@ -167,13 +172,13 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
              FROM receipts WHERE id = ?1",
         )?
         .query_row([id], |r| {
-            let status: String = r.get(0)?;
+            let status: ReceiptStatus = r.get(0)?;
             let created: i64 = r.get(6)?;
             let next: i64 = r.get::<_, i64>(7)?.max(created);
             let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(9)?, r.get(10)?, r.get(11)?);
             Ok(ReceiptView {
                 receipt_id: id.to_string(),
-                next_attempt_at: (status == "pending").then(|| rfc3339(next)),
+                next_attempt_at: (status == ReceiptStatus::Pending).then(|| rfc3339(next)),
                 status,
                 pos_id: r.get(1)?,
                 kind: r.get(2)?,
@@ -229,10 +234,9 @@ pub(crate) fn latest_events(c: &Connection, n: u32) -> Result<EventPage, Error> 
 
 fn dlq_entries(c: &Connection, id: Option<&str>) -> Result<Vec<DlqEntry>, Error> {
     Ok(c.prepare_cached(
-        "SELECT d.receipt_id, r.pos_id, r.total_kopecks, r.fiscal_doc_number, d.moved_at, d.reason, d.retry_count,
-                d.last_error
-         FROM dlq d JOIN receipts r ON r.id = d.receipt_id
-         WHERE (?1 IS NULL OR d.receipt_id = ?1) ORDER BY d.moved_at, r.fiscal_doc_number",
+        "SELECT id, pos_id, total_kopecks, fiscal_doc_number, dlq_moved_at, dlq_reason, retry_count, last_error
+         FROM receipts INDEXED BY receipts_dlq
+         WHERE status = 'failed' AND (?1 IS NULL OR id = ?1) ORDER BY dlq_moved_at, fiscal_doc_number",
     )?
     .query_map([id], |r| {
         Ok(DlqEntry {

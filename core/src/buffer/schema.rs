@@ -84,6 +84,87 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX receipts_synced_at ON receipts (synced_at) WHERE status = 'synced';
     CREATE INDEX buffer_events_created ON buffer_events (created_at);
     "#,
+    // 3: the device seam and one place for the DLQ. An intake first stores an intent row
+    // (`fiscalizing`, no fiscal attributes yet: the register assigns them); a receipt the
+    // register refuses is `refused`, its 422 answer stored like any other (`response_status`).
+    // Numbers are unique per FN, since a replaced FN starts again at 1. A dead letter is a
+    // receipt in status `failed` with its reason and time on the row: the `dlq` table that had
+    // to agree with it is gone.
+    r#"
+    CREATE TABLE receipts_v3 (
+        id                TEXT PRIMARY KEY,
+        idempotency_key   TEXT NOT NULL UNIQUE,
+        body_hash         TEXT NOT NULL,
+        pos_id            TEXT NOT NULL,
+        type              TEXT NOT NULL,
+        total_kopecks     INTEGER NOT NULL,
+        request_json      TEXT NOT NULL,
+        status            TEXT NOT NULL
+                          CHECK (status IN ('fiscalizing','pending','syncing','synced','failed','refused')),
+        retry_count       INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at   INTEGER NOT NULL, -- unix ms; 0 = due at once
+        lease_until       INTEGER,
+        last_error        TEXT,
+        created_at        INTEGER NOT NULL,
+        synced_at         INTEGER,
+        fiscal_doc_number INTEGER,
+        fiscal_sign       TEXT,
+        fiscal_datetime   TEXT,
+        fn_number         TEXT,
+        kkt_number        TEXT,
+        shift_number      INTEGER,
+        receipt_number    INTEGER,
+        qr_code_data      TEXT,
+        print_status      TEXT CHECK (print_status IN ('printed','print_failed')),
+        print_error       TEXT,
+        response_status   INTEGER,
+        response_body     BLOB,
+        ofd_status        INTEGER,
+        ofd_response      TEXT,
+        ofd_id            TEXT,
+        dlq_reason        TEXT,
+        dlq_moved_at      INTEGER,
+        UNIQUE (fn_number, fiscal_doc_number)
+    );
+    INSERT INTO receipts_v3
+    SELECT r.id, r.idempotency_key, r.body_hash, r.pos_id, r.type, r.total_kopecks, r.request_json, r.status,
+           r.retry_count, r.next_attempt_at, r.lease_until, r.last_error, r.created_at, r.synced_at,
+           r.fiscal_doc_number, r.fiscal_sign, r.fiscal_datetime, r.fn_number, r.kkt_number, r.shift_number,
+           r.receipt_number, r.qr_code_data,
+           CASE r.print_status WHEN 'printing' THEN 'print_failed' ELSE r.print_status END,
+           CASE r.print_status WHEN 'printing' THEN 'the printer result is unknown after a restart'
+                ELSE r.print_error END,
+           CASE WHEN r.response_body IS NULL THEN NULL ELSE 200 END, r.response_body,
+           r.ofd_status, r.ofd_response, r.ofd_id,
+           CASE WHEN r.status = 'failed' THEN coalesce(d.reason, 'max_retries_exceeded') END,
+           CASE WHEN r.status = 'failed' THEN coalesce(d.moved_at, r.created_at) END
+    FROM receipts r LEFT JOIN dlq d ON d.receipt_id = r.id;
+    DROP TABLE dlq;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_v3 RENAME TO receipts;
+    CREATE INDEX receipts_order ON receipts (status, fiscal_doc_number);
+    CREATE INDEX receipts_retrying ON receipts (status) WHERE retry_count > 0;
+    CREATE INDEX receipts_synced_at ON receipts (synced_at) WHERE status = 'synced';
+    CREATE INDEX receipts_dlq ON receipts (dlq_moved_at) WHERE status = 'failed';
+    CREATE INDEX receipts_fiscalizing ON receipts (created_at) WHERE status = 'fiscalizing';
+
+    DELETE FROM status_counts;
+    INSERT INTO status_counts
+    SELECT s.status, (SELECT count(*) FROM receipts r WHERE r.status = s.status)
+    FROM (SELECT 'fiscalizing' AS status UNION ALL SELECT 'pending' UNION ALL SELECT 'syncing'
+          UNION ALL SELECT 'synced' UNION ALL SELECT 'failed' UNION ALL SELECT 'refused') s;
+    CREATE TRIGGER receipts_count_insert AFTER INSERT ON receipts BEGIN
+        UPDATE status_counts SET n = n + 1 WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER receipts_count_update AFTER UPDATE OF status ON receipts
+        WHEN OLD.status <> NEW.status BEGIN
+        UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
+        UPDATE status_counts SET n = n + 1 WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER receipts_count_delete AFTER DELETE ON receipts BEGIN
+        UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -181,10 +262,97 @@ mod tests {
             counts,
             vec![
                 ("failed".into(), 0),
+                ("fiscalizing".into(), 0),
                 ("pending".into(), 0),
+                ("refused".into(), 0),
                 ("synced".into(), 1),
                 ("syncing".into(), 0)
             ]
         );
+    }
+
+    /// Brings a database only to `version`, as an older program left it.
+    fn migrate_to(conn: &mut Connection, version: usize) {
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(version) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        }
+    }
+
+    #[test]
+    fn version_two_moves_its_dlq_onto_the_rows_and_keeps_every_receipt_and_answer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        migrate_to(&mut conn, 2);
+        let insert = |id: &str, n: i64, status: &str, print: &str, answer: Option<&[u8]>| {
+            conn.execute(
+                "INSERT INTO receipts (id, idempotency_key, body_hash, pos_id, type, total_kopecks, request_json,
+                 status, next_attempt_at, created_at, fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number,
+                 kkt_number, shift_number, receipt_number, qr_code_data, print_status, response_body, retry_count)
+                 VALUES (?1, 'k' || ?1, 'h', 'P', 'sale', 100, '{}', ?3, 0, 7, ?2, 's', 'd', 'f', 'k', 1, 1, 'q', ?4, ?5, 20)",
+                rusqlite::params![id, n, status, print, answer],
+            )
+            .unwrap();
+        };
+        insert("a", 1, "synced", "printed", Some(b"{\"a\":1}"));
+        insert("b", 2, "failed", "printed", Some(b"{}"));
+        insert("c", 3, "pending", "printing", None);
+        conn.execute(
+            "INSERT INTO dlq VALUES ('b', 1234, 'rejected_by_ofd', 20, 'HTTP 422')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 2);
+        type Row = (String, String, Option<String>, Option<i64>, Option<i64>, Option<String>);
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT id, status, dlq_reason, dlq_moved_at, response_status, print_status FROM receipts ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "a".into(),
+                    "synced".into(),
+                    None,
+                    None,
+                    Some(200),
+                    Some("printed".into())
+                ),
+                (
+                    "b".into(),
+                    "failed".into(),
+                    Some("rejected_by_ofd".into()),
+                    Some(1234),
+                    Some(200),
+                    Some("printed".into())
+                ),
+                (
+                    "c".into(),
+                    "pending".into(),
+                    None,
+                    None,
+                    None,
+                    Some("print_failed".into())
+                ),
+            ]
+        );
+        let dlq_table: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'dlq'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(dlq_table, 0, "the DLQ is kept in one place");
+        let counts: i64 = conn
+            .query_row("SELECT n FROM status_counts WHERE status = 'failed'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(counts, 1);
     }
 }

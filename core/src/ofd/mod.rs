@@ -1,6 +1,7 @@
 //! The OFD (fiscal data operator) side: `trait Ofd`, the classification of every answer into a
 //! [`SendOutcome`] (docs/contract.md §2), the HTTP client and the built-in simulator used in demo mode.
 
+pub mod document;
 mod http;
 mod simulator;
 

@@ -499,13 +499,26 @@ impl Worker {
         if cancel.is_cancelled() {
             return (c.receipt_id, Disposition::Release, None);
         }
+        let document = match crate::ofd::document::render(&c) {
+            Ok(d) => d,
+            Err(e) => {
+                // Cannot happen with a row this program wrote; if it does, a person must look.
+                tracing::error!(receipt_id = %c.receipt_id, error = %e, "stored receipt cannot be turned into an OFD document");
+                let dead = Disposition::Dead {
+                    reason: "document_unreadable".into(),
+                    error: format!("the stored receipt cannot be read: {e}"),
+                    http_status: None,
+                };
+                return (c.receipt_id, dead, None);
+            }
+        };
         let (permit, t1) = lock(&self.shared.breaker).try_acquire(self.clock.instant(), force);
         if permit == Permit::Refused {
             return (c.receipt_id, Disposition::Release, t1);
         }
         self.set(|s| s.in_flight += 1);
         let sent_at = self.clock.instant();
-        let outcome = self.ofd.send(&c.receipt_id, &c.document).await;
+        let outcome = self.ofd.send(&c.receipt_id, &document).await;
         let elapsed = self.clock.instant() - sent_at;
         self.set(|s| s.in_flight = s.in_flight.saturating_sub(1));
         self.metrics.record_send(outcome.label(), elapsed);

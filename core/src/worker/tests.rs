@@ -2,9 +2,8 @@
 //! breaker periods and the 5 s tick are advanced, never slept through.
 
 use super::*;
-use crate::buffer::{AdmitRequest, BufferConfig};
+use crate::buffer::{AdmitRequest, ReceiptStatus};
 use crate::events::EventKind;
-use crate::kkt::{MockKkt, MockKktConfig};
 use crate::settings::BreakerPolicy;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,20 +109,9 @@ fn policy() -> SyncPolicy {
 impl Rig {
     async fn new(ofd: Arc<ScriptedOfd>, policy: SyncPolicy) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let kkt = MockKkt::new(MockKktConfig {
-            fn_number: "9999999999999999".into(),
-            kkt_number: "1".into(),
-            slip_dir: None,
-            print_latency: Duration::ZERO,
-            shift_length: Duration::from_secs(86400),
-        });
         let buffer = Buffer::open(
-            BufferConfig {
-                path: dir.path().join("buffer.db"),
-                capacity: 100_000,
-                max_db_bytes: 0,
-            },
-            kkt,
+            crate::buffer::tests::config(dir.path().join("buffer.db")),
+            crate::buffer::tests::mock_kkt(),
         )
         .unwrap();
         let mut rig = Rig {
@@ -280,7 +268,7 @@ async fn a_single_receipt_is_delivered_and_marked_synced() {
     rig.handle.wake();
     rig.until(MINUTE, "synced", |c| c.synced == 1).await;
     let r = rig.receipt(&ids[0]).await;
-    assert_eq!(r.status, "synced");
+    assert_eq!(r.status, ReceiptStatus::Synced);
     assert!(r.synced_at.is_some());
     assert_eq!(rig.ofd.calls(), ids);
 }
@@ -347,7 +335,7 @@ async fn a_transient_failure_returns_the_receipt_to_pending_with_backoff() {
     let report = rig.handle.sync_now().await.unwrap();
     assert_eq!((report.synced, report.failed), (0, 1));
     let r = rig.receipt(&ids[0]).await;
-    assert_eq!((r.status.as_str(), r.retry_count), ("pending", 1));
+    assert_eq!((r.status, r.retry_count), (ReceiptStatus::Pending, 1));
     assert_eq!(r.last_error.as_deref(), Some("connection refused"));
     // Not due before the backoff (5 s ± 20 %) has passed: a cycle sends nothing.
     assert_eq!(rig.tick().await.synced, 0);
@@ -549,7 +537,7 @@ async fn a_receipt_is_moved_to_the_dlq_after_twenty_failed_attempts() {
     rig.until(Duration::from_secs(4 * 3600), "DLQ", |c| c.failed == 1).await;
     assert_eq!(ofd.calls().len(), 20, "exactly twenty real attempts");
     let r = rig.receipt(&ids[0]).await;
-    assert_eq!((r.status.as_str(), r.retry_count), ("failed", 20));
+    assert_eq!((r.status, r.retry_count), (ReceiptStatus::Failed, 20));
     let dlq = rig.buffer.dlq().await.unwrap();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].reason, "max_retries_exceeded");
@@ -578,7 +566,7 @@ async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_i
     assert_eq!(moved, ids);
     assert_eq!(rig.receipt(&ids[0]).await.retry_count, 0);
     rig.handle.sync_now().await.unwrap();
-    assert_eq!(rig.receipt(&ids[0]).await.status, "synced");
+    assert_eq!(rig.receipt(&ids[0]).await.status, ReceiptStatus::Synced);
     assert!(rig.event_kinds().await.contains(&EventKind::DlqRetried));
 }
 
@@ -611,7 +599,7 @@ async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
     let ids = rig.add(3).await;
     rig.handle.sync_now().await.unwrap();
     assert_eq!(rig.handle.status().misconfigured.map(|m| m.0), Some(401));
-    assert_eq!(rig.receipt(&ids[0]).await.status, "pending");
+    assert_eq!(rig.receipt(&ids[0]).await.status, ReceiptStatus::Pending);
     let alarms = rig
         .event_kinds()
         .await

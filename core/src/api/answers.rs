@@ -1,0 +1,89 @@
+//! What a till gets for a receipt (docs/contract.md §1, §7). The buffer stores these exact
+//! bytes with the receipt, so every replay of the key returns them again.
+
+use crate::buffer::Answer;
+use crate::kkt::FiscalDoc;
+use serde::Serialize;
+
+/// `200`: registered (`printed`, or `buffered` when the slip did not print).
+#[derive(Serialize)]
+struct Registered<'a> {
+    status: &'a str,
+    receipt_id: &'a str,
+    sync_status: &'a str,
+    fiscal_doc: &'a FiscalDoc,
+    message: &'a str,
+}
+
+/// `202`: stored, the register has not registered it yet.
+#[derive(Serialize)]
+struct Awaiting<'a> {
+    status: &'a str,
+    receipt_id: &'a str,
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// `422`: the register refused the receipt; the error body of every other error, plus the
+/// device's own code and text.
+#[derive(Serialize)]
+struct Refused<'a> {
+    code: &'a str,
+    message: String,
+    receipt_id: &'a str,
+    device_error: DeviceError<'a>,
+}
+
+#[derive(Serialize)]
+struct DeviceError<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// The HTTP status and body of the answer.
+pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
+    let (status, body) = match *answer {
+        Answer::Fiscalized {
+            receipt_id,
+            doc,
+            print_error,
+        } => {
+            let message = match print_error {
+                None => "Receipt printed successfully".to_string(),
+                Some(e) => format!("Receipt stored and will be sent to the OFD, but printing failed: {e}"),
+            };
+            let body = Registered {
+                status: if print_error.is_none() { "printed" } else { "buffered" },
+                receipt_id,
+                sync_status: "pending",
+                fiscal_doc: doc,
+                message: &message,
+            };
+            (200, serde_json::to_vec(&body))
+        }
+        Answer::AwaitingDevice { receipt_id, reason } => {
+            let body = Awaiting {
+                status: "awaiting_device",
+                receipt_id,
+                reason,
+                message: "The receipt is stored and will be fiscalized as soon as the register is ready; \
+                          repeat the request with the same Idempotency-Key for the final answer",
+            };
+            (202, serde_json::to_vec(&body))
+        }
+        Answer::Refused {
+            receipt_id,
+            code,
+            message,
+        } => {
+            let body = Refused {
+                code: "kkt_refused",
+                message: format!("The fiscal register refused the receipt ({code}): {message}"),
+                receipt_id,
+                device_error: DeviceError { code, message },
+            };
+            (422, serde_json::to_vec(&body))
+        }
+    };
+    (status, body.unwrap_or_default())
+}

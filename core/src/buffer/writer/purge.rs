@@ -1,0 +1,60 @@
+//! Retention inside the writer: synced receipts (with their events), refused ones and old
+//! events of no receipt still held are deleted in short steps.
+
+use super::Writer;
+use crate::buffer::Purged;
+use rusqlite::params;
+
+impl Writer {
+    /// Deletes up to `limit` receipts older than `cutoff_ms` that need nothing more — synced
+    /// ones (by their sync time) and ones the register refused (by their intake time) — with
+    /// their events, and up to `limit` older events that belong to no receipt still held.
+    pub(super) fn purge(&mut self, cutoff_ms: i64, limit: usize) -> rusqlite::Result<Purged> {
+        let mut ids: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM receipts INDEXED BY receipts_synced_at
+                 WHERE status = 'synced' AND synced_at < ?1
+                 ORDER BY synced_at LIMIT ?2",
+            )?
+            .query_map(params![cutoff_ms, limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let room = limit.saturating_sub(ids.len());
+        if room > 0 {
+            let refused: Vec<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM receipts INDEXED BY receipts_order
+                     WHERE status = 'refused' AND created_at < ?1 LIMIT ?2",
+                )?
+                .query_map(params![cutoff_ms, room as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            ids.extend(refused);
+        }
+        let mut events = 0;
+        for id in &ids {
+            events += self
+                .conn
+                .prepare_cached("DELETE FROM buffer_events WHERE receipt_id = ?1")?
+                .execute([id])?;
+            self.conn
+                .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status IN ('synced', 'refused')")?
+                .execute([id])?;
+        }
+        // Events of receipts still held (waiting, in the DLQ, recently synced) stay with them.
+        events += self
+            .conn
+            .prepare_cached(
+                "DELETE FROM buffer_events WHERE id IN (
+                    SELECT e.id FROM buffer_events e INDEXED BY buffer_events_created
+                    WHERE e.created_at < ?1
+                      AND (e.receipt_id IS NULL OR NOT EXISTS (SELECT 1 FROM receipts r WHERE r.id = e.receipt_id))
+                    ORDER BY e.created_at LIMIT ?2)",
+            )?
+            .execute(params![cutoff_ms, limit as i64])?;
+        Ok(Purged {
+            receipts: ids.len(),
+            events,
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! The fiscal register (KKT) seam: `trait Kkt`, what a device returns, and the drivers.
+//!
+//! A register assigns the fiscal attributes itself — document number, fiscal sign, FN, shift —
+//! so intake is (docs/contract.md §7, ARCHITECTURE "Real registers"):
+//! 1. the buffer makes an **intent row** durable (key, body, status `fiscalizing`);
+//! 2. the buffer's device thread hands the device a [`Task`] whose id is the receipt id (stable
+//!    across retries and restarts) and waits for its [`Fiscalized`] result;
+//! 3. the result goes back through the writer into the row in one transaction, then the answer.
+//!
+//! After an interruption (crash, timeout, lost answer) an intent row is never sent blindly:
+//! [`Kkt::lookup`] asks the device whether it registered that task first. The mock driver goes
+//! through exactly these steps, with a fiscal memory of its own ([`mock`]).
+
+pub mod mock;
+pub mod slip;
+
+pub use mock::{MockKkt, MockKktConfig};
+
+use crate::money::Kopecks;
+use crate::receipt::Receipt;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The counters of a fiscal drive: the last document number, the shift and its receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KktCounters {
+    /// The last fiscal document number issued; the next one is this + 1 (gap-free).
+    pub last_fiscal_doc_number: i64,
+    pub shift_number: i64,
+    /// Unix milliseconds when the current shift was opened.
+    pub shift_opened_at_ms: i64,
+    pub receipts_in_shift: i64,
+}
+
+/// The fiscal attributes of one registered receipt, as the device reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiscalDoc {
+    pub fiscal_doc_number: i64,
+    pub fiscal_sign: String,
+    pub fiscal_datetime: String,
+    pub fn_number: String,
+    pub kkt_number: String,
+    pub shift_number: i64,
+    pub receipt_number: i64,
+    /// Receipt total, serialised as a two-decimal number.
+    pub total: Kopecks,
+    pub qr_code_data: String,
+}
+
+/// One receipt to register on the device.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Sent to the device with the task; equal to the receipt id, so it never changes.
+    pub id: String,
+    pub receipt: Receipt,
+    /// When the POS asked (the mock dates its document by this; a device uses its own clock).
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A registered receipt: its fiscal document, and whether the slip came out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fiscalized {
+    pub doc: FiscalDoc,
+    /// The document is fiscal (it is in the FN) but the slip did not print: the answer is
+    /// `"status":"buffered"` with this reason.
+    pub print_error: Option<String>,
+}
+
+/// Why the device did not register a task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// Device trouble (no paper, cover open, not connected, busy): try the task again later;
+    /// the POS meanwhile gets `202 awaiting_device` with this reason.
+    #[error("the fiscal register is not available: {0}")]
+    Unavailable(String),
+    /// The device refused the receipt itself (its validation): final, never sent again; the
+    /// POS gets 422 with the device's code and text.
+    #[error("the fiscal register refused the receipt ({code}): {message}")]
+    Refused { code: String, message: String },
+}
+
+/// A fiscal register driver. Its calls block (a device is slow) and run on the buffer's device
+/// thread, never on the async runtime or inside a database transaction.
+pub trait Kkt: Send + Sync {
+    /// Registers each task (fiscalizes and prints it); one result per task, in order. A task
+    /// id the device has registered before returns that document, never a second one.
+    fn fiscalize(&self, tasks: &[Task]) -> Vec<Result<Fiscalized, DeviceError>>;
+
+    /// What the device knows of a task sent before an interruption: its document if it
+    /// registered one, `None` if it never did (then it is safe to send).
+    fn lookup(&self, task_id: &str) -> Result<Option<Fiscalized>, DeviceError>;
+
+    /// A short description for logs and status (`mock FN 9999…`, `ATOL at http://…`).
+    fn describe(&self) -> String;
+}
