@@ -90,8 +90,8 @@ async fn run(case: Case) {
     let url = ofd.as_ref().map_or(dead.clone(), |o| o.url());
     let t = TestApp::start_with(|s| {
         s.ofd_url = Some(url);
-        s.ofd_timeout = case.ofd_timeout;
-        s.ofd_connect_timeout = Duration::from_millis(300);
+        s.ofd.timeout = case.ofd_timeout;
+        s.ofd.connect_timeout = Duration::from_millis(300);
         s.breaker.open_max = OPEN_FOR;
         s.breaker.failure_threshold = THRESHOLD;
     })

@@ -153,7 +153,7 @@ async fn the_same_key_with_another_body_is_422_idempotency_key_reused() {
 
 #[tokio::test]
 async fn a_request_while_the_first_with_its_key_is_in_flight_gets_409() {
-    let t = TestApp::start_with(|s| s.print_latency = Duration::from_millis(600)).await;
+    let t = TestApp::start_with(|s| s.kkt.print_latency = Duration::from_millis(600)).await;
     let first = t.post_receipt(Some("slow"), SEED_BODY);
     let second = async {
         // The first is in flight once its row is stored and the (600 ms) print has begun.
@@ -176,7 +176,7 @@ async fn a_request_while_the_first_with_its_key_is_in_flight_gets_409() {
 async fn a_till_that_gives_up_during_a_slow_print_never_gets_an_answer_a_replay_contradicts() {
     // The case from the field: a 2 s print, a till whose client times out after 0.5 s and
     // retries the same key at once, and a replay 3 s later.
-    let t = TestApp::start_with(|s| s.print_latency = Duration::from_millis(2000)).await;
+    let t = TestApp::start_with(|s| s.kkt.print_latency = Duration::from_millis(2000)).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()
@@ -265,7 +265,7 @@ async fn replay_and_numbering_survive_a_restart_without_gaps() {
 #[tokio::test]
 async fn at_capacity_intake_answers_503_buffer_full_with_retry_after() {
     let t = TestApp::start_with(|s| {
-        s.capacity = 2;
+        s.buffer.capacity = 2;
         s.ofd_url = Some(dead_url());
     })
     .await;

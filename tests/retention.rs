@@ -14,8 +14,8 @@ async fn synced_receipts_and_their_events_are_purged_after_the_retention_but_the
     });
     let mut t = TestApp::start_with(|s| {
         s.ofd_url = Some(ofd.url());
-        s.retention = Duration::from_millis(300);
-        s.purge_interval = Duration::from_millis(100);
+        s.buffer.retention = Duration::from_millis(300);
+        s.buffer.purge_interval = Duration::from_millis(100);
     })
     .await;
     for _ in 0..3 {
@@ -63,7 +63,7 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
 
     let t = TestApp::start_with(|s| {
         s.listen = "0.0.0.0:0".parse().unwrap();
-        s.pos_token = Some("till-secret".into());
+        s.http.pos_token = Some("till-secret".into());
     })
     .await;
     // The tills reach the machine by an address: any IP literal is a valid Host on 0.0.0.0.

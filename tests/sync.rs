@@ -264,7 +264,7 @@ async fn the_fn_age_alarm_warns_then_turns_critical_and_health_says_so() {
     // Thresholds are configurable: zero makes any unconfirmed receipt old enough to see the alarm.
     let warn = TestApp::start_with(|s| {
         s.ofd_url = Some(dead_url());
-        s.fn_warn_age = Duration::ZERO;
+        s.alerts.fn_warn_age = Duration::ZERO;
     })
     .await;
     warn.receipt(SEED_BODY).await;
@@ -285,8 +285,8 @@ async fn the_fn_age_alarm_warns_then_turns_critical_and_health_says_so() {
 
     let critical = TestApp::start_with(|s| {
         s.ofd_url = Some(dead_url());
-        s.fn_warn_age = Duration::ZERO;
-        s.fn_critical_age = Duration::ZERO;
+        s.alerts.fn_warn_age = Duration::ZERO;
+        s.alerts.fn_critical_age = Duration::ZERO;
     })
     .await;
     critical.receipt(SEED_BODY).await;
@@ -315,7 +315,7 @@ async fn a_misconfigured_ofd_token_is_retried_and_raises_an_operator_alarm() {
     });
     let t = TestApp::start_with(|s| {
         s.ofd_url = Some(ofd.url());
-        s.ofd_token = Some("wrong".into());
+        s.ofd.token = Some("wrong".into());
     })
     .await;
     t.receipt(SEED_BODY).await;
@@ -365,7 +365,7 @@ async fn operators_are_alerted_to_an_outage_its_end_a_dead_letter_and_the_fn_age
     });
     let mut t = TestApp::start_with(|s| {
         s.ofd_url = Some(ofd.url());
-        s.fn_warn_age = Duration::ZERO;
+        s.alerts.fn_warn_age = Duration::ZERO;
     })
     .await;
     let alerts = std::sync::Arc::new(Recorder::default());

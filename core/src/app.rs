@@ -6,6 +6,7 @@ use crate::alerts::{self, Alerter, Notifier};
 use crate::api::{self, AppState};
 use crate::breaker::Breaker;
 use crate::buffer::{Buffer, BufferConfig};
+use crate::datadir;
 use crate::kkt::{Kkt, MockKkt, MockKktConfig};
 use crate::metrics::Metrics;
 use crate::ofd::{HttpOfd, Ofd, SimulatedOfd};
@@ -14,10 +15,10 @@ use crate::settings::Settings;
 use crate::status::StatusSource;
 use crate::time::Clock;
 use crate::worker::{self, WorkerHandle};
-use anyhow::{Context, bail};
+use anyhow::Context;
+use secrecy::ExposeSecret;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -39,73 +40,21 @@ pub struct App {
     _lock: File,
 }
 
-/// Creates the data directory (the default one only) and takes its lock, so two instances never
-/// write one database.
-fn lock_data_dir(dir: &Path, explicit: bool) -> anyhow::Result<File> {
-    if explicit {
-        crate::settings::require_existing(dir)?;
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let path = dir.join("kkt-adapter.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another KKT Adapter instance is already running with the data directory {} (lock {} is held)",
-            dir.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
-    }
-}
-
-/// The admin token: given in settings, or read from (or generated into) `admin_token` with mode 0600.
-pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
-    if let Some(t) = &settings.admin_token {
-        return Ok(t.clone());
-    }
-    let path = settings.config_dir.join("admin_token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let t = text.trim().to_string();
-        if !t.is_empty() {
-            return Ok(t);
-        }
-    }
-    std::fs::create_dir_all(&settings.config_dir)
-        .with_context(|| format!("cannot create the config directory {}", settings.config_dir.display()))?;
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::io::Write::write_all(&mut file, token.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated the admin token");
-    Ok(token)
-}
-
 /// How often a receipt the register could not take is tried again.
 const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
 /// The fiscal register driver the settings name (the mock, until real drivers land).
 fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
     let path = settings.data_dir.join("mock-kkt.db");
+    let k = &settings.kkt;
     let kkt = MockKkt::open(MockKktConfig {
-        fn_number: settings.fn_number.clone(),
-        kkt_number: settings.kkt_number.clone(),
-        seed: crate::buffer::legacy_kkt_counters(&settings.database_path(), &settings.fn_number).unwrap_or_default(),
+        fn_number: k.fn_number.clone(),
+        kkt_number: k.kkt_number.clone(),
+        seed: crate::buffer::legacy_kkt_counters(&settings.database_path(), &k.fn_number).unwrap_or_default(),
         state_path: Some(path.clone()),
-        slip_dir: settings.write_slips.then(|| settings.data_dir.join("receipts")),
-        print_latency: settings.print_latency,
-        shift_length: settings.shift_length,
+        slip_dir: k.write_slips.then(|| settings.data_dir.join("receipts")),
+        print_latency: k.print_latency,
+        shift_length: k.shift_length,
     })
     .with_context(|| format!("cannot open the mock register's fiscal memory {}", path.display()))?;
     Ok(Arc::new(kkt))
@@ -114,17 +63,17 @@ fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         settings.check_lan_mode()?;
-        let lock = lock_data_dir(&settings.data_dir, settings.data_dir_explicit)?;
-        let token = admin_token(&settings)?;
+        let lock = datadir::lock(&settings.data_dir, settings.data_dir_explicit)?;
+        let token = datadir::admin_token(&settings)?;
         let kkt = open_kkt(&settings)?;
         tracing::info!(kkt = %kkt.describe(), "fiscal register");
         let buffer = Buffer::open(
             BufferConfig {
                 path: settings.database_path(),
-                capacity: settings.capacity,
-                max_db_bytes: settings.max_db_bytes,
+                capacity: settings.buffer.capacity,
+                max_db_bytes: settings.buffer.max_db_bytes,
                 answer: api::answers::receipt,
-                answer_within: settings.answer_within,
+                answer_within: settings.kkt.answer_within,
                 device_retry: DEVICE_RETRY,
             },
             kkt,
@@ -132,11 +81,11 @@ impl App {
         let ofd: Arc<dyn Ofd> = match &settings.ofd_url {
             Some(url) => Arc::new(HttpOfd::new(
                 url,
-                settings.ofd_token.clone(),
-                settings.ofd_connect_timeout,
-                settings.ofd_timeout,
+                settings.ofd.token.as_ref().map(|t| t.expose_secret().to_string()),
+                settings.ofd.connect_timeout,
+                settings.ofd.timeout,
             )?),
-            None => Arc::new(SimulatedOfd::new(settings.simulator_latency)),
+            None => Arc::new(SimulatedOfd::new(settings.ofd.simulator_latency)),
         };
         let clock = Clock::new();
         let metrics = Arc::new(Metrics::default());
@@ -155,22 +104,22 @@ impl App {
             )
         })?;
         let addr = listener.local_addr().context("cannot read the bound address")?;
-        let stale = 3 * settings.sync.interval + 2 * settings.ofd_timeout + Duration::from_secs(15);
+        let stale = 3 * settings.sync.interval + 2 * settings.ofd.timeout + Duration::from_secs(15);
         let state = AppState {
             status: StatusSource {
                 buffer: buffer.clone(),
                 worker: handle.clone(),
-                capacity: settings.capacity,
-                fn_warn_age: settings.fn_warn_age,
-                fn_critical_age: settings.fn_critical_age,
+                capacity: settings.buffer.capacity,
+                fn_warn_age: settings.alerts.fn_warn_age,
+                fn_critical_age: settings.alerts.fn_critical_age,
                 heartbeat_stale_after: stale,
             },
             buffer,
             worker: handle,
             metrics,
             admin_token: token.into(),
-            pos_token: settings.pos_token.clone().map(Into::into),
-            allowed_hosts: settings.allowed_hosts.clone().into(),
+            pos_token: settings.http.pos_token.as_ref().map(|t| t.expose_secret().into()),
+            allowed_hosts: settings.http.allowed_hosts.clone().into(),
             local_addr: addr,
             in_flight: Arc::new(Mutex::new(Default::default())),
         };
@@ -178,9 +127,9 @@ impl App {
         let tracker = TaskTracker::new();
         tracker.spawn(worker.run(cancel.child_token()));
         let retention = Retention {
-            keep: settings.retention,
-            every: settings.purge_interval,
-            slip_dir: settings.write_slips.then(|| settings.data_dir.join("receipts")),
+            keep: settings.buffer.retention,
+            every: settings.buffer.purge_interval,
+            slip_dir: settings.kkt.write_slips.then(|| settings.data_dir.join("receipts")),
         };
         tracker.spawn(retention::run(state.buffer.clone(), retention, cancel.child_token()));
         let router = api::router(state.clone());
@@ -199,7 +148,10 @@ impl App {
             state,
             cancel,
             tracker,
-            alerter: Some(Alerter::new(settings.alert_dlq_threshold, settings.alert_min_interval)),
+            alerter: Some(Alerter::new(
+                settings.alerts.dlq_threshold,
+                settings.alerts.min_interval,
+            )),
             runtime: tokio::runtime::Handle::current(),
             _lock: lock,
         })

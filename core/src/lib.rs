@@ -18,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod breaker;
 pub mod buffer;
+pub mod datadir;
 pub mod events;
 pub mod kkt;
 pub mod metrics;

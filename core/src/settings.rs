@@ -1,7 +1,14 @@
 //! Settings: command-line flags > environment > TOML config file > defaults (docs/contract.md §4).
+//!
+//! One struct per section of the config file, the same struct in the resolved [`Settings`]:
+//! serde reads the file onto the defaults (`#[serde(default)]`), so no value is copied by hand,
+//! and unknown keys are an error (a typo is not silently ignored). Durations are written in the
+//! file's units (`*_secs`, `*_ms`, `*_days`) and held as [`Duration`]s. Tokens are
+//! [`SecretString`]s: their `Debug` prints a mask, so a logged `Settings` leaks nothing.
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,94 +49,22 @@ pub struct Flags {
     pub pos_token: Option<String>,
 }
 
-/// The config file's shape. Unknown keys are an error, so a typo is not silently ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The config file's shape: top-level keys, then one section per table.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct File {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     ofd_url: Option<String>,
-    admin_token: Option<String>,
-    buffer: BufferFile,
-    kkt: KktFile,
-    ofd: OfdFile,
-    sync: SyncFile,
-    breaker: BreakerFile,
-    alerts: AlertsFile,
-    http: HttpFile,
-    desktop: DesktopFile,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct DesktopFile {
-    autostart: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct BufferFile {
-    capacity: Option<u64>,
-    retention_days: Option<f64>,
-    purge_interval_secs: Option<f64>,
-    max_db_mb: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct KktFile {
-    fn_number: Option<String>,
-    kkt_number: Option<String>,
-    print_latency_ms: Option<u64>,
-    shift_hours: Option<u64>,
-    write_slips: Option<bool>,
-    answer_within_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct OfdFile {
-    token: Option<String>,
-    connect_timeout_secs: Option<f64>,
-    timeout_secs: Option<f64>,
-    simulator_latency_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct SyncFile {
-    interval_secs: Option<f64>,
-    batch_size: Option<usize>,
-    concurrency: Option<usize>,
-    max_attempts: Option<u32>,
-    backoff_base_secs: Option<f64>,
-    backoff_max_secs: Option<f64>,
-    lease_secs: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct BreakerFile {
-    failure_threshold: Option<u32>,
-    open_secs: Option<f64>,
-    open_initial_secs: Option<f64>,
-    half_open_successes: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct AlertsFile {
-    fn_warn_days: Option<f64>,
-    fn_critical_days: Option<f64>,
-    dlq_threshold: Option<u64>,
-    min_interval_secs: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct HttpFile {
-    allowed_hosts: Option<Vec<String>>,
-    pos_token: Option<String>,
+    admin_token: Option<SecretString>,
+    buffer: BufferSettings,
+    kkt: KktSettings,
+    ofd: OfdSettings,
+    sync: SyncPolicy,
+    breaker: BreakerPolicy,
+    alerts: AlertSettings,
+    http: HttpSettings,
+    desktop: DesktopSettings,
 }
 
 /// Everything the program needs, resolved once at start.
@@ -147,53 +82,120 @@ pub struct Settings {
     /// `None`: the built-in OFD simulator (demo mode).
     pub ofd_url: Option<String>,
     /// `None`: load or generate `admin_token` in the config directory.
-    pub admin_token: Option<String>,
-    /// Maximum unsynced receipts (pending, syncing, failed) before intake answers 503 `buffer_full`.
-    pub capacity: u64,
-    /// Synced receipts, their events and old events of no receipt are deleted after this long
-    /// (DLQ entries and unsynced receipts are kept until resolved).
-    pub retention: Duration,
-    /// How often the retention purge runs.
-    pub purge_interval: Duration,
-    /// Upper bound of the database file (0: none, only the disk's size).
-    pub max_db_bytes: u64,
-    /// Required bearer token for receipt intake and lookup (LAN mode).
-    pub pos_token: Option<String>,
-    pub fn_number: String,
-    pub kkt_number: String,
-    pub print_latency: Duration,
-    pub shift_length: Duration,
-    pub write_slips: bool,
-    /// The longest a till waits for the register before it gets `202 awaiting_device`.
-    pub answer_within: Duration,
-    pub ofd_token: Option<String>,
-    pub ofd_connect_timeout: Duration,
-    pub ofd_timeout: Duration,
-    pub simulator_latency: Duration,
+    pub admin_token: Option<SecretString>,
+    pub buffer: BufferSettings,
+    pub kkt: KktSettings,
+    pub ofd: OfdSettings,
     pub sync: SyncPolicy,
     pub breaker: BreakerPolicy,
-    pub fn_warn_age: Duration,
-    pub fn_critical_age: Duration,
-    /// Host names accepted besides loopback names (DNS-rebinding guard).
-    pub allowed_hosts: Vec<String>,
-    /// An alert is raised when the DLQ grows past this size.
-    pub alert_dlq_threshold: u64,
-    /// The same kind of alert is not repeated within this interval.
-    pub alert_min_interval: Duration,
-    /// Desktop shell: start on login.
-    pub autostart: bool,
+    pub alerts: AlertSettings,
+    pub http: HttpSettings,
+    pub desktop: DesktopSettings,
 }
 
-/// The sync worker's policy (docs/contract.md §3).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `[buffer]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferSettings {
+    /// Maximum unsynced receipts before intake answers 503 `buffer_full`.
+    pub capacity: u64,
+    /// Synced receipts, their events and old events of no receipt are deleted after this long
+    /// (DLQ entries and unsynced receipts are kept until resolved). At least a day.
+    #[serde(rename = "retention_days", with = "units::days")]
+    pub retention: Duration,
+    /// How often the retention purge runs.
+    #[serde(rename = "purge_interval_secs", with = "units::secs")]
+    pub purge_interval: Duration,
+    /// Upper bound of the database file (0: none, only the disk's size).
+    #[serde(rename = "max_db_mb", with = "units::mib")]
+    pub max_db_bytes: u64,
+}
+
+impl Default for BufferSettings {
+    fn default() -> Self {
+        BufferSettings {
+            capacity: 100_000,
+            retention: Duration::from_secs(30 * DAY),
+            purge_interval: Duration::from_secs(3600),
+            max_db_bytes: 0,
+        }
+    }
+}
+
+/// `[kkt]`: the fiscal register (the mock driver for now).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KktSettings {
+    pub fn_number: String,
+    pub kkt_number: String,
+    /// Simulated print time of the mock register.
+    #[serde(rename = "print_latency_ms", with = "units::ms")]
+    pub print_latency: Duration,
+    /// A shift lasts this long (1–24 h).
+    #[serde(rename = "shift_hours", with = "units::hours")]
+    pub shift_length: Duration,
+    /// Readable text slips under `<data>/receipts/<date>/`.
+    pub write_slips: bool,
+    /// The longest a till waits for the register before it gets `202 awaiting_device`.
+    #[serde(rename = "answer_within_ms", with = "units::ms")]
+    pub answer_within: Duration,
+}
+
+impl Default for KktSettings {
+    fn default() -> Self {
+        KktSettings {
+            fn_number: "9999999999999999".into(),
+            kkt_number: "0000000000001234".into(),
+            print_latency: Duration::ZERO,
+            shift_length: Duration::from_secs(DAY),
+            write_slips: true,
+            answer_within: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[ofd]` (the URL itself is the top-level `ofd_url`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfdSettings {
+    /// Sent as `Authorization: Bearer …`.
+    pub token: Option<SecretString>,
+    #[serde(rename = "connect_timeout_secs", with = "units::secs")]
+    pub connect_timeout: Duration,
+    #[serde(rename = "timeout_secs", with = "units::secs")]
+    pub timeout: Duration,
+    /// The built-in simulator's answer time (demo mode only).
+    #[serde(rename = "simulator_latency_ms", with = "units::ms")]
+    pub simulator_latency: Duration,
+}
+
+impl Default for OfdSettings {
+    fn default() -> Self {
+        OfdSettings {
+            token: None,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            simulator_latency: Duration::from_millis(20),
+        }
+    }
+}
+
+/// `[sync]`: the sync worker's policy (docs/contract.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SyncPolicy {
+    #[serde(rename = "interval_secs", with = "units::secs")]
     pub interval: Duration,
     pub batch_size: usize,
+    /// Sends in flight at once (1 = strict one-by-one fiscal order).
     pub concurrency: usize,
     pub max_attempts: u32,
+    #[serde(rename = "backoff_base_secs", with = "units::secs")]
     pub backoff_base: Duration,
+    #[serde(rename = "backoff_max_secs", with = "units::secs")]
     pub backoff_max: Duration,
     /// How long a claimed (`syncing`) receipt is reserved before it may be claimed again.
+    #[serde(rename = "lease_secs", with = "units::secs")]
     pub lease: Duration,
 }
 
@@ -211,13 +213,16 @@ impl Default for SyncPolicy {
     }
 }
 
-/// The circuit breaker's policy (docs/contract.md §3).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `[breaker]`: the circuit breaker's policy (docs/contract.md §3, §1a).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BreakerPolicy {
     pub failure_threshold: u32,
-    /// The first open period after the breaker trips (`[breaker] open_initial_secs`).
+    /// The first open period after the breaker trips.
+    #[serde(rename = "open_initial_secs", with = "units::secs")]
     pub open_initial: Duration,
-    /// The longest open period: failed probes double the period up to this (`[breaker] open_secs`).
+    /// The longest open period: failed probes double the period up to this.
+    #[serde(rename = "open_secs", with = "units::secs")]
     pub open_max: Duration,
     pub half_open_successes: u32,
 }
@@ -233,19 +238,113 @@ impl Default for BreakerPolicy {
     }
 }
 
+/// `[alerts]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// The oldest unconfirmed receipt's age that raises a warning (the FN blocks at 30 days).
+    #[serde(rename = "fn_warn_days", with = "units::days")]
+    pub fn_warn_age: Duration,
+    #[serde(rename = "fn_critical_days", with = "units::days")]
+    pub fn_critical_age: Duration,
+    /// An alert is raised when the DLQ grows past this size.
+    pub dlq_threshold: u64,
+    /// The same kind of alert is not repeated within this interval.
+    #[serde(rename = "min_interval_secs", with = "units::secs")]
+    pub min_interval: Duration,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            fn_warn_age: Duration::from_secs(3 * DAY),
+            fn_critical_age: Duration::from_secs(25 * DAY),
+            dlq_threshold: 50,
+            min_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Host names accepted besides loopback names (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Required bearer token for receipt intake and lookup (LAN mode).
+    pub pos_token: Option<SecretString>,
+}
+
+/// `[desktop]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DesktopSettings {
+    /// Start the desktop app on login (hidden, in the tray).
+    pub autostart: bool,
+}
+
 const DAY: u64 = 24 * 3600;
 
-fn secs(v: Option<f64>, default: Duration, name: &str) -> anyhow::Result<Duration> {
-    match v {
-        None => Ok(default),
-        Some(s) if (0.0..1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        Some(s) => bail!("config: {name} = {s} is not a valid number of seconds"),
+/// The file's units, read into [`Duration`]s (and MiB into bytes), with their ranges checked.
+mod units {
+    use serde::{Deserialize, Deserializer, de::Error};
+    use std::time::Duration;
+
+    pub(super) fn scaled<'de, D: Deserializer<'de>>(d: D, unit_secs: f64, unit: &str) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(0.0..1e9).contains(&v) {
+            return Err(D::Error::custom(format!("{v} is not a valid number of {unit}")));
+        }
+        Ok(Duration::from_secs_f64(v * unit_secs))
+    }
+
+    pub mod secs {
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+            super::scaled(d, 1.0, "seconds")
+        }
+    }
+    pub mod ms {
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+            super::scaled(d, 0.001, "milliseconds")
+        }
+    }
+    pub mod hours {
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+            super::scaled(d, 3600.0, "hours")
+        }
+    }
+    pub mod days {
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+            super::scaled(d, super::super::DAY as f64, "days")
+        }
+    }
+    pub mod mib {
+        use super::*;
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+            let mb = u64::deserialize(d)?;
+            if mb > 1 << 20 {
+                return Err(D::Error::custom(format!("{mb} MiB is over 1 TiB; use 0 for no cap")));
+            }
+            Ok(mb << 20)
+        }
     }
 }
 
 fn project_dirs() -> anyhow::Result<directories::ProjectDirs> {
     directories::ProjectDirs::from("ru", "KKT Adapter", "kkt-adapter")
         .context("cannot find the user's home directory; set --data-dir and --config explicitly")
+}
+
+/// A token from a flag or the file: blank is none.
+fn secret(token: Option<String>) -> Option<SecretString> {
+    token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from)
+}
+
+fn given(token: Option<SecretString>) -> Option<SecretString> {
+    token.filter(|t| !t.expose_secret().trim().is_empty())
 }
 
 impl Settings {
@@ -270,17 +369,13 @@ impl Settings {
                 .or(file.data_dir.clone())
                 .context("cannot find a config directory; pass --data-dir")?,
         };
-        let (data_dir, data_dir_explicit) = match flags.data_dir.or(file.data_dir.clone()) {
+        let (data_dir, data_dir_explicit) = match flags.data_dir.or(file.data_dir) {
             Some(d) => (d, true),
             None => (dirs?.data_dir().to_path_buf(), false),
         };
-        let listen = flags
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
         let ofd_url = flags
             .ofd_url
-            .or(file.ofd_url.clone())
+            .or(file.ofd_url)
             .map(|u| u.trim_end_matches('/').to_string())
             .filter(|u| !u.is_empty());
         if let Some(u) = &ofd_url
@@ -288,120 +383,65 @@ impl Settings {
         {
             bail!("OFD URL {u:?} must start with http:// or https://");
         }
-        let mut out = Settings::defaults(data_dir);
-        out.data_dir_explicit = data_dir_explicit;
-        out.config_dir = config_dir;
-        out.config_file = config_file;
-        out.listen = listen;
-        out.ofd_url = ofd_url;
-        out.admin_token = flags.admin_token.or(file.admin_token.clone()).filter(|t| !t.is_empty());
-        if let Some(c) = file.buffer.capacity {
-            out.capacity = c.max(1);
-        }
-        out.retention = secs(
-            file.buffer.retention_days.map(|d| d * DAY as f64),
-            out.retention,
-            "buffer.retention_days",
-        )?;
-        if out.retention < Duration::from_secs(DAY) {
+        let mut http = file.http;
+        http.pos_token = secret(flags.pos_token).or(given(http.pos_token));
+        let out = Settings {
+            data_dir,
+            data_dir_explicit,
+            config_dir,
+            config_file,
+            listen: flags
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
+            ofd_url,
+            admin_token: secret(flags.admin_token).or(given(file.admin_token)),
+            buffer: file.buffer,
+            kkt: file.kkt,
+            ofd: OfdSettings {
+                token: given(file.ofd.token.clone()),
+                ..file.ofd
+            },
+            sync: file.sync,
+            breaker: file.breaker,
+            alerts: file.alerts,
+            http,
+            desktop: file.desktop,
+        };
+        out.checked()
+    }
+
+    /// Values out of range are refused with the key's name; the rest are brought into range.
+    fn checked(mut self) -> anyhow::Result<Settings> {
+        if self.buffer.retention < Duration::from_secs(DAY) {
             // A receipt's idempotency key goes with it: a till retrying after the purge would
             // get a second fiscal receipt.
             bail!(
                 "config: buffer.retention_days must be at least 1 (idempotency keys are kept as long as their receipts)"
             );
         }
-        out.purge_interval = secs(
-            file.buffer.purge_interval_secs,
-            out.purge_interval,
-            "buffer.purge_interval_secs",
-        )?
-        .max(Duration::from_millis(100));
-        if let Some(mb) = file.buffer.max_db_mb {
-            if mb > 1 << 20 {
-                bail!("config: buffer.max_db_mb = {mb} is over 1 TiB; use 0 for no cap");
-            }
-            out.max_db_bytes = mb << 20;
-        }
-        out.pos_token = flags
-            .pos_token
-            .or(file.http.pos_token.clone())
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
-        out.check_lan_mode()?;
-        let k = &file.kkt;
-        if let Some(v) = &k.fn_number {
-            out.fn_number = v.clone();
-        }
-        if let Some(v) = &k.kkt_number {
-            out.kkt_number = v.clone();
-        }
-        if let Some(v) = k.print_latency_ms {
-            out.print_latency = Duration::from_millis(v);
-        }
-        if let Some(v) = k.shift_hours {
-            out.shift_length = Duration::from_secs(v.clamp(1, 24) * 3600);
-        }
-        if let Some(v) = k.write_slips {
-            out.write_slips = v;
-        }
-        if let Some(v) = k.answer_within_ms {
-            out.answer_within = Duration::from_millis(v.max(1));
-        }
-        let o = &file.ofd;
-        out.ofd_token = o.token.clone().filter(|t| !t.is_empty());
-        out.ofd_connect_timeout = secs(
-            o.connect_timeout_secs,
-            out.ofd_connect_timeout,
-            "ofd.connect_timeout_secs",
-        )?;
-        out.ofd_timeout = secs(o.timeout_secs, out.ofd_timeout, "ofd.timeout_secs")?;
-        if let Some(v) = o.simulator_latency_ms {
-            out.simulator_latency = Duration::from_millis(v);
-        }
-        let (s, d) = (&file.sync, out.sync);
-        out.sync = SyncPolicy {
-            interval: secs(s.interval_secs, d.interval, "sync.interval_secs")?.max(Duration::from_millis(10)),
-            batch_size: s.batch_size.unwrap_or(d.batch_size).max(1),
-            concurrency: s.concurrency.unwrap_or(d.concurrency).max(1),
-            max_attempts: s.max_attempts.unwrap_or(d.max_attempts).max(1),
-            backoff_base: secs(s.backoff_base_secs, d.backoff_base, "sync.backoff_base_secs")?,
-            backoff_max: secs(s.backoff_max_secs, d.backoff_max, "sync.backoff_max_secs")?,
-            lease: secs(s.lease_secs, d.lease, "sync.lease_secs")?,
-        };
-        let (b, d) = (&file.breaker, out.breaker);
-        out.breaker = BreakerPolicy {
-            failure_threshold: b.failure_threshold.unwrap_or(d.failure_threshold).max(1),
-            open_initial: secs(b.open_initial_secs, d.open_initial, "breaker.open_initial_secs")?,
-            open_max: secs(b.open_secs, d.open_max, "breaker.open_secs")?,
-            half_open_successes: b.half_open_successes.unwrap_or(d.half_open_successes).max(1),
-        };
-        let days = |v: Option<f64>, default: Duration, name: &str| secs(v.map(|d| d * DAY as f64), default, name);
-        out.fn_warn_age = days(file.alerts.fn_warn_days, out.fn_warn_age, "alerts.fn_warn_days")?;
-        out.fn_critical_age = days(
-            file.alerts.fn_critical_days,
-            out.fn_critical_age,
-            "alerts.fn_critical_days",
-        )?;
-        if let Some(t) = file.alerts.dlq_threshold {
-            out.alert_dlq_threshold = t;
-        }
-        out.alert_min_interval = secs(
-            file.alerts.min_interval_secs,
-            out.alert_min_interval,
-            "alerts.min_interval_secs",
-        )?;
-        if let Some(a) = file.desktop.autostart {
-            out.autostart = a;
-        }
-        if let Some(h) = &file.http.allowed_hosts {
-            out.allowed_hosts = h.clone();
-        }
-        Ok(out)
+        self.buffer.capacity = self.buffer.capacity.max(1);
+        self.buffer.purge_interval = self.buffer.purge_interval.max(Duration::from_millis(100));
+        self.kkt.shift_length = self
+            .kkt
+            .shift_length
+            .clamp(Duration::from_secs(3600), Duration::from_secs(DAY));
+        self.kkt.answer_within = self.kkt.answer_within.max(Duration::from_millis(1));
+        let s = &mut self.sync;
+        s.interval = s.interval.max(Duration::from_millis(10));
+        s.batch_size = s.batch_size.max(1);
+        s.concurrency = s.concurrency.max(1);
+        s.max_attempts = s.max_attempts.max(1);
+        let b = &mut self.breaker;
+        b.failure_threshold = b.failure_threshold.max(1);
+        b.half_open_successes = b.half_open_successes.max(1);
+        self.check_lan_mode()?;
+        Ok(self)
     }
 
     /// Refuses a non-loopback address without a POS token: anyone on the network could post receipts.
     pub fn check_lan_mode(&self) -> anyhow::Result<()> {
-        if !self.listen.ip().is_loopback() && self.pos_token.is_none() {
+        if !self.listen.ip().is_loopback() && self.http.pos_token.is_none() {
             bail!(
                 "--listen {} is not a loopback address: other machines could post receipts. LAN mode needs a POS \
                  token (--pos-token, KKT_POS_TOKEN or [http] pos_token in the config file) that every till sends \
@@ -429,29 +469,14 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             ofd_url: None,
             admin_token: None,
-            capacity: 100_000,
-            retention: Duration::from_secs(30 * DAY),
-            purge_interval: Duration::from_secs(3600),
-            max_db_bytes: 0,
-            pos_token: None,
-            fn_number: "9999999999999999".into(),
-            kkt_number: "0000000000001234".into(),
-            print_latency: Duration::ZERO,
-            shift_length: Duration::from_secs(DAY),
-            write_slips: true,
-            answer_within: Duration::from_secs(10),
-            ofd_token: None,
-            ofd_connect_timeout: Duration::from_secs(5),
-            ofd_timeout: Duration::from_secs(10),
-            simulator_latency: Duration::from_millis(20),
+            buffer: BufferSettings::default(),
+            kkt: KktSettings::default(),
+            ofd: OfdSettings::default(),
             sync: SyncPolicy::default(),
             breaker: BreakerPolicy::default(),
-            fn_warn_age: Duration::from_secs(3 * DAY),
-            fn_critical_age: Duration::from_secs(25 * DAY),
-            allowed_hosts: Vec::new(),
-            alert_dlq_threshold: 50,
-            alert_min_interval: Duration::from_secs(300),
-            autostart: false,
+            alerts: AlertSettings::default(),
+            http: HttpSettings::default(),
+            desktop: DesktopSettings::default(),
         }
     }
 
@@ -460,25 +485,11 @@ impl Settings {
     }
 }
 
-/// A data directory that was given must exist: it is not created, because a new, empty buffer in
-/// the wrong place (an unmounted drive, a typo) would hide the receipts waiting in the real one.
-pub fn require_existing(dir: &Path) -> anyhow::Result<()> {
-    if !dir.is_dir() {
-        bail!(
-            "the data directory {} does not exist: create it (mkdir -p) or check that its drive is mounted. \
-             It is not created here, because a new, empty buffer in the wrong place would hide the receipts \
-             that are waiting in the real one",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
 impl Settings {
     /// Checks the data directory before anything (logs, lock, database) is written into it.
     pub fn check_data_dir(&self) -> anyhow::Result<()> {
         if self.data_dir_explicit {
-            require_existing(&self.data_dir)?;
+            crate::datadir::require_existing(&self.data_dir)?;
         }
         Ok(())
     }
@@ -511,7 +522,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.listen.port(), 9002);
         assert_eq!(s.ofd_url.as_deref(), Some("http://127.0.0.1:7000"));
-        assert_eq!(s.capacity, 7);
+        assert_eq!(s.buffer.capacity, 7);
         assert_eq!(s.sync.concurrency, 1);
         assert_eq!(s.sync.max_attempts, 20);
         assert_eq!(s.config_file, Some(cfg));
@@ -542,14 +553,14 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let s = Settings::for_data_dir("/tmp/x");
-        assert_eq!(s.capacity, 100_000);
+        assert_eq!(s.buffer.capacity, 100_000);
         assert_eq!(s.sync, SyncPolicy::default());
         assert_eq!(s.sync.batch_size, 50);
         assert_eq!(s.breaker.failure_threshold, 5);
-        assert_eq!(s.fn_warn_age, Duration::from_secs(3 * DAY));
+        assert_eq!(s.alerts.fn_warn_age, Duration::from_secs(3 * DAY));
         assert!(s.ofd_url.is_none());
-        assert_eq!(s.retention, Duration::from_secs(30 * DAY));
-        assert!(s.pos_token.is_none());
+        assert_eq!(s.buffer.retention, Duration::from_secs(30 * DAY));
+        assert!(s.http.pos_token.is_none());
     }
 
     #[test]
@@ -593,8 +604,87 @@ mod tests {
             "a blank token is no token"
         );
         let s = Settings::resolve(flags(Some("till-secret"))).unwrap();
-        assert_eq!(s.pos_token.as_deref(), Some("till-secret"));
-        assert_eq!(s.retention, Duration::from_secs(DAY * 3 / 2));
-        assert_eq!(s.max_db_bytes, 3 << 20);
+        assert_eq!(
+            s.http.pos_token.as_ref().map(|t| t.expose_secret()),
+            Some("till-secret")
+        );
+        assert_eq!(s.buffer.retention, Duration::from_secs(DAY * 3 / 2));
+        assert_eq!(s.buffer.max_db_bytes, 3 << 20);
+    }
+
+    #[test]
+    fn every_section_of_the_file_is_read_onto_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            "[kkt]\nprint_latency_ms = 250\nshift_hours = 12\nanswer_within_ms = 1500\n\
+             [ofd]\ntimeout_secs = 2.5\n[breaker]\nopen_initial_secs = 1\nopen_secs = 30\n\
+             [alerts]\nfn_warn_days = 2\n[desktop]\nautostart = true\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Flags {
+            config: Some(cfg),
+            data_dir: Some(dir.path().into()),
+            ..Flags::default()
+        })
+        .unwrap();
+        assert_eq!(s.kkt.print_latency, Duration::from_millis(250));
+        assert_eq!(s.kkt.shift_length, Duration::from_secs(12 * 3600));
+        assert_eq!(s.kkt.answer_within, Duration::from_millis(1500));
+        assert_eq!(
+            s.kkt.fn_number, "9999999999999999",
+            "untouched keys keep their defaults"
+        );
+        assert_eq!(s.ofd.timeout, Duration::from_millis(2500));
+        assert_eq!(s.ofd.connect_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (s.breaker.open_initial, s.breaker.open_max),
+            (Duration::from_secs(1), Duration::from_secs(30))
+        );
+        assert_eq!(s.alerts.fn_warn_age, Duration::from_secs(2 * DAY));
+        assert!(s.desktop.autostart);
+    }
+
+    #[test]
+    fn a_negative_duration_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[sync]\nbackoff_base_secs = -1\n").unwrap();
+        let err = Settings::resolve(Flags {
+            config: Some(cfg),
+            data_dir: Some(dir.path().into()),
+            ..Flags::default()
+        })
+        .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("backoff_base_secs") && text.contains("not a valid number of seconds"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn tokens_never_show_in_a_debug_print_of_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            "admin_token = \"adm-secret-1\"\n[ofd]\ntoken = \"ofd-secret-2\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Flags {
+            config: Some(cfg),
+            data_dir: Some(dir.path().into()),
+            pos_token: Some("pos-secret-3".into()),
+            ..Flags::default()
+        })
+        .unwrap();
+        let printed = format!("{s:?}");
+        for secret in ["adm-secret-1", "ofd-secret-2", "pos-secret-3"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert_eq!(s.admin_token.as_ref().map(|t| t.expose_secret()), Some("adm-secret-1"));
+        assert_eq!(s.ofd.token.as_ref().map(|t| t.expose_secret()), Some("ofd-secret-2"));
     }
 }

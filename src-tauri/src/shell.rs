@@ -123,7 +123,7 @@ fn apply_autostart(enabled: bool) {
 
 pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
     let context = tauri::generate_context!("../tauri.conf.json");
-    let autostart = settings.autostart;
+    let autostart = settings.desktop.autostart;
     let settings = Mutex::new(Some(settings));
     // Before anything else starts: a SIGTERM during start-up must still mean an orderly stop.
     let signals = tauri::async_runtime::block_on(async { kkt_core::app::ShutdownSignals::install() })

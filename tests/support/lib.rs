@@ -28,7 +28,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     s.sync.backoff_max = Duration::from_millis(500);
     s.sync.interval = Duration::from_millis(200);
     s.breaker.open_max = Duration::from_millis(500);
-    s.simulator_latency = Duration::from_millis(1);
+    s.ofd.simulator_latency = Duration::from_millis(1);
     s
 }
 
