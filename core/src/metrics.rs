@@ -1,6 +1,9 @@
-//! Process-wide counters for `GET /metrics` (Prometheus text format). Gauges (counts by status,
-//! breaker state, oldest pending age) are read from the status snapshot when rendered.
+//! `GET /metrics` in Prometheus text format: process-wide counters kept here, and gauges (counts
+//! by status, breaker state, oldest pending age, writer statistics) read from the status snapshot
+//! when rendered.
 
+use crate::buffer::WriterStats;
+use crate::status::Status;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,6 +48,126 @@ impl Metrics {
 
     pub fn record_intake(&self, what: Intake) {
         self.intake[what as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The whole `/metrics` page: the status snapshot's gauges, the writer's statistics, the
+    /// database files' sizes (`(db, wal)` bytes) and this process's counters.
+    pub fn render_all(&self, s: &Status, writer: &WriterStats, files: (u64, u64)) -> String {
+        let mut text = String::with_capacity(4096);
+        let out = &mut text;
+        let counts = [
+            ("fiscalizing", s.fiscalizing),
+            ("pending", s.pending),
+            ("syncing", s.syncing),
+            ("synced", s.synced),
+            ("failed", s.failed),
+            ("refused", s.refused),
+        ];
+        labelled(
+            out,
+            ("kkt_receipts", "gauge", "Receipts in the buffer by status."),
+            "status",
+            counts,
+        );
+        single(
+            out,
+            ("kkt_dlq_size", "gauge", "Receipts in the dead-letter queue."),
+            s.dlq_size,
+        );
+        single(
+            out,
+            ("kkt_buffer_capacity", "gauge", "Maximum unsynced receipts."),
+            s.total_capacity,
+        );
+        labelled(
+            out,
+            (
+                "kkt_breaker_state",
+                "gauge",
+                "OFD circuit breaker state (1 for the current one).",
+            ),
+            "state",
+            ["closed", "open", "half_open"].map(|name| (name, u8::from(s.breaker.state == name))),
+        );
+        single(
+            out,
+            (
+                "kkt_breaker_short_circuited_total",
+                "counter",
+                "Calls refused by the open breaker.",
+            ),
+            s.breaker.short_circuited,
+        );
+        single(
+            out,
+            (
+                "kkt_oldest_pending_age_seconds",
+                "gauge",
+                "Age of the oldest pending receipt.",
+            ),
+            s.oldest_pending_age_seconds.unwrap_or(0),
+        );
+        single(
+            out,
+            (
+                "kkt_oldest_unsynced_age_seconds",
+                "gauge",
+                "Age of the oldest receipt the OFD has not confirmed.",
+            ),
+            s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0),
+        );
+        single(
+            out,
+            (
+                "kkt_worker_up",
+                "gauge",
+                "1 while the sync worker's heartbeat is fresh.",
+            ),
+            u8::from(!s.worker.heartbeat_stale),
+        );
+        let w = writer;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        single(
+            out,
+            (
+                "kkt_buffer_commits_total",
+                "counter",
+                "SQLite transactions committed by the writer (one WAL fsync each).",
+            ),
+            load(&w.commits),
+        );
+        single(
+            out,
+            (
+                "kkt_buffer_commands_total",
+                "counter",
+                "Commands applied by the writer.",
+            ),
+            load(&w.commands),
+        );
+        single(
+            out,
+            ("kkt_buffer_receipts_stored_total", "counter", "New receipts stored."),
+            load(&w.receipts),
+        );
+        single(
+            out,
+            (
+                "kkt_buffer_write_failures_total",
+                "counter",
+                "Writer transactions rolled back because storage failed.",
+            ),
+            load(&w.failed),
+        );
+        let (db, wal) = files;
+        labelled(
+            out,
+            ("kkt_database_bytes", "gauge", "Size of the buffer database files."),
+            "file",
+            [("db", db), ("wal", wal)],
+        );
+        self.render(out);
+        text
     }
 
     /// Appends the counters and the histogram in Prometheus text format.

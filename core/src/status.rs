@@ -102,6 +102,117 @@ pub struct Status {
     pub storage_error: Option<String>,
 }
 
+/// A health verdict: of one component, and of the whole (the worst component's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    pub status: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn component(status: Verdict, message: Option<String>) -> Component {
+    Component { status, message }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Components {
+    pub buffer: Component,
+    pub circuit_breaker: Component,
+    pub database: Component,
+    pub worker: Component,
+}
+
+/// The body of `GET /v1/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub status: Verdict,
+    pub mode: &'static str,
+    /// True past the critical FN-age threshold (the fiscal drive blocks at 30 days).
+    pub fn_age_critical: bool,
+    pub components: Components,
+    pub version: &'static str,
+}
+
+impl Status {
+    /// The health verdict of this snapshot, given whether the database answers a read.
+    pub fn health(&self, database: Result<(), String>) -> Health {
+        use Verdict::*;
+        let s = self;
+        let database = match (database, &s.storage_error) {
+            (Err(e), _) => component(Unhealthy, Some(e)),
+            (Ok(()), Some(e)) => component(
+                Unhealthy,
+                Some(format!(
+                    "the last write failed ({e}); receipts are refused until storage works"
+                )),
+            ),
+            (Ok(()), None) => component(Healthy, None),
+        };
+        let worker = if s.worker.heartbeat_stale {
+            component(Unhealthy, Some("the sync worker's heartbeat is stale".into()))
+        } else if let Some(code) = s.ofd_misconfigured {
+            component(
+                Degraded,
+                Some(format!("the OFD answers HTTP {code}: check the OFD URL and token")),
+            )
+        } else {
+            component(Healthy, None)
+        };
+        let circuit_breaker = match s.breaker.state {
+            "closed" => component(Healthy, None),
+            other => component(
+                Degraded,
+                Some(format!("circuit breaker {other}: the OFD is unreachable")),
+            ),
+        };
+        let age = s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0);
+        let buffer = match s.fn_age.level {
+            FnAgeLevel::Critical => component(
+                Degraded,
+                Some(format!(
+                    "critical: a receipt has waited {age} s for the OFD; the fiscal drive blocks at 30 days"
+                )),
+            ),
+            FnAgeLevel::Warning => component(
+                Degraded,
+                Some(format!("warning: the oldest unsynced receipt is {age} s old")),
+            ),
+            FnAgeLevel::Ok if s.percent_full >= 80.0 => {
+                component(Degraded, Some(format!("buffer {}% full", s.percent_full)))
+            }
+            FnAgeLevel::Ok if s.dlq_size > 0 => {
+                component(Degraded, Some(format!("{} receipts in the DLQ", s.dlq_size)))
+            }
+            FnAgeLevel::Ok => component(Healthy, None),
+        };
+        let status = [&buffer, &circuit_breaker, &database, &worker]
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Healthy);
+        Health {
+            status,
+            mode: s.mode,
+            fn_age_critical: s.fn_age.level == FnAgeLevel::Critical,
+            components: Components {
+                buffer,
+                circuit_breaker,
+                database,
+                worker,
+            },
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
 fn age_secs(now_ms: i64, then_ms: Option<i64>) -> Option<u64> {
     then_ms.map(|t| ((now_ms - t).max(0) / 1000) as u64)
 }
@@ -199,18 +310,6 @@ pub enum TrayState {
     /// Someone should look: DLQ not empty, FN age warning, OFD misconfigured, worker stalled,
     /// receipts cannot be stored.
     Attention,
-}
-
-impl TrayState {
-    /// The file name stem of its icon in `icons/` (`tray-<name>-64.png`).
-    pub fn icon_name(self) -> &'static str {
-        match self {
-            TrayState::Ok => "ok",
-            TrayState::Waiting => "waiting",
-            TrayState::Offline => "offline",
-            TrayState::Attention => "attention",
-        }
-    }
 }
 
 fn human_age(seconds: u64) -> String {
@@ -352,6 +451,26 @@ pub(crate) mod tests {
             "{}",
             disk.status_line()
         );
+    }
+
+    #[test]
+    fn health_is_the_worst_component_and_names_each_cause() {
+        let mut s = status();
+        assert_eq!(s.health(Ok(())).status, Verdict::Healthy);
+        s.dlq_size = 2;
+        let h = s.health(Ok(()));
+        assert_eq!(h.status, Verdict::Degraded);
+        assert_eq!(h.components.buffer.message.as_deref(), Some("2 receipts in the DLQ"));
+        s.worker.heartbeat_stale = true;
+        assert_eq!(s.health(Ok(())).status, Verdict::Unhealthy);
+        let h = status().health(Err("disk I/O error".into()));
+        assert_eq!(
+            (h.status, h.components.database.message.as_deref()),
+            (Verdict::Unhealthy, Some("disk I/O error"))
+        );
+        let mut critical = status();
+        critical.fn_age.level = FnAgeLevel::Critical;
+        assert!(critical.health(Ok(())).fn_age_critical);
     }
 
     #[test]

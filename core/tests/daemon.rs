@@ -29,16 +29,44 @@ fn help_documents_every_setting() {
 }
 
 #[tokio::test]
-async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+async fn sigterm_finishes_a_request_in_flight_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(dir.path(), &[]);
+    // A slow register (1.5 s a receipt), so the request is surely in flight at the signal.
+    let mut d = Daemon::start_with_config(dir.path(), "[kkt]\nprint_latency_ms = 1500\n", &[]);
     let client = reqwest::Client::new();
-    assert_eq!(post(&client, &d.base, "a").await.status(), 200);
+    let in_flight = tokio::spawn({
+        let (client, base) = (client.clone(), d.base.clone());
+        async move {
+            let r = post(&client, &base, "in-flight").await;
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        }
+    });
+    // Its intent is stored and the register is busy with it: now the signal.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(&client, &d.base).await["fiscalizing"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never reached the register"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     d.signal("-TERM");
-    let status = d.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0));
+    let (code, body) = in_flight.await.unwrap();
+    assert_eq!(
+        code,
+        200,
+        "the request in flight is answered: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let status_code = d.wait_exit(Duration::from_secs(30));
+    assert_eq!(status_code.code(), Some(0));
     let logs: Vec<String> = d.log.try_iter().collect();
     assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
+    // What the till got is what the adapter stored.
+    let d = Daemon::start(dir.path(), &[]);
+    let replay = post(&client, &d.base, "in-flight").await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.bytes().await.unwrap(), body);
 }
 
 #[tokio::test]

@@ -82,10 +82,7 @@ struct DlqList {
 
 pub async fn dlq_list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     super::guards::require_pos(&state, &headers)?;
-    let entries = state.buffer.dlq().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read the DLQ");
-        ApiError::ServiceUnavailable("the buffer database cannot be read")
-    })?;
+    let entries = state.buffer.dlq().await?;
     Ok(Json(DlqList {
         count: entries.len(),
         entries,
@@ -101,10 +98,7 @@ struct Retried {
 }
 
 async fn retry(state: &AppState, id: Option<String>) -> Result<Vec<String>, ApiError> {
-    let ids = state.buffer.retry_dlq(id).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot retry DLQ entries");
-        ApiError::StorageUnavailable
-    })?;
+    let ids = state.buffer.retry_dlq(id).await?;
     if !ids.is_empty() {
         tracing::info!(count = ids.len(), "DLQ entries returned to pending by an operator");
         state.worker.wake();

@@ -34,6 +34,33 @@ pub enum ApiError {
     /// Anything else that failed on our side. The cause is logged where it happened.
     Internal,
     ServiceUnavailable(&'static str),
+    /// The buffer database failed a read or a change (the cause is logged by the `From`).
+    Database,
+}
+
+/// The one path from a buffer failure to an answer: the cause is logged here, once; the till
+/// or the window gets an opaque 503.
+impl From<crate::buffer::Error> for ApiError {
+    fn from(e: crate::buffer::Error) -> Self {
+        tracing::error!(error = %e, "the buffer database failed");
+        ApiError::Database
+    }
+}
+
+/// Intake's refusals, each to its answer (a storage failure logged once, here).
+impl From<crate::buffer::AdmitError> for ApiError {
+    fn from(e: crate::buffer::AdmitError) -> Self {
+        use crate::buffer::AdmitError;
+        match e {
+            AdmitError::KeyReused => ApiError::IdempotencyKeyReused,
+            AdmitError::InProgress => ApiError::IdempotencyInProgress,
+            AdmitError::BufferFull { .. } => ApiError::BufferFull { retry_after_secs: 30 },
+            AdmitError::Storage(cause) => {
+                tracing::error!(%cause, "receipt not stored: storage unavailable");
+                ApiError::StorageUnavailable
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -125,6 +152,11 @@ impl ApiError {
                 "internal error; see the adapter's log".into(),
             ),
             ServiceUnavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", (*m).into()),
+            Database => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the buffer database is unavailable; see the adapter's log".into(),
+            ),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `POST /v1/kkt/receipt` (Phase 1) and `GET /v1/kkt/receipt/{id}`.
 
 use super::{ApiError, AppState};
-use crate::buffer::{AdmitError, AdmitRequest};
+use crate::buffer::AdmitRequest;
 use crate::metrics::Intake;
 use crate::receipt::{self, Invalid};
 use axum::Json;
@@ -92,16 +92,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
             body_hash,
             receipt,
         })
-        .await
-        .map_err(|e| match e {
-            AdmitError::KeyReused => ApiError::IdempotencyKeyReused,
-            AdmitError::InProgress => ApiError::IdempotencyInProgress,
-            AdmitError::BufferFull { .. } => ApiError::BufferFull { retry_after_secs: 30 },
-            AdmitError::Storage(cause) => {
-                tracing::error!(%cause, "receipt not stored: storage unavailable");
-                ApiError::StorageUnavailable
-            }
-        })?;
+        .await?;
     let status = StatusCode::from_u16(admitted.http_status).unwrap_or(StatusCode::OK);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], admitted.body).into_response();
     if admitted.replayed {
@@ -127,12 +118,6 @@ pub async fn show(
     if id.len() > 64 {
         return Err(ApiError::NotFound("receipt"));
     }
-    match state.buffer.receipt(id).await {
-        Ok(Some(view)) => Ok(Json(view).into_response()),
-        Ok(None) => Err(ApiError::NotFound("receipt")),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read a receipt");
-            Err(ApiError::ServiceUnavailable("the buffer database cannot be read"))
-        }
-    }
+    let view = state.buffer.receipt(id).await?.ok_or(ApiError::NotFound("receipt"))?;
+    Ok(Json(view).into_response())
 }

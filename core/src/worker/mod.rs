@@ -416,7 +416,6 @@ impl Worker {
                 s.last_manual_sync = Some(report);
             }
         });
-        self.shared.progress.send_modify(|p| p.finished = report.cycle);
         if report.synced + report.failed > 0 || report.manual {
             let details = json!({"cycle": report.cycle, "manual": report.manual, "synced": report.synced,
                                  "failed": report.failed, "skipped": report.skipped,
@@ -432,6 +431,8 @@ impl Worker {
                 "sync cycle completed"
             );
         }
+        // Last: whoever waits for this cycle finds its report and its event written.
+        self.shared.progress.send_modify(|p| p.finished = report.cycle);
         report
     }
 

@@ -109,8 +109,13 @@ impl Writer {
             return Ok(Some(Ok(admission(http_status.unwrap_or(200), body))));
         }
         if status == ReceiptStatus::Fiscalizing {
-            if self.in_device.get(&id) == Some(&InDevice::Waiting) {
-                return Ok(Some(Err(AdmitError::InProgress)));
+            match self.in_device.get(&id) {
+                Some(InDevice::Waiting) => return Ok(Some(Err(AdmitError::InProgress))),
+                Some(InDevice::Unstored) => {
+                    let why = "the register's result for this receipt is not stored yet";
+                    return Ok(Some(Err(AdmitError::Storage(why.into()))));
+                }
+                Some(InDevice::Answered) | None => {}
             }
             let reason = "the fiscal register has not registered this receipt yet";
             let (code, body) = (self.answer)(&Answer::AwaitingDevice {
@@ -307,6 +312,9 @@ impl Writer {
     /// the next batch. The register has them; they are not lost.
     pub(super) fn keep_unstored(&mut self, results: Vec<(Done, Stored)>, error: &str) {
         for (mut done, _) in results {
+            if !matches!(done.result, Err(DeviceError::Unavailable(_))) {
+                self.in_device.insert(done.task.id.clone(), InDevice::Unstored);
+            }
             if let Some(reply) = done.reply.take() {
                 self.waiting_tills = self.waiting_tills.saturating_sub(1);
                 let _ = reply.send(Err(AdmitError::Storage(error.to_string())));

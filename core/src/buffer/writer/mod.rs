@@ -48,6 +48,9 @@ enum InDevice {
     /// Its till was told `202 awaiting_device` (or it was resumed after a restart): a replay
     /// gets that again until the register has registered it.
     Answered,
+    /// Registered, but storing the result failed (disk full): a replay gets the storage error
+    /// its till got, until the result is stored.
+    Unstored,
 }
 
 pub(crate) struct Writer {
