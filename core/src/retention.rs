@@ -19,7 +19,7 @@ const FIRST_RUN: Duration = Duration::from_secs(10);
 pub struct Retention {
     pub keep: Duration,
     pub every: Duration,
-    /// Where the printer writes slips (`<data dir>/receipts/YYYY-MM-DD/`), if it does.
+    /// Where the mock register writes slips (`<data dir>/receipts/YYYY-MM-DD/`), if it does.
     pub slip_dir: Option<PathBuf>,
 }
 

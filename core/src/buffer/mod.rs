@@ -625,7 +625,7 @@ impl Buffer {
     }
 
     /// Stops the writer after it has committed every command sent before this call and every
-    /// receipt handed to the printer has come back.
+    /// till waiting for the register has its answer (the device thread then ends by itself).
     pub async fn close(&self) {
         let threads = self.threads.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = threads {
