@@ -26,6 +26,7 @@ const T = {
     "bad-token": "Неверный токен администратора.", "error": "Ошибка", "not-found": "Чек не найден",
     "fn-warning": "Внимание: чек ждёт отправки в ОФД уже {age}. ФН заблокируется через 30 дней без подтверждения ОФД.",
     "fn-critical": "КРИТИЧНО: чек не подтверждён ОФД уже {age}. ФН заблокируется на 30-й день — проверьте связь с ОФД!",
+    "fn-blocked": "ФН ЗАБЛОКИРОВАН: чек ждёт подтверждения ОФД {age} (30 дней). Касса не принимает чеки, пока связь с ОФД не восстановлена.",
     misconfigured: "ОФД отвечает HTTP {code}: проверьте адрес ОФД и токен в настройках.",
     storage: "Чеки не сохраняются — ошибка записи на диск ({error}). Касса получает отказ: освободите место на диске.",
     ago: "назад", just: "только что", d: "д", h: "ч", m: "мин", s: "с",
@@ -52,6 +53,7 @@ const T = {
     "bad-token": "Wrong admin token.", "error": "Error", "not-found": "Receipt not found",
     "fn-warning": "Warning: a receipt has waited {age} for the OFD. The FN blocks after 30 days without OFD confirmation.",
     "fn-critical": "CRITICAL: a receipt has waited {age} for OFD confirmation. The FN blocks on day 30 — check the OFD connection!",
+    "fn-blocked": "FN BLOCKED: a receipt has waited {age} (30 days) for OFD confirmation. No receipts are taken until the OFD connection is back.",
     misconfigured: "The OFD answers HTTP {code}: check the OFD URL and token in the settings.",
     storage: "Receipts are not being stored — disk write error ({error}). The tills are refused: free some disk space.",
     ago: "ago", just: "just now", d: "d", h: "h", m: "min", s: "s",
@@ -128,8 +130,8 @@ function render(s) {
   const fn = s.fn_age;
   const banner = $("fn-banner");
   banner.hidden = fn.level === "ok";
-  banner.className = `banner ${fn.level === "critical" ? "critical" : "warning"}`;
-  if (fn.level !== "ok") setText(banner, t(fn.level === "critical" ? "fn-critical" : "fn-warning", { age: human(fn.oldest_unsynced_age_seconds) }));
+  banner.className = `banner ${fn.level === "warning" ? "warning" : "critical"}`;
+  if (fn.level !== "ok") setText(banner, t(`fn-${fn.level}`, { age: human(fn.oldest_unsynced_age_seconds) }));
   $("misconfig-banner").hidden = !s.ofd_misconfigured;
   if (s.ofd_misconfigured) setText($("misconfig-banner"), t("misconfigured", { code: s.ofd_misconfigured }));
   $("storage-banner").hidden = !s.storage_error;

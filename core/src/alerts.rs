@@ -26,6 +26,8 @@ pub enum Alert {
     FnAgeWarning { age_seconds: u64 },
     /// The oldest unconfirmed receipt passed the critical age (the FN blocks at 30 days).
     FnAgeCritical { age_seconds: u64 },
+    /// 30 days: the fiscal drive blocks; the tills get 503 `fn_blocked`.
+    FnBlocked { age_seconds: u64 },
     /// The OFD refuses the adapter (401/403/404): URL or token wrong.
     OfdMisconfigured { http_status: u16 },
     /// Receipts cannot be stored (disk full, I/O error): the tills get 503.
@@ -41,6 +43,7 @@ enum Kind {
     DlqThreshold,
     FnWarning,
     FnCritical,
+    FnBlocked,
     Misconfigured,
     Storage,
 }
@@ -54,6 +57,7 @@ impl Alert {
             Alert::DlqAboveThreshold { .. } => Kind::DlqThreshold,
             Alert::FnAgeWarning { .. } => Kind::FnWarning,
             Alert::FnAgeCritical { .. } => Kind::FnCritical,
+            Alert::FnBlocked { .. } => Kind::FnBlocked,
             Alert::OfdMisconfigured { .. } => Kind::Misconfigured,
             Alert::StorageFailing { .. } => Kind::Storage,
         }
@@ -64,6 +68,7 @@ impl Alert {
         matches!(
             self,
             Alert::FnAgeCritical { .. }
+                | Alert::FnBlocked { .. }
                 | Alert::OfdMisconfigured { .. }
                 | Alert::DlqAboveThreshold { .. }
                 | Alert::StorageFailing { .. }
@@ -97,6 +102,11 @@ impl Alert {
             Alert::FnAgeCritical { age_seconds } => (
                 format!("КРИТИЧНО: чек ждёт ОФД {} дн. (FN age critical)", days(age_seconds)),
                 "ФН заблокируется на 30-й день. Срочно восстановите связь с ОФД.".into(),
+            ),
+            Alert::FnBlocked { age_seconds } => (
+                format!("ФН ЗАБЛОКИРОВАН: чек ждёт ОФД {} дн. (FN blocked)", days(age_seconds)),
+                "Касса не принимает новые чеки. Восстановите связь с ОФД: после подтверждения ФН разблокируется."
+                    .into(),
             ),
             Alert::OfdMisconfigured { http_status } => (
                 format!("ОФД отклоняет подключение: HTTP {http_status} (OFD misconfigured)"),
@@ -222,6 +232,7 @@ impl Alerter {
         if level > self.fn_level {
             let age_seconds = s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0);
             let alert = match level {
+                FnAgeLevel::Blocked => Alert::FnBlocked { age_seconds },
                 FnAgeLevel::Critical => Alert::FnAgeCritical { age_seconds },
                 _ => Alert::FnAgeWarning { age_seconds },
             };

@@ -45,6 +45,7 @@ const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
 /// The fiscal register driver the settings name (the mock, until real drivers land).
 fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
+    let fiscal = &settings.fiscal;
     let path = settings.data_dir.join("mock-kkt.db");
     let k = &settings.kkt;
     let kkt = MockKkt::open(MockKktConfig {
@@ -55,6 +56,9 @@ fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
         slip_dir: k.write_slips.then(|| settings.data_dir.join("receipts")),
         print_latency: k.print_latency,
         shift_length: k.shift_length,
+        auto_shift: k.auto_shift,
+        seller: fiscal.seller(),
+        zone: fiscal.zone(),
     })
     .with_context(|| format!("cannot open the mock register's fiscal memory {}", path.display()))?;
     Ok(Arc::new(kkt))
@@ -62,6 +66,11 @@ fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        App::build_with_clock(settings, Clock::new()).await
+    }
+
+    /// [`App::build`] on a given clock: tests move it forward (a shift's 24 hours, the FN's 30 days).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<App> {
         settings.check_lan_mode()?;
         let lock = datadir::lock(&settings.data_dir, settings.data_dir_explicit)?;
         let token = datadir::admin_token(&settings)?;
@@ -75,8 +84,9 @@ impl App {
                 answer: api::answers::receipt,
                 answer_within: settings.kkt.answer_within,
                 device_retry: DEVICE_RETRY,
+                clock: clock.clone(),
             },
-            kkt,
+            kkt.clone(),
         )?;
         let ofd: Arc<dyn Ofd> = match &settings.ofd_url {
             Some(url) => Arc::new(HttpOfd::new(
@@ -87,14 +97,13 @@ impl App {
             )?),
             None => Arc::new(SimulatedOfd::new(settings.ofd.simulator_latency)),
         };
-        let clock = Clock::new();
         let metrics = Arc::new(Metrics::default());
         let (worker, handle) = worker::new(
             buffer.clone(),
             ofd,
             settings.sync,
             Breaker::new(settings.breaker),
-            clock,
+            clock.clone(),
             metrics.clone(),
         );
         let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
@@ -122,6 +131,9 @@ impl App {
             allowed_hosts: settings.http.allowed_hosts.clone().into(),
             local_addr: addr,
             in_flight: Arc::new(Mutex::new(Default::default())),
+            defaults: Arc::new(settings.fiscal.defaults()),
+            kkt,
+            clock,
         };
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();

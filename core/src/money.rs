@@ -3,7 +3,7 @@
 //! Money never passes through a float: the request's number text (`100`, `99.90`, `1e2`,
 //! or the same inside a JSON string, as the original adapter's clients sometimes send) is parsed
 //! digit by digit into an integer with a fixed number of decimals — kopecks for money (2),
-//! thousandths for quantities (3).
+//! millionths for quantities (6, the FFD 1.2 precision of tag 1023).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -117,10 +117,10 @@ impl Kopecks {
         format!("{sign}{}.{:02}", abs / 100, abs % 100)
     }
 
-    /// `price × quantity` rounded half-up to whole kopecks (quantity in thousandths).
+    /// `price × quantity` rounded half-up to whole kopecks (quantity in millionths).
     pub fn times_quantity(self, quantity: Quantity) -> Option<Kopecks> {
         let product = (self.0 as i128).checked_mul(quantity.0 as i128)?;
-        let rounded = (product + 500).div_euclid(1000);
+        let rounded = (product + Quantity::ONE as i128 / 2).div_euclid(Quantity::ONE as i128);
         i64::try_from(rounded).ok().map(Kopecks)
     }
 }
@@ -148,24 +148,27 @@ impl<'de> Deserialize<'de> for Kopecks {
     }
 }
 
-/// A quantity in thousandths of a unit (weighed goods: up to 3 decimals).
+/// A quantity in millionths of a unit (FFD 1.2, tag 1023: up to 6 decimals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Quantity(pub i64);
 
 impl Quantity {
+    /// One unit.
+    pub const ONE: i64 = 1_000_000;
+
     pub fn parse(text: &str) -> Result<Quantity, DecimalError> {
-        let v = parse_scaled(text, 3)?;
+        let v = parse_scaled(text, 6)?;
         i64::try_from(v).map(Quantity).map_err(|_| DecimalError::TooLarge)
     }
 
     /// The quantity as decimal text without needless zeros: `1`, `0.5`, `1.235`.
     pub fn to_decimal_string(self) -> String {
-        let whole = self.0 / 1000;
-        let frac = self.0 % 1000;
+        let whole = self.0 / Quantity::ONE;
+        let frac = self.0 % Quantity::ONE;
         if frac == 0 {
             whole.to_string()
         } else {
-            format!("{whole}.{frac:03}").trim_end_matches('0').to_string()
+            format!("{whole}.{frac:06}").trim_end_matches('0').to_string()
         }
     }
 }
@@ -212,8 +215,9 @@ mod tests {
     fn a_third_decimal_is_too_precise_but_trailing_zeros_are_fine() {
         assert_eq!(Kopecks::parse("0.001"), Err(DecimalError::TooPrecise(2)));
         assert_eq!(Kopecks::parse("10.12000"), Ok(Kopecks(1012)));
-        assert_eq!(Quantity::parse("1.235"), Ok(Quantity(1235)));
-        assert_eq!(Quantity::parse("1.2345"), Err(DecimalError::TooPrecise(3)));
+        assert_eq!(Quantity::parse("1.235"), Ok(Quantity(1_235_000)));
+        assert_eq!(Quantity::parse("0.123456"), Ok(Quantity(123_456)));
+        assert_eq!(Quantity::parse("1.2345678"), Err(DecimalError::TooPrecise(6)));
     }
 
     #[test]
@@ -236,18 +240,21 @@ mod tests {
     #[test]
     fn price_times_weighed_quantity_rounds_half_up_to_kopecks() {
         // 0.333 kg at 99.99 = 33.29667 → 33.30
-        assert_eq!(Kopecks(9999).times_quantity(Quantity(333)), Some(Kopecks(3330)));
+        assert_eq!(Kopecks(9999).times_quantity(Quantity(333_000)), Some(Kopecks(3330)));
         // 0.005 × 1.00 = 0.005 → 0.01 (half up)
-        assert_eq!(Kopecks(100).times_quantity(Quantity(5)), Some(Kopecks(1)));
-        assert_eq!(Kopecks(100).times_quantity(Quantity(4)), Some(Kopecks(0)));
+        assert_eq!(Kopecks(100).times_quantity(Quantity(5_000)), Some(Kopecks(1)));
+        assert_eq!(Kopecks(100).times_quantity(Quantity(4_999)), Some(Kopecks(0)));
+        // six decimals: 0.000125 × 40.00 = 0.005 → 0.01
+        assert_eq!(Kopecks(4000).times_quantity(Quantity(125)), Some(Kopecks(1)));
     }
 
     #[test]
     fn money_serialises_as_a_two_decimal_json_number() {
         assert_eq!(serde_json::to_string(&Kopecks(10000)).unwrap(), "100.00");
         assert_eq!(serde_json::to_string(&Kopecks(5)).unwrap(), "0.05");
-        assert_eq!(serde_json::to_string(&Quantity(1500)).unwrap(), "1.5");
-        assert_eq!(serde_json::to_string(&Quantity(2000)).unwrap(), "2");
+        assert_eq!(serde_json::to_string(&Quantity(1_500_000)).unwrap(), "1.5");
+        assert_eq!(serde_json::to_string(&Quantity(2_000_000)).unwrap(), "2");
+        assert_eq!(serde_json::to_string(&Quantity(350)).unwrap(), "0.00035");
     }
 
     proptest! {

@@ -59,6 +59,7 @@ struct File {
     admin_token: Option<SecretString>,
     buffer: BufferSettings,
     kkt: KktSettings,
+    fiscal: FiscalSettings,
     ofd: OfdSettings,
     sync: SyncPolicy,
     breaker: BreakerPolicy,
@@ -85,6 +86,7 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     pub buffer: BufferSettings,
     pub kkt: KktSettings,
+    pub fiscal: FiscalSettings,
     pub ofd: OfdSettings,
     pub sync: SyncPolicy,
     pub breaker: BreakerPolicy,
@@ -139,6 +141,9 @@ pub struct KktSettings {
     /// The longest a till waits for the register before it gets `202 awaiting_device`.
     #[serde(rename = "answer_within_ms", with = "units::ms")]
     pub answer_within: Duration,
+    /// Close an expired shift and open the next one before a receipt; `false`: the receipt
+    /// gets `409 shift_expired` until the shift is closed.
+    pub auto_shift: bool,
 }
 
 impl Default for KktSettings {
@@ -150,6 +155,74 @@ impl Default for KktSettings {
             shift_length: Duration::from_secs(DAY),
             write_slips: true,
             answer_within: Duration::from_secs(10),
+            auto_shift: true,
+        }
+    }
+}
+
+/// `[fiscal]`: the seller, and what a receipt that does not say gets (docs/contract.md §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiscalSettings {
+    /// Tag 1055 for receipts without `taxation`.
+    pub taxation: crate::receipt::Taxation,
+    /// Tag 1199 for items without `vat` (`none`, so the seed's curl keeps working).
+    pub default_vat: crate::receipt::Vat,
+    /// The cashier (1021/1203) for receipts without `cashier`.
+    pub cashier_name: Option<String>,
+    pub cashier_inn: Option<String>,
+    /// The slip's header.
+    pub seller_name: String,
+    pub seller_inn: String,
+    pub seller_address: String,
+    /// Where the settlement happens (1187).
+    pub place: String,
+    /// The register's time zone (QR code, slip): `local` (the machine's), `UTC`, or an IANA
+    /// name such as `Europe/Moscow`.
+    pub timezone: String,
+}
+
+impl Default for FiscalSettings {
+    fn default() -> Self {
+        FiscalSettings {
+            taxation: crate::receipt::Taxation::Osn,
+            default_vat: crate::receipt::Vat::None,
+            cashier_name: None,
+            cashier_inn: None,
+            seller_name: String::new(),
+            seller_inn: String::new(),
+            seller_address: String::new(),
+            place: String::new(),
+            timezone: "local".into(),
+        }
+    }
+}
+
+impl FiscalSettings {
+    /// What a receipt that does not say gets.
+    pub fn defaults(&self) -> crate::receipt::Defaults {
+        crate::receipt::Defaults {
+            taxation: self.taxation,
+            cashier: self.cashier_name.clone().map(|name| crate::receipt::Cashier {
+                name,
+                inn: self.cashier_inn.clone(),
+            }),
+            vat: self.default_vat,
+        }
+    }
+
+    /// The register's time zone (checked when the settings are resolved).
+    pub fn zone(&self) -> crate::time::Zone {
+        crate::time::Zone::parse(&self.timezone).unwrap_or(crate::time::Zone::Local)
+    }
+
+    /// The slip's header.
+    pub fn seller(&self) -> crate::kkt::slip::Seller {
+        crate::kkt::slip::Seller {
+            name: self.seller_name.clone(),
+            inn: self.seller_inn.clone(),
+            address: self.seller_address.clone(),
+            place: self.place.clone(),
         }
     }
 }
@@ -398,6 +471,7 @@ impl Settings {
             admin_token: secret(flags.admin_token).or(given(file.admin_token)),
             buffer: file.buffer,
             kkt: file.kkt,
+            fiscal: file.fiscal,
             ofd: OfdSettings {
                 token: given(file.ofd.token.clone()),
                 ..file.ofd
@@ -427,6 +501,22 @@ impl Settings {
             .shift_length
             .clamp(Duration::from_secs(3600), Duration::from_secs(DAY));
         self.kkt.answer_within = self.kkt.answer_within.max(Duration::from_millis(1));
+        if let Err(e) = crate::time::Zone::parse(&self.fiscal.timezone) {
+            bail!("config: fiscal.timezone: {e}");
+        }
+        if let Some(inn) = &self.fiscal.cashier_inn
+            && !(inn.len() == 12 && inn.bytes().all(|b| b.is_ascii_digit()))
+        {
+            bail!("config: fiscal.cashier_inn must be 12 digits");
+        }
+        if self
+            .fiscal
+            .cashier_name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 64)
+        {
+            bail!("config: fiscal.cashier_name must be 1–64 characters");
+        }
         let s = &mut self.sync;
         s.interval = s.interval.max(Duration::from_millis(10));
         s.batch_size = s.batch_size.max(1);
@@ -471,6 +561,7 @@ impl Settings {
             admin_token: None,
             buffer: BufferSettings::default(),
             kkt: KktSettings::default(),
+            fiscal: FiscalSettings::default(),
             ofd: OfdSettings::default(),
             sync: SyncPolicy::default(),
             breaker: BreakerPolicy::default(),
@@ -644,6 +735,39 @@ mod tests {
         );
         assert_eq!(s.alerts.fn_warn_age, Duration::from_secs(2 * DAY));
         assert!(s.desktop.autostart);
+    }
+
+    #[test]
+    fn the_fiscal_section_gives_defaults_and_its_values_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        let resolve = |text: &str| {
+            std::fs::write(&cfg, text).unwrap();
+            Settings::resolve(Flags {
+                config: Some(cfg.clone()),
+                data_dir: Some(dir.path().into()),
+                ..Flags::default()
+            })
+        };
+        let s = resolve(
+            "[fiscal]\ntaxation = \"usn_income\"\ndefault_vat = \"vat22\"\ncashier_name = \"Петров\"\ntimezone = \"Europe/Moscow\"\n[kkt]\nauto_shift = false\n",
+        )
+        .unwrap();
+        let d = s.fiscal.defaults();
+        assert_eq!(
+            (d.taxation, d.vat),
+            (crate::receipt::Taxation::UsnIncome, crate::receipt::Vat::Vat22)
+        );
+        assert_eq!(d.cashier.unwrap().name, "Петров");
+        assert!(!s.kkt.auto_shift);
+        for (text, needle) in [
+            ("[fiscal]\ntimezone = \"Moon/Base\"\n", "not a time zone"),
+            ("[fiscal]\ndefault_vat = \"vat18\"\n", "vat18"),
+            ("[fiscal]\ncashier_inn = \"12\"\n", "12 digits"),
+        ] {
+            let err = resolve(text).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{err:#}");
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum FnAgeLevel {
     Ok,
     Warning,
     Critical,
+    /// 30 days: the fiscal drive takes no receipts until the OFD confirms (54-FZ).
+    Blocked,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +177,12 @@ impl Status {
         };
         let age = s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0);
         let buffer = match s.fn_age.level {
+            FnAgeLevel::Blocked => component(
+                Unhealthy,
+                Some(format!(
+                    "the fiscal drive is blocked: a receipt has waited {age} s (30 days) for the OFD; receipts are refused"
+                )),
+            ),
             FnAgeLevel::Critical => component(
                 Degraded,
                 Some(format!(
@@ -201,7 +209,7 @@ impl Status {
         Health {
             status,
             mode: s.mode,
-            fn_age_critical: s.fn_age.level == FnAgeLevel::Critical,
+            fn_age_critical: s.fn_age.level >= FnAgeLevel::Critical,
             components: Components {
                 buffer,
                 circuit_breaker,
@@ -243,6 +251,7 @@ impl StatusSource {
         };
         let unsynced_age = age_secs(now_ms, c.oldest_unsynced_ms);
         let level = match unsynced_age {
+            Some(a) if a >= FN_BLOCK_DAYS * 86_400 => FnAgeLevel::Blocked,
             Some(a) if a >= self.fn_critical_age.as_secs() => FnAgeLevel::Critical,
             Some(a) if a >= self.fn_warn_age.as_secs() => FnAgeLevel::Warning,
             _ => FnAgeLevel::Ok,
@@ -365,8 +374,10 @@ impl Status {
         if self.dlq_size > 0 {
             parts.push(format!("DLQ {}", self.dlq_size));
         }
-        if self.fn_age.level != FnAgeLevel::Ok {
-            parts.push("ФН: срок!".to_string());
+        match self.fn_age.level {
+            FnAgeLevel::Ok => {}
+            FnAgeLevel::Blocked => parts.insert(0, "ФН ЗАБЛОКИРОВАН (30 дней без ОФД)".to_string()),
+            FnAgeLevel::Warning | FnAgeLevel::Critical => parts.push("ФН: срок!".to_string()),
         }
         if self.mode == "demo" {
             parts.push("ДЕМО".to_string());
@@ -471,6 +482,15 @@ pub(crate) mod tests {
         let mut critical = status();
         critical.fn_age.level = FnAgeLevel::Critical;
         assert!(critical.health(Ok(())).fn_age_critical);
+        critical.fn_age.level = FnAgeLevel::Blocked;
+        let h = critical.health(Ok(()));
+        assert_eq!((h.status, h.fn_age_critical), (Verdict::Unhealthy, true));
+        assert_eq!(critical.tray_state(), TrayState::Attention);
+        assert!(
+            critical.status_line().starts_with("ФН ЗАБЛОКИРОВАН"),
+            "{}",
+            critical.status_line()
+        );
     }
 
     #[test]

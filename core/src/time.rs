@@ -1,7 +1,10 @@
-//! Time in one place: unix milliseconds in the database, RFC 3339 (UTC, `Z`) on the wire, and a
-//! clock that follows tokio's (pausable) time so tests can advance it instead of sleeping.
+//! Time in one place: unix milliseconds in the database, RFC 3339 (UTC, `Z`) on the wire, the
+//! register's local time zone ([`Zone`]), and a clock that follows tokio's (pausable) time and
+//! can be moved forward, so tests reach the 24-hour shift and the 30-day FN rule without waiting.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// `2026-11-28T10:15:00.123Z` for unix milliseconds.
 pub fn rfc3339(ms: i64) -> String {
@@ -17,10 +20,12 @@ pub fn now_ms() -> i64 {
 
 /// A clock anchored at the wall time of its creation that advances with `tokio::time`.
 /// Under `#[tokio::test(start_paused = true)]` it moves only when the test advances time.
-#[derive(Debug, Clone, Copy)]
+/// Copies share one offset: [`Clock::advance`] moves every part of the program at once.
+#[derive(Debug, Clone)]
 pub struct Clock {
     wall_at_start_ms: i64,
     start: tokio::time::Instant,
+    offset_ms: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -28,20 +33,97 @@ impl Clock {
         Clock {
             wall_at_start_ms: now_ms(),
             start: tokio::time::Instant::now(),
+            offset_ms: Arc::new(AtomicI64::new(0)),
         }
     }
 
+    /// Unix milliseconds now, following tokio's clock (the worker, the status).
     pub fn now_ms(&self) -> i64 {
-        self.wall_at_start_ms + self.start.elapsed().as_millis() as i64
+        self.wall_at_start_ms + self.start.elapsed().as_millis() as i64 + self.offset()
+    }
+
+    /// Unix milliseconds now by the wall clock, for threads outside the async runtime (the
+    /// buffer's writer): the same as [`Clock::now_ms`] in production.
+    pub fn wall_ms(&self) -> i64 {
+        now_ms() + self.offset()
+    }
+
+    /// [`Clock::wall_ms`] as a date and time.
+    pub fn utc(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(self.wall_ms()).unwrap_or_default()
     }
 
     pub fn instant(&self) -> tokio::time::Instant {
         tokio::time::Instant::now()
+    }
+
+    /// Moves this clock and every copy of it forward by `by` (tests: a day, a month).
+    pub fn advance(&self, by: std::time::Duration) {
+        self.offset_ms.fetch_add(by.as_millis() as i64, Ordering::Relaxed);
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// The fiscal register's time zone: the local date and time its QR code and slip carry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    Utc,
+    /// The machine's own.
+    Local,
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// `local` (the machine's), `UTC`, or an IANA name such as `Europe/Moscow`.
+    pub fn parse(name: &str) -> Result<Zone, String> {
+        match name.trim() {
+            "" | "local" => Ok(Zone::Local),
+            "UTC" | "utc" => Ok(Zone::Utc),
+            other => other.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+                format!("{other:?} is not a time zone name (e.g. Europe/Moscow, Asia/Yekaterinburg, local)")
+            }),
+        }
+    }
+
+    /// `t` as the register's local date and time.
+    pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        match self {
+            Zone::Utc => t.naive_utc(),
+            Zone::Local => t.with_timezone(&chrono::Local).naive_local(),
+            Zone::Named(tz) => t.with_timezone(tz).naive_local(),
+        }
     }
 }
 
 impl Default for Clock {
     fn default() -> Self {
         Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_register_reads_the_time_in_its_zone() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 28, 21, 30, 0).unwrap();
+        let moscow = Zone::parse("Europe/Moscow").unwrap();
+        assert_eq!(moscow.local(t).format("%Y%m%dT%H%M").to_string(), "20261129T0030");
+        assert_eq!(Zone::parse("UTC").unwrap().local(t).format("%H%M").to_string(), "2130");
+        assert!(Zone::parse("Mars/Olympus").unwrap_err().contains("not a time zone"));
+    }
+
+    #[test]
+    fn an_advanced_clock_moves_every_copy() {
+        let c = Clock::new();
+        let copy = c.clone();
+        let before = copy.wall_ms();
+        c.advance(std::time::Duration::from_secs(86_400));
+        assert!(copy.wall_ms() - before >= 86_400_000);
     }
 }

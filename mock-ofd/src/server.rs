@@ -69,6 +69,8 @@ pub struct Stats {
     pub duplicates: u64,
     pub injected_failures: u64,
     pub rejected: u64,
+    /// FFD 1.2 documents that broke the format's rules (answered 422 with the problems).
+    pub invalid: u64,
     pub unauthorized: u64,
     /// Calls without an `Idempotency-Key` or with a body that is not JSON.
     pub malformed: u64,
@@ -180,6 +182,14 @@ async fn receipt(State(s): State<Shared>, headers: HeaderMap, body: axum::body::
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         return r;
+    }
+    let invalid = crate::ffd::problems(&doc);
+    if !invalid.is_empty() {
+        s.lock().stats.invalid += 1;
+        return json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"error": "invalid FFD 1.2 document", "problems": invalid}),
+        );
     }
     let pos_id = doc.get("pos_id").and_then(|v| v.as_str()).unwrap_or_default();
     let rejected = faults.reject_pos_ids.iter().any(|p| p == pos_id)

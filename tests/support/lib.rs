@@ -15,6 +15,8 @@ pub const ORIGINAL_BODY: &str = r#"{"pos_id":"POS-002","type":"sale","items":[{"
 pub struct TestApp {
     app: Option<App>,
     pub settings: Settings,
+    /// The app's clock; `clock.advance(…)` moves the whole program forward (kept across restarts).
+    pub clock: kkt_core::time::Clock,
     pub base: String,
     pub client: reqwest::Client,
     pub token: String,
@@ -41,18 +43,21 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut s = settings(dir.path());
         configure(&mut s);
-        let mut t = TestApp::launch(s).await;
+        let mut t = TestApp::launch(s, kkt_core::time::Clock::new()).await;
         t._dir = Some(dir);
         t
     }
 
-    async fn launch(settings: Settings) -> TestApp {
-        let app = App::build(settings.clone()).await.expect("app starts");
+    async fn launch(settings: Settings, clock: kkt_core::time::Clock) -> TestApp {
+        let app = App::build_with_clock(settings.clone(), clock.clone())
+            .await
+            .expect("app starts");
         let base = format!("http://{}", app.local_addr());
         let token = app.admin_token().to_string();
         TestApp {
             app: Some(app),
             settings,
+            clock,
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -78,7 +83,7 @@ impl TestApp {
             app.shutdown().await;
         }
         let dir = self._dir.take();
-        let mut next = TestApp::launch(self.settings.clone()).await;
+        let mut next = TestApp::launch(self.settings.clone(), self.clock.clone()).await;
         next._dir = dir;
         *self = next;
     }
@@ -125,6 +130,14 @@ impl TestApp {
             r = r.header(*name, *value);
         }
         r.send().await.expect("request")
+    }
+
+    /// Posts `body` with a fresh key; returns the status and the JSON answer.
+    pub async fn try_receipt(&self, body: &str) -> (u16, Value) {
+        let key = uuid::Uuid::new_v4().to_string();
+        let r = self.post_receipt(Some(&key), body).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, Value) {

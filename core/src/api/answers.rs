@@ -3,6 +3,8 @@
 
 use crate::buffer::Answer;
 use crate::kkt::FiscalDoc;
+use crate::money::Kopecks;
+use crate::receipt::VatSum;
 use serde::Serialize;
 
 /// `200`: registered (`printed`, or `buffered` when the slip did not print).
@@ -11,8 +13,18 @@ struct Registered<'a> {
     status: &'a str,
     receipt_id: &'a str,
     sync_status: &'a str,
-    fiscal_doc: &'a FiscalDoc,
+    fiscal_doc: FiscalAnswer<'a>,
+    /// What the cashier hands back (cash paid beyond the total).
+    change: Kopecks,
     message: &'a str,
+}
+
+/// The register's fiscal attributes with the receipt's VAT per rate.
+#[derive(Serialize)]
+struct FiscalAnswer<'a> {
+    #[serde(flatten)]
+    doc: &'a FiscalDoc,
+    vat: Vec<VatSum>,
 }
 
 /// `202`: stored, the register has not registered it yet.
@@ -45,6 +57,7 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
     let (status, body) = match *answer {
         Answer::Fiscalized {
             receipt_id,
+            receipt,
             doc,
             print_error,
         } => {
@@ -56,7 +69,11 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
                 status: if print_error.is_none() { "printed" } else { "buffered" },
                 receipt_id,
                 sync_status: "pending",
-                fiscal_doc: doc,
+                fiscal_doc: FiscalAnswer {
+                    doc,
+                    vat: receipt.vat_sums(),
+                },
+                change: receipt.change,
                 message: &message,
             };
             (200, serde_json::to_vec(&body))

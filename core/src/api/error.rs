@@ -36,6 +36,14 @@ pub enum ApiError {
     ServiceUnavailable(&'static str),
     /// The buffer database failed a read or a change (the cause is logged by the `From`).
     Database,
+    /// The FN takes no receipts: one has waited 30 days for the OFD (54-FZ). Nothing was stored.
+    FnBlocked(String),
+    /// The shift is over 24 h old and must be closed first. Nothing was stored.
+    ShiftExpired(String),
+    /// A shift report asked for while no shift is open.
+    NoOpenShift(String),
+    /// The register cannot answer now (not connected, no paper, …).
+    DeviceUnavailable(String),
 }
 
 /// The one path from a buffer failure to an answer: the cause is logged here, once; the till
@@ -59,6 +67,30 @@ impl From<crate::buffer::AdmitError> for ApiError {
                 tracing::error!(%cause, "receipt not stored: storage unavailable");
                 ApiError::StorageUnavailable
             }
+            AdmitError::NotTaken { reason, message } => ApiError::from_not_taken(reason, message),
+        }
+    }
+}
+
+/// The register's own refusals of a request that is not a receipt (shift reports).
+impl From<crate::kkt::DeviceError> for ApiError {
+    fn from(e: crate::kkt::DeviceError) -> Self {
+        use crate::kkt::DeviceError;
+        match e {
+            DeviceError::NotTaken { reason, message } => ApiError::from_not_taken(reason, message),
+            DeviceError::Unavailable(m) => ApiError::DeviceUnavailable(m),
+            DeviceError::Refused { code, message } => ApiError::DeviceUnavailable(format!("{code}: {message}")),
+        }
+    }
+}
+
+impl ApiError {
+    fn from_not_taken(reason: crate::kkt::NotTaken, message: String) -> ApiError {
+        use crate::kkt::NotTaken;
+        match reason {
+            NotTaken::FnBlocked => ApiError::FnBlocked(message),
+            NotTaken::ShiftExpired => ApiError::ShiftExpired(message),
+            NotTaken::NoOpenShift => ApiError::NoOpenShift(message),
         }
     }
 }
@@ -157,6 +189,10 @@ impl ApiError {
                 "storage_unavailable",
                 "the buffer database is unavailable; see the adapter's log".into(),
             ),
+            FnBlocked(m) => (StatusCode::SERVICE_UNAVAILABLE, "fn_blocked", m.clone()),
+            ShiftExpired(m) => (StatusCode::CONFLICT, "shift_expired", m.clone()),
+            NoOpenShift(m) => (StatusCode::CONFLICT, "shift_not_open", m.clone()),
+            DeviceUnavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "device_unavailable", m.clone()),
         }
     }
 }

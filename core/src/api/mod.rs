@@ -6,6 +6,7 @@ pub mod conn;
 mod error;
 mod guards;
 mod receipts;
+mod shift;
 mod status;
 mod ui;
 
@@ -37,6 +38,11 @@ pub struct AppState {
     pub local_addr: SocketAddr,
     /// Idempotency keys whose first request is being processed right now.
     pub in_flight: Arc<Mutex<HashSet<String>>>,
+    /// What the settings give a receipt that does not say (`[fiscal]`).
+    pub defaults: Arc<crate::receipt::Defaults>,
+    /// The fiscal register, for its shift (receipts go through the buffer).
+    pub kkt: Arc<dyn crate::kkt::Kkt>,
+    pub clock: crate::time::Clock,
 }
 
 /// The whole API as a router, without serving it (tests call it directly or over a socket).
@@ -46,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kkt/buffer/sync", post(admin::sync_now))
         .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
         .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
+        .route("/v1/kkt/shift/close", post(shift::close))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guards::admin_only));
     let api = Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
@@ -53,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/events", get(status::events))
         .route("/v1/kkt/dlq", get(admin::dlq_list))
+        .route("/v1/kkt/shift", get(shift::show))
         .route("/v1/kkt/worker/status", get(status::worker_status))
         .route("/v1/health", get(status::health))
         .route("/metrics", get(status::metrics))

@@ -70,7 +70,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
             ApiError::BadRequest(format!("cannot read the body: {e}"))
         }
     })?;
-    let receipt = receipt::parse(&bytes).map_err(|e| match e {
+    let receipt = receipt::parse(&bytes, &state.defaults).map_err(|e| match e {
         Invalid::Malformed(m) => ApiError::MalformedJson(m),
         Invalid::Fields(f) => ApiError::Validation(f),
     })?;

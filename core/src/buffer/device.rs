@@ -16,6 +16,14 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// What the writer hands the device thread.
+pub(crate) enum Work {
+    /// Stored intents to register.
+    Register(Vec<Job>),
+    /// Documents the OFD confirmed (FN, number): the register's FN learns it.
+    Confirmed(Vec<(String, i64)>),
+}
+
 /// A stored intent to register.
 pub(crate) struct Job {
     pub task: Task,
@@ -99,8 +107,8 @@ pub(crate) fn spawn(
     kkt: Arc<dyn Kkt>,
     results: mpsc::Sender<Command>,
     retry_every: Duration,
-) -> std::io::Result<std::sync::mpsc::Sender<Vec<Job>>> {
-    let (jobs, rx) = std::sync::mpsc::channel::<Vec<Job>>();
+) -> std::io::Result<std::sync::mpsc::Sender<Work>> {
+    let (jobs, rx) = std::sync::mpsc::channel::<Work>();
     std::thread::Builder::new().name("kkt-device".into()).spawn(move || {
         // Jobs the register could not take yet, and when to try them again.
         let mut waiting: Vec<Task> = Vec::new();
@@ -110,13 +118,23 @@ pub(crate) fn spawn(
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
             };
-            let mut batch = match received {
-                Ok(b) => b,
-                Err(RecvTimeoutError::Timeout) => Vec::new(),
-                Err(RecvTimeoutError::Disconnected) => break,
+            let mut batch = Vec::new();
+            let mut confirmed = Vec::new();
+            let mut take = |work: Work| match work {
+                Work::Register(jobs) => batch.extend(jobs),
+                Work::Confirmed(docs) => confirmed.extend(docs),
             };
+            match received {
+                Ok(work) => take(work),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
             while let Ok(more) = rx.try_recv() {
-                batch.extend(more);
+                take(more);
+            }
+            if !confirmed.is_empty() {
+                // Confirmations first: a receipt waiting for them (a blocked FN) may go through.
+                let _ = guarded("OFD confirmations", || kkt.ofd_confirmed(&confirmed));
             }
             if retry_at.is_some_and(|at| Instant::now() >= at) {
                 retry_at = None;

@@ -135,6 +135,12 @@ pub enum AdmitError {
     BufferFull { unsynced: u64, capacity: u64 },
     #[error("storage unavailable: {0}")]
     Storage(String),
+    /// The register will not take it now (FN blocked, shift expired): nothing is stored.
+    #[error("{message}")]
+    NotTaken {
+        reason: crate::kkt::NotTaken,
+        message: String,
+    },
 }
 
 /// What a till is told about its receipt; the API layer turns it into bytes ([`AnswerFn`]).
@@ -143,6 +149,7 @@ pub enum Answer<'a> {
     /// Registered: 200 `printed`, or `buffered` with the print error.
     Fiscalized {
         receipt_id: &'a str,
+        receipt: &'a Receipt,
         doc: &'a FiscalDoc,
         print_error: Option<&'a str>,
     },
@@ -231,7 +238,7 @@ pub(crate) enum Command {
     /// A new receipt. `stored` gets the receipt id once the intent row is durable; `done`
     /// gets the answer.
     Admit {
-        request: AdmitRequest,
+        request: Box<AdmitRequest>,
         stored: oneshot::Sender<String>,
         done: oneshot::Sender<Result<Admission, AdmitError>>,
     },
@@ -323,6 +330,8 @@ pub struct BufferConfig {
     pub answer_within: Duration,
     /// How often a receipt the register could not take is tried again.
     pub device_retry: Duration,
+    /// The program's clock: when receipts are taken (tests move it forward).
+    pub clock: crate::time::Clock,
 }
 
 /// Handle to the buffer: cheap to clone; all clones talk to the same writer thread.
@@ -447,6 +456,7 @@ impl Buffer {
             conn,
             writer::Setup {
                 device,
+                clock: config.clock.clone(),
                 capacity: config.capacity,
                 answer: config.answer,
                 broadcast: events.clone(),
@@ -491,7 +501,7 @@ impl Buffer {
         let (stored_tx, stored_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let command = Command::Admit {
-            request,
+            request: Box::new(request),
             stored: stored_tx,
             done: done_tx,
         };
@@ -658,30 +668,20 @@ pub(crate) mod tests {
             answer: crate::api::answers::receipt,
             answer_within: Duration::from_secs(10),
             device_retry: Duration::from_millis(50),
+            clock: crate::time::Clock::new(),
         }
     }
 
     /// The mock register with an in-memory fiscal memory and no slips.
     pub(crate) fn mock_kkt() -> Arc<dyn Kkt> {
-        Arc::new(
-            MockKkt::open(MockKktConfig {
-                fn_number: "9999999999999999".into(),
-                kkt_number: "1".into(),
-                state_path: None,
-                seed: Default::default(),
-                slip_dir: None,
-                print_latency: Duration::ZERO,
-                shift_length: Duration::from_secs(86400),
-            })
-            .unwrap(),
-        )
+        Arc::new(MockKkt::open(MockKktConfig::for_tests()).unwrap())
     }
 
     fn request(key: &str, body: &str) -> AdmitRequest {
         AdmitRequest {
             idempotency_key: key.into(),
             body_hash: format!("{:x}", body.len()),
-            receipt: crate::receipt::parse(body.as_bytes()).unwrap(),
+            receipt: crate::receipt::parse(body.as_bytes(), &Default::default()).unwrap(),
         }
     }
 
@@ -695,7 +695,7 @@ pub(crate) mod tests {
             ..config(dir.path().join("buffer.db"))
         };
         let buffer = Buffer::open(config, mock_kkt()).unwrap();
-        let item = format!(r#"{{"name":"{}","price":1,"qty":1}}"#, "x".repeat(250));
+        let item = format!(r#"{{"name":"{}","price":1,"qty":1}}"#, "x".repeat(128));
         let body = format!(
             r#"{{"pos_id":"P","type":"sale","items":[{}],"payments":[{{"type":"cash","amount":20}}]}}"#,
             vec![item; 20].join(",")
@@ -764,6 +764,12 @@ pub(crate) mod tests {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             self.inner.lookup(task_id)
         }
+        fn shift(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::kkt::ShiftStatus, DeviceError> {
+            self.inner.shift(now)
+        }
+        fn close_shift(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::kkt::ZReport, DeviceError> {
+            self.inner.close_shift(now)
+        }
         fn describe(&self) -> String {
             "flaky".into()
         }
@@ -815,7 +821,7 @@ pub(crate) mod tests {
         let last = buffer.admit(request("paper", SEED)).await.unwrap();
         assert_eq!((last.http_status, last.replayed), (200, true));
         let done: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
-        assert_eq!(done["fiscal_doc"]["fiscal_doc_number"], 1);
+        assert_eq!(done["fiscal_doc"]["fiscal_doc_number"], 2, "1 opened the shift");
         assert_eq!(buffer.admit(request("paper", SEED)).await.unwrap().body, last.body);
         buffer.close().await;
     }
@@ -852,13 +858,8 @@ pub(crate) mod tests {
         let mock = |path: &PathBuf| -> Arc<dyn Kkt> {
             Arc::new(
                 MockKkt::open(MockKktConfig {
-                    fn_number: "9999999999999999".into(),
-                    kkt_number: "1".into(),
                     state_path: Some(path.clone()),
-                    seed: Default::default(),
-                    slip_dir: None,
-                    print_latency: Duration::ZERO,
-                    shift_length: Duration::from_secs(86400),
+                    ..MockKktConfig::for_tests()
                 })
                 .unwrap(),
             )

@@ -17,7 +17,7 @@ pub mod slip;
 pub use mock::{MockKkt, MockKktConfig};
 
 use crate::money::Kopecks;
-use crate::receipt::Receipt;
+use crate::receipt::{PaymentType, Receipt, ReceiptType, VatSum};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,18 @@ pub struct Fiscalized {
     pub print_error: Option<String>,
 }
 
+/// Why the register will not take a receipt now, though it works: nothing is stored, and the
+/// till may send the same key again once the cause is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// The FN blocks: a document has waited 30 days for the OFD's confirmation (54-FZ).
+    FnBlocked,
+    /// The shift is over 24 h old and is not closed automatically (`[kkt] auto_shift = false`).
+    ShiftExpired,
+    /// A shift report asked for while no shift is open.
+    NoOpenShift,
+}
+
 /// Why the device did not register a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
@@ -77,6 +89,68 @@ pub enum DeviceError {
     /// POS gets 422 with the device's code and text.
     #[error("the fiscal register refused the receipt ({code}): {message}")]
     Refused { code: String, message: String },
+    /// The register will not take it now (see [`NotTaken`]): nothing is stored.
+    #[error("{message}")]
+    NotTaken { reason: NotTaken, message: String },
+}
+
+/// Whether a shift is open on the register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftState {
+    Open,
+    /// Open for more than 24 h: no receipts until it is closed.
+    Expired,
+    Closed,
+}
+
+/// `GET /v1/kkt/shift`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShiftStatus {
+    pub state: ShiftState,
+    /// The current shift's number (the last one's while closed; 0 before the first).
+    pub number: i64,
+    pub opened_at: Option<String>,
+    /// When the 24 hours run out.
+    pub expires_at: Option<String>,
+    /// Receipts in this shift.
+    pub receipts: i64,
+    pub fn_number: String,
+    pub last_fiscal_doc_number: i64,
+}
+
+/// One receipt type in a shift: how many, their sum, and that sum per payment form and VAT rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationSum {
+    #[serde(rename = "type")]
+    pub kind: ReceiptType,
+    pub count: i64,
+    pub total: Kopecks,
+    /// Per payment form, the money of these receipts (cash net of change).
+    pub payments: Vec<PaymentSum>,
+    pub vat: Vec<VatSum>,
+}
+
+/// The sum of one payment form in a shift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSum {
+    #[serde(rename = "type")]
+    pub kind: PaymentType,
+    pub amount: Kopecks,
+}
+
+/// The shift-closing report (Z-report): a fiscal document of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZReport {
+    pub shift_number: i64,
+    pub fiscal_doc_number: i64,
+    pub fiscal_sign: String,
+    pub fn_number: String,
+    pub opened_at: String,
+    pub closed_at: String,
+    pub receipts: i64,
+    /// Per receipt type (sales, refunds, …), never mixed: a refund's money goes the other way.
+    pub operations: Vec<OperationSum>,
 }
 
 /// A fiscal register driver. Its calls block (a device is slow) and run on the buffer's device
@@ -89,6 +163,16 @@ pub trait Kkt: Send + Sync {
     /// What the device knows of a task sent before an interruption: its document if it
     /// registered one, `None` if it never did (then it is safe to send).
     fn lookup(&self, task_id: &str) -> Result<Option<Fiscalized>, DeviceError>;
+
+    /// The shift as the register has it at `now`.
+    fn shift(&self, now: DateTime<Utc>) -> Result<ShiftStatus, DeviceError>;
+
+    /// Closes the open shift (a fiscal document) and returns its report.
+    fn close_shift(&self, now: DateTime<Utc>) -> Result<ZReport, DeviceError>;
+
+    /// The OFD confirmed these documents (FN, number). A register whose FN talks to the OFD
+    /// itself learns it there and ignores this.
+    fn ofd_confirmed(&self, _documents: &[(String, i64)]) {}
 
     /// A short description for logs and status (`mock FN 9999…`, `ATOL at http://…`).
     fn describe(&self) -> String;

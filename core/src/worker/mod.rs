@@ -174,7 +174,7 @@ impl WorkerHandle {
     }
 
     pub fn clock(&self) -> Clock {
-        self.clock
+        self.clock.clone()
     }
 
     pub fn policy(&self) -> SyncPolicy {
@@ -218,7 +218,7 @@ pub fn new(
     let handle = WorkerHandle {
         wake: wake.clone(),
         shared: shared.clone(),
-        clock,
+        clock: clock.clone(),
         policy,
     };
     let worker = Worker {

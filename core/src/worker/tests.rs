@@ -147,7 +147,7 @@ impl Rig {
             self.ofd.clone(),
             self.policy,
             Breaker::new(BreakerPolicy::default()),
-            self.clock,
+            self.clock.clone(),
             Arc::new(Metrics::default()),
         );
         self.cancel = CancellationToken::new();
@@ -166,7 +166,7 @@ impl Rig {
         let mut ids = Vec::new();
         for i in 0..n {
             let body = r#"{"pos_id":"POS-1","type":"sale","items":[{"name":"A","price":10,"qty":1}],"payments":[{"type":"cash","amount":10}]}"#;
-            let receipt = crate::receipt::parse(body.as_bytes()).unwrap();
+            let receipt = crate::receipt::parse(body.as_bytes(), &Default::default()).unwrap();
             let key = format!("k-{}-{i}", uuid::Uuid::new_v4());
             let a = self
                 .buffer

@@ -60,12 +60,14 @@ impl Writer {
 
     /// Records one send result; only a receipt this worker holds (`syncing`) changes.
     pub(super) fn apply(&mut self, id: &str, d: Disposition, now_ms: i64) -> rusqlite::Result<()> {
-        let held: Option<u32> = self
+        let held: Option<(u32, Option<String>, Option<i64>)> = self
             .conn
-            .prepare_cached("SELECT retry_count FROM receipts WHERE id = ?1 AND status = 'syncing'")?
-            .query_row([id], |r| r.get(0))
+            .prepare_cached(
+                "SELECT retry_count, fn_number, fiscal_doc_number FROM receipts WHERE id = ?1 AND status = 'syncing'",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        let Some(retry_count) = held else {
+        let Some((retry_count, fn_number, doc_number)) = held else {
             tracing::warn!(receipt_id = %id, "sync result for a receipt that is not syncing; ignored");
             return Ok(());
         };
@@ -82,6 +84,9 @@ impl Writer {
                     )?
                     .execute(params![id, now_ms, http_status, response, ofd_id])?;
                 self.last_synced_ms = Some(self.last_synced_ms.map_or(now_ms, |t| t.max(now_ms)));
+                if let (Some(f), Some(n)) = (fn_number, doc_number) {
+                    self.confirmed.push((f, n));
+                }
                 self.event(
                     EventKind::ReceiptSynced,
                     Some(id),

@@ -2,10 +2,11 @@
 //! the answers a till gets.
 
 use super::{InDevice, Writer};
-use crate::buffer::device::{Done, Job};
+use crate::buffer::device::{Done, Job, Work};
 use crate::buffer::{Admission, AdmitError, AdmitRequest, Answer, ReceiptStatus};
 use crate::events::EventKind;
 use crate::kkt::{DeviceError, Fiscalized, Task};
+use crate::receipt::Receipt;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
@@ -19,8 +20,15 @@ pub(super) enum Step {
     Register(Task),
 }
 
-/// The answer bytes to send for a result, once stored (`None`: the interim 202, never stored).
-pub(super) type Stored = Option<(u16, Vec<u8>)>;
+/// What a register result makes of the waiting till's request.
+pub(super) enum Outcome {
+    /// The stored answer (status, bytes).
+    Answer(u16, Vec<u8>),
+    /// Not registered yet: the interim `202 awaiting_device`, never stored.
+    Interim,
+    /// Not taken (FN blocked, shift expired): nothing stored, the key is free again.
+    Refusal(AdmitError),
+}
 
 impl Writer {
     pub(super) fn admit_one(
@@ -127,11 +135,16 @@ impl Writer {
         // A row of an older version stored before its answer was (it was never sent): answer
         // from the row, and keep that answer for every later replay.
         let (doc, _, print_error) = crate::buffer::read::fiscal_doc(&self.conn, &id)?;
-        let Some(doc) = doc else {
+        let stored: String = self
+            .conn
+            .prepare_cached("SELECT request_json FROM receipts WHERE id = ?1")?
+            .query_row([&id], |r| r.get(0))?;
+        let (Some(doc), Ok(receipt)) = (doc, serde_json::from_str::<Receipt>(&stored)) else {
             return Ok(Some(Err(AdmitError::InProgress)));
         };
         let (code, body) = (self.answer)(&Answer::Fiscalized {
             receipt_id: &id,
+            receipt: &receipt,
             doc: &doc,
             print_error: print_error.as_deref(),
         });
@@ -142,12 +155,23 @@ impl Writer {
     }
 
     /// Stores a register result with the answer it makes; returns the answer to send.
-    pub(super) fn store_result(&mut self, done: &Done, now_ms: i64) -> rusqlite::Result<Stored> {
+    pub(super) fn store_result(&mut self, done: &Done, now_ms: i64) -> rusqlite::Result<Outcome> {
         let id = &done.task.id;
         let r = &done.task.receipt;
         let (code, body) = match &done.result {
-            Err(DeviceError::Unavailable(_)) => return Ok(None),
-            Ok(f) => self.answer_for(id, f),
+            Err(DeviceError::Unavailable(_)) => return Ok(Outcome::Interim),
+            Err(DeviceError::NotTaken { reason, message }) => {
+                // As if it never came: the intent goes, and the till may send its key again.
+                self.conn
+                    .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status = 'fiscalizing'")?
+                    .execute([id])?;
+                tracing::warn!(receipt_id = %id, %message, "the fiscal register did not take a receipt");
+                return Ok(Outcome::Refusal(AdmitError::NotTaken {
+                    reason: *reason,
+                    message: message.clone(),
+                }));
+            }
+            Ok(f) => self.answer_for(id, r, f),
             Err(DeviceError::Refused { code, message }) => (self.answer)(&Answer::Refused {
                 receipt_id: id,
                 code,
@@ -167,7 +191,8 @@ impl Writer {
             self.conn
                 .prepare_cached("UPDATE receipts SET last_error = ?2 WHERE id = ?1")?
                 .execute(params![id, error])?;
-            return Ok(Some(self.conflict_answer(id, &error)));
+            let (code, body) = self.conflict_answer(id, &error);
+            return Ok(Outcome::Answer(code, body));
         }
         let changed = match &done.result {
             Ok(Fiscalized { doc, print_error }) => self
@@ -213,7 +238,7 @@ impl Writer {
                 .inspect(|_| {
                     tracing::warn!(receipt_id = %id, %device_code, "the fiscal register refused a receipt");
                 })?,
-            Err(DeviceError::Unavailable(_)) => 0,
+            Err(DeviceError::Unavailable(_) | DeviceError::NotTaken { .. }) => 0,
         };
         if changed == 0 {
             // Stored before (a result retried after a failed commit, or a duplicate): the
@@ -224,8 +249,8 @@ impl Writer {
                 .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             return Ok(match stored {
-                Some((s, Some(b))) => Some((s.unwrap_or(200), b)),
-                _ => Some((code, body)),
+                Some((s, Some(b))) => Outcome::Answer(s.unwrap_or(200), b),
+                _ => Outcome::Answer(code, body),
             });
         }
         match &done.result {
@@ -239,7 +264,7 @@ impl Writer {
                 self.event(EventKind::ReceiptRefused, Some(id), details, now_ms)?;
             }
         }
-        Ok(Some((code, body)))
+        Ok(Outcome::Answer(code, body))
     }
 
     /// Another receipt that already has this FN's document number, if any.
@@ -259,29 +284,34 @@ impl Writer {
         })
     }
 
-    fn answer_for(&self, id: &str, f: &Fiscalized) -> (u16, Vec<u8>) {
+    fn answer_for(&self, id: &str, receipt: &Receipt, f: &Fiscalized) -> (u16, Vec<u8>) {
         (self.answer)(&Answer::Fiscalized {
             receipt_id: id,
+            receipt,
             doc: &f.doc,
             print_error: f.print_error.as_deref(),
         })
     }
 
     /// After the commit: answers the tills whose receipts the register has dealt with.
-    pub(super) fn answer_results(&mut self, results: Vec<(Done, Stored)>) {
-        for (done, stored) in results {
+    pub(super) fn answer_results(&mut self, results: Vec<(Done, Outcome)>) {
+        for (done, outcome) in results {
             let id = done.task.id;
-            let answer = match stored {
-                Some((http_status, body)) => {
+            let answer = match outcome {
+                Outcome::Answer(http_status, body) => {
                     self.in_device.remove(&id);
-                    Admission {
+                    Ok(Admission {
                         receipt_id: id,
                         http_status,
                         body,
                         replayed: false,
-                    }
+                    })
                 }
-                None => {
+                Outcome::Refusal(e) => {
+                    self.in_device.remove(&id);
+                    Err(e)
+                }
+                Outcome::Interim => {
                     // The register cannot take it now: the till is told to come back.
                     self.in_device.insert(id.clone(), InDevice::Answered);
                     let reason = match &done.result {
@@ -292,17 +322,17 @@ impl Writer {
                         receipt_id: &id,
                         reason: &reason,
                     });
-                    Admission {
+                    Ok(Admission {
                         receipt_id: id,
                         http_status,
                         body,
                         replayed: false,
-                    }
+                    })
                 }
             };
             if let Some(reply) = done.reply {
                 self.waiting_tills = self.waiting_tills.saturating_sub(1);
-                let _ = reply.send(Ok(answer));
+                let _ = reply.send(answer);
             }
         }
     }
@@ -310,7 +340,7 @@ impl Writer {
     /// A batch with register results failed to commit: their tills get the storage error (a
     /// retry of the key gets the stored answer later), and the results are stored again with
     /// the next batch. The register has them; they are not lost.
-    pub(super) fn keep_unstored(&mut self, results: Vec<(Done, Stored)>, error: &str) {
+    pub(super) fn keep_unstored(&mut self, results: Vec<(Done, Outcome)>, error: &str) {
         for (mut done, _) in results {
             if !matches!(done.result, Err(DeviceError::Unavailable(_))) {
                 self.in_device.insert(done.task.id.clone(), InDevice::Unstored);
@@ -339,7 +369,7 @@ impl Writer {
             };
             self.in_device.insert(job.task.id.clone(), state);
         }
-        if let Err(std::sync::mpsc::SendError(jobs)) = self.device.send(jobs) {
+        if let Err(std::sync::mpsc::SendError(Work::Register(jobs))) = self.device.send(Work::Register(jobs)) {
             tracing::error!("the device thread is gone; receipts stay stored and are resumed at the next start");
             let results = jobs
                 .into_iter()
@@ -349,7 +379,7 @@ impl Writer {
                         result: Err(DeviceError::Unavailable("the device thread is not running".into())),
                         reply: job.reply,
                     };
-                    (done, None)
+                    (done, Outcome::Interim)
                 })
                 .collect();
             self.answer_results(results);

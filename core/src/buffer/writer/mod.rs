@@ -15,10 +15,9 @@ mod delivery;
 mod intake;
 mod purge;
 
-use super::device::{Done, Job};
+use super::device::{Done, Job, Work};
 use super::{Admission, AdmitError, AnswerFn, Claimed, Command, Counts, Error, Purged, ReceiptStatus, WriterStats};
 use crate::events::{Event, EventKind};
-use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,7 +32,8 @@ const UNSTORED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the writer is given besides its connection.
 pub(crate) struct Setup {
-    pub device: std::sync::mpsc::Sender<Vec<Job>>,
+    pub device: std::sync::mpsc::Sender<Work>,
+    pub clock: crate::time::Clock,
     pub capacity: u64,
     pub answer: AnswerFn,
     pub broadcast: broadcast::Sender<Event>,
@@ -56,7 +56,11 @@ enum InDevice {
 pub(crate) struct Writer {
     conn: Connection,
     /// Intent rows go here to be registered; results come back as `Fiscalized`.
-    device: std::sync::mpsc::Sender<Vec<Job>>,
+    device: std::sync::mpsc::Sender<Work>,
+    /// The program's clock (tests move it forward: shifts, the FN's 30 days).
+    clock: crate::time::Clock,
+    /// Documents the OFD confirmed in the open transaction, for the register after the commit.
+    confirmed: Vec<(String, i64)>,
     in_device: HashMap<String, InDevice>,
     /// Tills waiting for the first result of their receipt (shutdown waits for them).
     waiting_tills: usize,
@@ -140,7 +144,7 @@ struct Batch {
     /// Intent rows stored: (till's `stored` notice, job for the device).
     intents: Vec<(oneshot::Sender<String>, Job)>,
     /// Register results stored, with the answers they make (or to store again if the commit fails).
-    results: Vec<(Done, intake::Stored)>,
+    results: Vec<(Done, intake::Outcome)>,
     /// Receipts whose register result this batch stores.
     registered: usize,
     stop: Option<oneshot::Sender<()>>,
@@ -151,6 +155,8 @@ impl Writer {
         let mut w = Writer {
             conn,
             device: setup.device,
+            clock: setup.clock,
+            confirmed: Vec::new(),
             in_device: HashMap::new(),
             waiting_tills: 0,
             unstored: Vec::new(),
@@ -304,11 +310,11 @@ impl Writer {
         in_batch: &mut HashSet<String>,
         unsynced: &mut u64,
     ) -> rusqlite::Result<()> {
-        let now = Utc::now();
+        let now = self.clock.utc();
         let now_ms = now.timestamp_millis();
         match cmd {
             Command::Admit { request, stored, done } => {
-                match self.admit_one(request, in_batch, unsynced, now) {
+                match self.admit_one(*request, in_batch, unsynced, now) {
                     Ok(intake::Step::Answer(answer)) => b.replies.push(Reply::Admit(done, answer)),
                     Ok(intake::Step::Register(task)) => b.intents.push((
                         stored,
@@ -338,9 +344,9 @@ impl Writer {
                     let answer = match &stored {
                         Ok(()) => self.store_result(&done, now_ms).unwrap_or_else(|e| {
                             stored = Err(e);
-                            None
+                            intake::Outcome::Interim
                         }),
-                        Err(_) => None,
+                        Err(_) => intake::Outcome::Interim,
                     };
                     b.registered += 1;
                     b.results.push((done, answer));
@@ -397,26 +403,58 @@ impl Writer {
         }
     }
 
+    /// Registers the failure of a command that a failed batch never got to.
+    fn unapplied(&mut self, cmd: Command, b: &mut Batch) {
+        match cmd {
+            Command::Admit { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
+            Command::AnsweredAwaiting(id) => {
+                if let Some(state) = self.in_device.get_mut(&id) {
+                    *state = InDevice::Answered;
+                }
+            }
+            Command::Fiscalized(list) => b
+                .results
+                .extend(list.into_iter().map(|d| (d, intake::Outcome::Interim))),
+            Command::Claim { reply, .. } => b.replies.push(Reply::Claim(reply, Vec::new())),
+            Command::Record { reply, .. } | Command::Log(_, reply) => b.replies.push(Reply::Unit(reply)),
+            Command::RecoverLeases { reply, .. } | Command::MakeDue { reply, .. } => {
+                b.replies.push(Reply::Count(reply, 0))
+            }
+            Command::RetryDlq { reply, .. } => b.replies.push(Reply::Ids(reply, Vec::new())),
+            Command::Purge { reply, .. } => b.replies.push(Reply::Purged(reply, Purged::default())),
+            Command::Stop(reply) => b.stop = Some(reply),
+        }
+    }
+
     /// Applies one batch in one transaction; returns the `Stop` reply if the batch asked to stop.
     fn process(&mut self, batch: Vec<Command>) -> Option<oneshot::Sender<()>> {
         let commands = batch.len();
         let mut b = Batch::default();
+        let mut queue = batch.into_iter();
         let result = (|| -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let mut unsynced = self.unsynced()?;
             let mut in_batch: HashSet<String> = HashSet::new();
-            for cmd in batch {
+            for cmd in queue.by_ref() {
                 // Each arm registers its reply before an error propagates, so a failed batch
                 // answers every caller with the storage error instead of dropping the reply.
                 self.apply_command(cmd, &mut b, &mut in_batch, &mut unsynced)?;
             }
             self.conn.execute_batch("COMMIT")
         })();
+        if result.is_err() {
+            // The commands after the failing one were never applied: they fail with the batch
+            // too — their callers are answered, register results are kept to store again.
+            for cmd in queue {
+                self.unapplied(cmd, &mut b);
+            }
+        }
         if let Err(e) = result {
             // Nothing of this batch is durable: roll back and acknowledge nothing.
             tracing::error!(error = %e, "buffer transaction failed; batch rolled back");
             let _ = self.conn.execute_batch("ROLLBACK");
             self.written.clear();
+            self.confirmed.clear();
             let text = e.to_string();
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             self.stats.set_failing(Some(text.clone()));
@@ -448,6 +486,9 @@ impl Writer {
             jobs.push(job);
         }
         self.hand_to_device(jobs);
+        if !self.confirmed.is_empty() {
+            let _ = self.device.send(Work::Confirmed(std::mem::take(&mut self.confirmed)));
+        }
         for r in b.replies {
             r.send();
         }

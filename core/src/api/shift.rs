@@ -1,0 +1,39 @@
+//! The register's shift (docs/contract.md §6): `GET /v1/kkt/shift` and, behind the admin layer,
+//! `POST /v1/kkt/shift/close` (the Z-report). Both ask the register itself, off the runtime.
+
+use super::{ApiError, AppState};
+use crate::kkt::{DeviceError, Kkt};
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// Runs a register call on the blocking pool (a device is slow).
+async fn on_register<T: Send + 'static>(
+    kkt: Arc<dyn Kkt>,
+    call: impl FnOnce(&dyn Kkt) -> Result<T, DeviceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || call(kkt.as_ref()))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(ApiError::from)
+}
+
+/// `GET /v1/kkt/shift`: state (open, expired, closed), number, opened_at, receipts.
+pub async fn show(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = state.clock.utc();
+    let shift = on_register(state.kkt.clone(), move |k| k.shift(now)).await?;
+    Ok(Json(shift).into_response())
+}
+
+/// `POST /v1/kkt/shift/close`: closes the shift; the answer is its Z-report.
+pub async fn close(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = state.clock.utc();
+    let report = on_register(state.kkt.clone(), move |k| k.close_shift(now)).await?;
+    tracing::info!(
+        shift = report.shift_number,
+        receipts = report.receipts,
+        "shift closed (Z-report)"
+    );
+    Ok(Json(report).into_response())
+}
