@@ -47,7 +47,10 @@ async fn the_original_adapters_body_with_quantity_total_and_vat_is_accepted() {
         .await;
     assert_eq!(code, 200);
     assert_eq!(r["request"]["items"][1]["quantity"].as_f64(), Some(0.35));
-    assert_eq!(r["request"]["items"][1]["vat_rate"], 20);
+    // The stored receipt speaks FFD 1.2: vat_rate 22 is vat22, its VAT computed.
+    assert_eq!(r["request"]["items"][1]["vat"], "vat22");
+    assert_eq!(r["request"]["items"][1]["vat_amount"].as_f64(), Some(56.8)); // 314.97 × 22/122 = 56.797…
+    assert_eq!(r["request"]["items"][0]["vat"], "vat10");
 }
 
 #[tokio::test]
@@ -115,7 +118,7 @@ async fn validation_errors_are_422_and_name_each_field() {
         .map(|d| d["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, vec!["items[0].price", "items[1].price", "payments[0].amount"]);
-    let mismatch = r#"{"pos_id":"P","type":"sale","items":[{"name":"A","price":10,"qty":1}],"payments":[{"type":"cash","amount":20}]}"#;
+    let mismatch = r#"{"pos_id":"P","type":"sale","items":[{"name":"A","price":10,"qty":1}],"payments":[{"type":"card","amount":20}]}"#;
     let v: Value = t.post_receipt(Some("v2"), mismatch).await.json().await.unwrap();
     assert_eq!(v["details"][0]["field"], "payments");
     let (_, s) = t.get("/v1/kkt/buffer/status").await;
@@ -146,6 +149,23 @@ async fn the_same_key_and_body_replays_the_original_answer_byte_for_byte() {
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.bytes().await.unwrap(), first);
     assert_eq!(t.status().await["total_receipts"], 1, "nothing new stored or printed");
+}
+
+#[tokio::test]
+async fn the_original_body_with_twenty_percent_on_a_sale_gets_a_clear_422() {
+    let t = TestApp::start().await;
+    let body = ORIGINAL_BODY.replace(r#""vat_rate":22"#, r#""vat_rate":20"#);
+    let r = t.post_receipt(Some("vat20"), &body).await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["details"][0]["field"], "items[1].vat_rate", "{v}");
+    assert!(
+        v["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("22 % replaced 20 % on 2026-01-01"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ const T = {
     "token-label": "Токен администратора (для синхронизации и повтора DLQ):", save: "Сохранить",
     "token-hint": "Хранится только в этой вкладке. Файл admin_token в каталоге настроек.",
     "dlq-title": "Очередь недоставленных (DLQ)", "retry-all": "Повторить все", retry: "Повторить",
-    "col-receipt": "Чек", "col-pos": "Касса", "col-total": "Сумма", "col-reason": "Причина", "col-attempts": "Попыток",
+    "col-receipt": "Чек", "col-pos": "Касса", "col-total": "Сумма", "col-type": "Тип", "col-paid": "Оплата · НДС", "col-reason": "Причина", "col-attempts": "Попыток",
     "col-error": "Последняя ошибка", "dlq-empty": "Пусто — все чеки доставлены или ждут отправки.",
     lookup: "Найти чек", find: "Найти", events: "Последние события", none: "нет",
     online: "в сети", degraded: "с перебоями", offline: "нет связи",
@@ -30,7 +30,11 @@ const T = {
     misconfigured: "ОФД отвечает HTTP {code}: проверьте адрес ОФД и токен в настройках.",
     storage: "Чеки не сохраняются — ошибка записи на диск ({error}). Касса получает отказ: освободите место на диске.",
     ago: "назад", just: "только что", d: "д", h: "ч", m: "мин", s: "с",
-    status: "Статус", attempts: "попыток", created: "создан",
+    status: "Статус", attempts: "попыток", created: "создан", paid: "Оплата", vat: "НДС", change: "сдача",
+    sale: "приход", sale_refund: "возврат прихода", buy: "расход", buy_refund: "возврат расхода",
+    sale_correction: "коррекция прихода", sale_refund_correction: "коррекция возврата прихода",
+    buy_correction: "коррекция расхода", buy_refund_correction: "коррекция возврата расхода", refund: "возврат прихода", correction: "коррекция прихода",
+    cash: "наличными", card: "безналичными", prepaid: "аванс", credit: "в кредит", other: "иное",
   },
   en: {
     demo: "DEMO", connecting: "Connecting…", connected: "connected", disconnected: "adapter unreachable",
@@ -41,7 +45,7 @@ const T = {
     "token-label": "Admin token (for sync and DLQ retries):", save: "Save",
     "token-hint": "Kept in this tab only. It is the admin_token file in the config directory.",
     "dlq-title": "Dead-letter queue (DLQ)", "retry-all": "Retry all", retry: "Retry",
-    "col-receipt": "Receipt", "col-pos": "POS", "col-total": "Total", "col-reason": "Reason", "col-attempts": "Attempts",
+    "col-receipt": "Receipt", "col-pos": "POS", "col-total": "Total", "col-type": "Type", "col-paid": "Paid · VAT", "col-reason": "Reason", "col-attempts": "Attempts",
     "col-error": "Last error", "dlq-empty": "Empty — every receipt is delivered or waiting to be sent.",
     lookup: "Find a receipt", find: "Find", events: "Recent events", none: "none",
     online: "online", degraded: "degraded", offline: "offline",
@@ -57,7 +61,11 @@ const T = {
     misconfigured: "The OFD answers HTTP {code}: check the OFD URL and token in the settings.",
     storage: "Receipts are not being stored — disk write error ({error}). The tills are refused: free some disk space.",
     ago: "ago", just: "just now", d: "d", h: "h", m: "min", s: "s",
-    status: "Status", attempts: "attempts", created: "created",
+    status: "Status", attempts: "attempts", created: "created", paid: "Paid", vat: "VAT", change: "change",
+    sale: "sale", sale_refund: "sale refund", buy: "purchase", buy_refund: "purchase refund",
+    sale_correction: "sale correction", sale_refund_correction: "sale refund correction",
+    buy_correction: "purchase correction", buy_refund_correction: "purchase refund correction", refund: "sale refund", correction: "sale correction",
+    cash: "cash", card: "card", prepaid: "prepaid", credit: "credit", other: "other",
   },
 };
 
@@ -138,12 +146,20 @@ function render(s) {
   if (s.storage_error) setText($("storage-banner"), t("storage", { error: s.storage_error }));
 }
 
+// "наличными 100.00 ₽, безналичными 22.00 ₽ · НДС 22% 18.03 ₽"
+function moneyLine(payments, vat) {
+  const paid = (payments || []).map((p) => `${t(p.type)} ${Number(p.amount).toFixed(2)} ₽`).join(", ");
+  const taxes = (vat || []).filter((v) => v.vat !== "none").map((v) => `${v.vat.replace("vat", "").replace("_", "/")}% ${Number(v.amount).toFixed(2)} ₽`);
+  return taxes.length ? `${paid} · ${t("vat")} ${taxes.join(", ")}` : paid;
+}
+
 function renderDlq(list) {
   const rows = $("dlq-rows");
   rows.replaceChildren();
   for (const e of list.entries) {
     const tr = document.createElement("tr");
-    const cells = [e.receipt_id.slice(0, 8) + "… №" + e.fiscal_doc_number, e.pos_id, e.total.toFixed(2), e.reason, e.retry_count, e.last_error || ""];
+    const cells = [e.receipt_id.slice(0, 8) + "… №" + e.fiscal_doc_number, e.pos_id, t(e.type), `${e.total.toFixed(2)} ₽`,
+      moneyLine(e.payments, e.vat), e.reason, e.retry_count, e.last_error || ""];
     for (const c of cells) {
       const td = document.createElement("td");
       td.textContent = c;
@@ -271,7 +287,12 @@ async function lookup(ev) {
   const lines = [
     `${t("status")}: ${v.status} · ${v.retry_count} ${t("attempts")}`,
     `${t("created")}: ${v.created_at}`,
-    `ФД №${v.fiscal_doc.fiscal_doc_number} · ФП ${v.fiscal_doc.fiscal_sign} · ${v.total.toFixed(2)} ₽`,
+    v.fiscal_doc ? `${t(v.type)} · ФД №${v.fiscal_doc.fiscal_doc_number} · ФП ${v.fiscal_doc.fiscal_sign} · ${v.total.toFixed(2)} ₽` : `${t(v.type)} · ${v.total.toFixed(2)} ₽`,
+    `${t("paid")}: ${moneyLine(v.request.payments, (v.request.items || []).reduce((acc, i) => {
+      const s = acc.find((a) => a.vat === i.vat);
+      if (s) s.amount += Number(i.vat_amount || 0); else acc.push({ vat: i.vat, amount: Number(i.vat_amount || 0) });
+      return acc;
+    }, []))}${Number(v.request.change) > 0 ? ` · ${t("change")} ${Number(v.request.change).toFixed(2)} ₽` : ""}`,
     v.last_error ? `${t("col-error")}: ${v.last_error}` : "",
   ].filter(Boolean);
   for (const l of lines) {

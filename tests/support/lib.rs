@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 /// The seed's `curl` body, verbatim.
 pub const SEED_BODY: &str = r#"{"pos_id":"POS-001","type":"sale","items":[{"name":"Test","price":100,"qty":1}],"payments":[{"type":"cash","amount":100}]}"#;
 
-/// A body in the original adapter's shape: `quantity`, `total`, `vat_rate`.
-pub const ORIGINAL_BODY: &str = r#"{"pos_id":"POS-002","type":"sale","items":[{"name":"Хлеб","price":45.50,"quantity":2,"total":91.00,"vat_rate":10},{"name":"Сыр","price":899.90,"quantity":0.350,"total":314.97,"vat_rate":20}],"payments":[{"type":"card","amount":405.97}]}"#;
+/// A body in the original adapter's shape: `quantity`, `total`, `vat_rate` (22 %: since
+/// 2026-01-01 the original's 20 % on a sale is refused, see README "Compatibility").
+pub const ORIGINAL_BODY: &str = r#"{"pos_id":"POS-002","type":"sale","items":[{"name":"Хлеб","price":45.50,"quantity":2,"total":91.00,"vat_rate":10},{"name":"Сыр","price":899.90,"quantity":0.350,"total":314.97,"vat_rate":22}],"payments":[{"type":"card","amount":405.97}]}"#;
 
 pub struct TestApp {
     app: Option<App>,

@@ -76,11 +76,19 @@ pub struct ReceiptView {
     /// `printed` or `print_failed`; absent until the register has registered the receipt.
     pub print_status: Option<String>,
     /// Absent while the register has not registered the receipt (`fiscalizing`) or refused it.
-    pub fiscal_doc: Option<FiscalDoc>,
+    pub fiscal_doc: Option<FiscalView>,
     pub ofd_response: Option<OfdAnswer>,
     pub dlq: Option<DlqEntry>,
     pub request: Box<RawValue>,
     pub events: Vec<Event>,
+}
+
+/// The register's fiscal attributes with the receipt's VAT per rate, as in the intake answer.
+#[derive(Debug, Serialize)]
+pub struct FiscalView {
+    #[serde(flatten)]
+    pub doc: FiscalDoc,
+    pub vat: Vec<crate::receipt::VatSum>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,7 +103,16 @@ pub struct OfdAnswer {
 pub struct DlqEntry {
     pub receipt_id: String,
     pub pos_id: String,
+    /// The receipt's type (`sale`, `sale_refund`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
     pub total: Kopecks,
+    /// When the till took it.
+    pub created_at: String,
+    /// How it was paid.
+    pub payments: Vec<crate::receipt::Payment>,
+    /// Its VAT per rate.
+    pub vat: Vec<crate::receipt::VatSum>,
     pub fiscal_doc_number: i64,
     pub moved_at: String,
     pub reason: String,
@@ -173,6 +190,7 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
         )?
         .query_row([id], |r| {
             let status: ReceiptStatus = r.get(0)?;
+            let request: String = r.get(12)?;
             let created: i64 = r.get(6)?;
             let next: i64 = r.get::<_, i64>(7)?.max(created);
             let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(9)?, r.get(10)?, r.get(11)?);
@@ -193,8 +211,13 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
                     ofd_id: i,
                     body: b,
                 }),
-                request: RawValue::from_string(r.get(12)?).unwrap_or_else(|_| empty_object()),
-                fiscal_doc,
+                fiscal_doc: fiscal_doc.map(|doc| FiscalView {
+                    doc,
+                    vat: serde_json::from_str::<crate::receipt::Receipt>(&request)
+                        .map(|r| r.vat_sums())
+                        .unwrap_or_default(),
+                }),
+                request: RawValue::from_string(request).unwrap_or_else(|_| empty_object()),
                 dlq,
                 events,
             })
@@ -234,14 +257,20 @@ pub(crate) fn latest_events(c: &Connection, n: u32) -> Result<EventPage, Error> 
 
 fn dlq_entries(c: &Connection, id: Option<&str>) -> Result<Vec<DlqEntry>, Error> {
     Ok(c.prepare_cached(
-        "SELECT id, pos_id, total_kopecks, fiscal_doc_number, dlq_moved_at, dlq_reason, retry_count, last_error
+        "SELECT id, pos_id, total_kopecks, fiscal_doc_number, dlq_moved_at, dlq_reason, retry_count, last_error,
+                type, created_at, request_json
          FROM receipts INDEXED BY receipts_dlq
          WHERE status = 'failed' AND (?1 IS NULL OR id = ?1) ORDER BY dlq_moved_at, fiscal_doc_number",
     )?
     .query_map([id], |r| {
+        let stored: Option<crate::receipt::Receipt> = serde_json::from_str(&r.get::<_, String>(10)?).ok();
         Ok(DlqEntry {
             receipt_id: r.get(0)?,
             pos_id: r.get(1)?,
+            kind: r.get(8)?,
+            created_at: rfc3339(r.get(9)?),
+            payments: stored.as_ref().map(|s| s.payments.clone()).unwrap_or_default(),
+            vat: stored.as_ref().map(|s| s.vat_sums()).unwrap_or_default(),
             total: Kopecks(r.get(2)?),
             fiscal_doc_number: r.get(3)?,
             moved_at: rfc3339(r.get(4)?),

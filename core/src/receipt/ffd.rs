@@ -324,6 +324,40 @@ mod tests {
         assert_eq!(Vat::None.amount(Kopecks(10000)), Kopecks(0));
     }
 
+    #[test]
+    fn the_openapi_description_lists_exactly_these_values() {
+        let spec: serde_json::Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+        let item = &spec["components"]["schemas"]["Item"]["properties"];
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            let mut n: Vec<String> = v["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        let ours = |all: Vec<&'static str>| -> Vec<String> {
+            let mut n: Vec<String> = all.into_iter().map(str::to_string).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names(&item["measure"]),
+            ours(Measure::ALL.iter().map(|m| m.as_str()).collect())
+        );
+        assert_eq!(
+            names(&item["payment_object"]),
+            ours(PaymentObject::ALL.iter().map(|m| m.as_str()).collect())
+        );
+        assert_eq!(
+            names(&item["payment_method"]),
+            ours(PaymentMethod::ALL.iter().map(|m| m.as_str()).collect())
+        );
+        assert_eq!(names(&item["vat"]), ours(Vat::ALL.iter().map(|m| m.as_str()).collect()));
+    }
+
     proptest! {
         #[test]
         fn the_vat_part_and_the_rest_sum_to_the_cost_for_every_rate(cost in 0i64..4_294_967_295, i in 0usize..12) {
