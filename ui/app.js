@@ -19,7 +19,7 @@ const T = {
     lookup: "Найти чек", find: "Найти", events: "Последние события", none: "нет",
     online: "в сети", degraded: "с перебоями", offline: "нет связи",
     closed: "замкнут", open: "разомкнут", half_open: "пробный режим", "probe-in": "проба через",
-    busy: "Выполняется…", "sync-done": "Готово: доставлено {synced}, ошибок {failed}, пропущено {skipped}",
+    busy: "Выполняется…", "sync-done": "Готово: доставлено {synced}, ошибок {failed}, пропущено {skipped}", "device-ready": "ККТ готова", kkt: "ККТ",
     "sync-running": "Синхронизация №{cycle} идёт: доставлено {synced}, ошибок {failed}…",
     "sync-queued": "Синхронизация №{cycle} начнётся, как только закончится текущая отправка…",
     "retry-done": "Возвращено в очередь: {n}", "need-token": "Нужен токен администратора — введите его ниже.",
@@ -50,7 +50,7 @@ const T = {
     lookup: "Find a receipt", find: "Find", events: "Recent events", none: "none",
     online: "online", degraded: "degraded", offline: "offline",
     closed: "closed", open: "open", half_open: "half-open", "probe-in": "probe in",
-    busy: "Working…", "sync-done": "Done: delivered {synced}, failed {failed}, skipped {skipped}",
+    busy: "Working…", "sync-done": "Done: delivered {synced}, failed {failed}, skipped {skipped}", "device-ready": "register ready", kkt: "Register",
     "sync-running": "Sync #{cycle} running: delivered {synced}, failed {failed}…",
     "sync-queued": "Sync #{cycle} starts as soon as the current send is done…",
     "retry-done": "Returned to the queue: {n}", "need-token": "The admin token is needed — enter it below.",
@@ -142,6 +142,11 @@ function render(s) {
   if (fn.level !== "ok") setText(banner, t(`fn-${fn.level}`, { age: human(fn.oldest_unsynced_age_seconds) }));
   $("misconfig-banner").hidden = !s.ofd_misconfigured;
   if (s.ofd_misconfigured) setText($("misconfig-banner"), t("misconfigured", { code: s.ofd_misconfigured }));
+  const device = document.querySelector('[data-testid="device-state"]');
+  if (device && s.device) {
+    setText(device, s.device.ready ? t("device-ready") : s.device.problem);
+    device.className = s.device.ready ? "device ok" : "device bad";
+  }
   $("storage-banner").hidden = !s.storage_error;
   if (s.storage_error) setText($("storage-banner"), t("storage", { error: s.storage_error }));
 }

@@ -32,6 +32,8 @@ pub enum Alert {
     OfdMisconfigured { http_status: u16 },
     /// Receipts cannot be stored (disk full, I/O error): the tills get 503.
     StorageFailing { error: String },
+    /// The fiscal register cannot take receipts (no paper, not connected …): the tills get 202.
+    DeviceTrouble { problem: String },
 }
 
 /// Kinds, for rate limiting.
@@ -46,6 +48,7 @@ enum Kind {
     FnBlocked,
     Misconfigured,
     Storage,
+    Device,
 }
 
 impl Alert {
@@ -60,6 +63,7 @@ impl Alert {
             Alert::FnBlocked { .. } => Kind::FnBlocked,
             Alert::OfdMisconfigured { .. } => Kind::Misconfigured,
             Alert::StorageFailing { .. } => Kind::Storage,
+            Alert::DeviceTrouble { .. } => Kind::Device,
         }
     }
 
@@ -72,6 +76,7 @@ impl Alert {
                 | Alert::OfdMisconfigured { .. }
                 | Alert::DlqAboveThreshold { .. }
                 | Alert::StorageFailing { .. }
+                | Alert::DeviceTrouble { .. }
         )
     }
 
@@ -112,6 +117,10 @@ impl Alert {
                 format!("ОФД отклоняет подключение: HTTP {http_status} (OFD misconfigured)"),
                 "Проверьте адрес ОФД и токен в настройках адаптера.".into(),
             ),
+            Alert::DeviceTrouble { problem } => (
+                format!("ККТ: {problem} (fiscal register not ready)"),
+                "Чеки сохраняются и будут пробиты, как только ККТ будет готова.".into(),
+            ),
             Alert::StorageFailing { error } => (
                 "Чеки не сохраняются: ошибка диска (storage failing)".into(),
                 format!("Касса получает отказ. Освободите место на диске или проверьте папку данных ({error})."),
@@ -145,6 +154,7 @@ pub struct Alerter {
     fn_level: FnAgeLevel,
     misconfigured: Option<u16>,
     storage_failing: bool,
+    device_problem: Option<String>,
     /// Dead-lettered receipts not yet announced (rate limiting folds them into one alert).
     dead_pending: u64,
     dead_reason: String,
@@ -161,6 +171,7 @@ impl Alerter {
             fn_level: FnAgeLevel::Ok,
             misconfigured: None,
             storage_failing: false,
+            device_problem: None,
             dead_pending: 0,
             dead_reason: String::new(),
         }
@@ -251,6 +262,18 @@ impl Alerter {
             self.emit(Alert::StorageFailing { error: error.clone() }, now, &mut out);
         }
         self.storage_failing = s.storage_error.is_some();
+        if let Some(problem) = &s.device.problem
+            && self.device_problem.is_none()
+        {
+            self.emit(
+                Alert::DeviceTrouble {
+                    problem: problem.clone(),
+                },
+                now,
+                &mut out,
+            );
+        }
+        self.device_problem = s.device.problem.clone();
         out
     }
 }

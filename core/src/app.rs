@@ -45,6 +45,19 @@ const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
 /// The fiscal register driver the settings name (the mock, until real drivers land).
 fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
+    if settings.kkt.driver == crate::settings::KktDriver::Atol {
+        let a = &settings.kkt.atol;
+        let kkt = crate::kkt::atol::AtolKkt::open(crate::kkt::atol::AtolConfig {
+            url: a.url.clone(),
+            device_id: Some(a.device_id.clone()).filter(|d| !d.is_empty()),
+            job_bound: a.job_bound,
+            poll_every: a.poll_every,
+            auto_shift: settings.kkt.auto_shift,
+            journal: Some(settings.data_dir.join("atol-journal.db")),
+        })
+        .map_err(anyhow::Error::msg)?;
+        return Ok(Arc::new(kkt));
+    }
     let fiscal = &settings.fiscal;
     let path = settings.data_dir.join("mock-kkt.db");
     let k = &settings.kkt;

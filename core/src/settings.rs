@@ -144,6 +144,45 @@ pub struct KktSettings {
     /// Close an expired shift and open the next one before a receipt; `false`: the receipt
     /// gets `409 shift_expired` until the shift is closed.
     pub auto_shift: bool,
+    /// `mock` (a software register, the default) or `atol` (a real register through ATOL's
+    /// driver web server, `[kkt.atol]`).
+    pub driver: KktDriver,
+    pub atol: AtolSettings,
+}
+
+/// Which register the adapter talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KktDriver {
+    #[default]
+    Mock,
+    Atol,
+}
+
+/// `[kkt.atol]`: ATOL's "Driver KKT v10" web server (docs/contract.md §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AtolSettings {
+    pub url: String,
+    /// One device of several on that server; empty: the server's default device.
+    pub device_id: String,
+    /// The longest one job is polled before the device counts as busy (the receipt is then
+    /// followed up by looking its job up, never resent).
+    #[serde(rename = "job_bound_ms", with = "units::ms")]
+    pub job_bound: Duration,
+    #[serde(rename = "poll_ms", with = "units::ms")]
+    pub poll_every: Duration,
+}
+
+impl Default for AtolSettings {
+    fn default() -> Self {
+        AtolSettings {
+            url: "http://127.0.0.1:16732".into(),
+            device_id: String::new(),
+            job_bound: Duration::from_secs(30),
+            poll_every: Duration::from_millis(100),
+        }
+    }
 }
 
 impl Default for KktSettings {
@@ -156,6 +195,8 @@ impl Default for KktSettings {
             write_slips: true,
             answer_within: Duration::from_secs(10),
             auto_shift: true,
+            driver: KktDriver::Mock,
+            atol: AtolSettings::default(),
         }
     }
 }
@@ -501,6 +542,15 @@ impl Settings {
             .shift_length
             .clamp(Duration::from_secs(3600), Duration::from_secs(DAY));
         self.kkt.answer_within = self.kkt.answer_within.max(Duration::from_millis(1));
+        if self.kkt.driver == KktDriver::Atol
+            && !(self.kkt.atol.url.starts_with("http://") || self.kkt.atol.url.starts_with("https://"))
+        {
+            bail!(
+                "config: kkt.atol.url {:?} must start with http:// or https://",
+                self.kkt.atol.url
+            );
+        }
+        self.kkt.atol.poll_every = self.kkt.atol.poll_every.max(Duration::from_millis(10));
         if let Err(e) = crate::time::Zone::parse(&self.fiscal.timezone) {
             bail!("config: fiscal.timezone: {e}");
         }

@@ -102,6 +102,14 @@ pub struct Status {
     /// The storage error while receipts cannot be stored (disk full, I/O error); intake answers
     /// 503 `storage_unavailable` meanwhile.
     pub storage_error: Option<String>,
+    /// The fiscal register: ready, or its trouble in Russian (no paper, not connected …).
+    pub device: DeviceView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub ready: bool,
+    pub problem: Option<String>,
 }
 
 /// A health verdict: of one component, and of the whole (the worst component's).
@@ -302,6 +310,13 @@ impl StatusSource {
                 blocks_after_days: FN_BLOCK_DAYS,
             },
             storage_error: self.buffer.writer_stats().failing(),
+            device: {
+                let problem = self.buffer.device_problem();
+                DeviceView {
+                    ready: problem.is_none(),
+                    problem,
+                }
+            },
         }
     }
 }
@@ -337,6 +352,7 @@ impl Status {
             || self.ofd_misconfigured.is_some()
             || self.worker.heartbeat_stale
             || self.storage_error.is_some()
+            || !self.device.ready
         {
             TrayState::Attention
         } else if self.breaker.state == "open" {
@@ -354,6 +370,9 @@ impl Status {
         let mut parts = Vec::new();
         if self.storage_error.is_some() {
             parts.push("ЧЕКИ НЕ СОХРАНЯЮТСЯ (диск)".to_string());
+        }
+        if let Some(problem) = &self.device.problem {
+            parts.push(format!("ККТ: {problem}"));
         }
         parts.push(if waiting == 0 {
             "всё отправлено".to_string()
@@ -430,6 +449,10 @@ pub(crate) mod tests {
             ofd: String::new(),
             ofd_misconfigured: None,
             storage_error: None,
+            device: DeviceView {
+                ready: true,
+                problem: None,
+            },
             fn_age: FnAge {
                 level: FnAgeLevel::Ok,
                 oldest_unsynced_age_seconds: None,

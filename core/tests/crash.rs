@@ -24,81 +24,10 @@ backoff_max_secs = 0.3
 open_secs = 0.3
 "#;
 
-/// A fixed loopback address (the daemon is restarted on it) and its base URL.
-fn fixed_address() -> (String, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
-    (listen, base)
-}
-
 async fn mock_ofd_with(faults: mock_ofd::Faults) -> mock_ofd::MockOfd {
     mock_ofd::spawn("127.0.0.1:0".parse().unwrap(), None, faults)
         .await
         .unwrap()
-}
-
-fn body(client: usize, i: usize) -> String {
-    let kopecks = 100 + i * 7 + client;
-    let price = format!("{}.{:02}", kopecks / 100, kopecks % 100);
-    format!(
-        r#"{{"pos_id":"POS-{client}","type":"sale","items":[{{"name":"Товар {i}","price":{price},"qty":1}}],"payments":[{{"type":"card","amount":{price}}}]}}"#
-    )
-}
-
-/// One till: posts receipts one after another until `stop`, retrying each with the same key
-/// until an answer comes (the daemon may be dead or starting). Returns key → (first answer, tries).
-async fn till(
-    base: String,
-    client: usize,
-    stop: Arc<AtomicBool>,
-    retries: Arc<AtomicU64>,
-) -> BTreeMap<String, (Vec<u8>, String)> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let mut acked = BTreeMap::new();
-    let mut i = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let key = format!("till{client}-{i}");
-        let payload = body(client, i);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "{key}: no answer within 60 s");
-            let sent = http
-                .post(format!("{base}/v1/kkt/receipt"))
-                .header("Content-Type", "application/json")
-                .header("Idempotency-Key", &key)
-                .body(payload.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status() == 200 => {
-                    let bytes = r.bytes().await.map(|b| b.to_vec());
-                    if let Ok(bytes) = bytes {
-                        let v: Value = serde_json::from_slice(&bytes).unwrap();
-                        let id = v["receipt_id"].as_str().unwrap().to_string();
-                        acked.insert(key.clone(), (bytes, id));
-                        break;
-                    }
-                }
-                // In flight on a connection that died, or storage/capacity: the same key again.
-                Ok(r) if r.status() == 409 || r.status() == 503 => {}
-                Ok(r) => panic!("{key}: unexpected {} {:?}", r.status(), r.text().await),
-                Err(_) => {} // connection refused or reset: the daemon is down
-            }
-            retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        i += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    acked
 }
 
 async fn wait_drained(base: &str, total: usize, limit: Duration) -> Value {

@@ -48,6 +48,7 @@ test("the counts on the page match the API and update without a reload", async (
   await waitFor("breaker open on the page", async () => (await text(page, "breaker-state")) === "open");
   assert.equal(await text(page, "network-status"), "offline");
   assert.match(await text(page, "oldest-pending-age"), /^\d+$/);
+  assert.equal(await text(page, "device-state"), "ККТ готова", "the mock register is always ready");
   await page.screenshot({ path: join(OUT, "browser-counts.png"), fullPage: true });
   // The OFD comes back: the page follows without a reload.
   await ofd.control({ down: false });

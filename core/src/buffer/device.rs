@@ -55,7 +55,7 @@ fn register(kkt: &dyn Kkt, jobs: Vec<Job>) -> Vec<Done> {
     let mut to_send = Vec::new();
     for job in jobs {
         if job.resume {
-            match guarded("lookup", || kkt.lookup(&job.task.id)).and_then(|r| r) {
+            match guarded("lookup", || kkt.lookup(&job.task)).and_then(|r| r) {
                 Ok(Some(found)) => {
                     tracing::info!(receipt_id = %job.task.id, "the register had registered an interrupted receipt");
                     done.push(Done {
@@ -107,6 +107,7 @@ pub(crate) fn spawn(
     kkt: Arc<dyn Kkt>,
     results: mpsc::Sender<Command>,
     retry_every: Duration,
+    problem: Arc<std::sync::Mutex<Option<String>>>,
 ) -> std::io::Result<std::sync::mpsc::Sender<Work>> {
     let (jobs, rx) = std::sync::mpsc::channel::<Work>();
     std::thread::Builder::new().name("kkt-device".into()).spawn(move || {
@@ -145,7 +146,17 @@ pub(crate) fn spawn(
                 }));
             }
             let mut report = Vec::new();
-            for d in register(kkt.as_ref(), batch) {
+            let done = register(kkt.as_ref(), batch);
+            // What the register's trouble is now, for the tray and the window (in Russian, as
+            // the driver words it); a registered receipt says it is ready again.
+            let now = done.last().map(|d| match &d.result {
+                Ok(_) | Err(DeviceError::Refused { .. }) | Err(DeviceError::NotTaken { .. }) => None,
+                Err(DeviceError::Unavailable(why)) => Some(why.clone()),
+            });
+            if let (Some(now), Ok(mut p)) = (now, problem.lock()) {
+                *p = now;
+            }
+            for d in done {
                 if let Err(DeviceError::Unavailable(_)) = &d.result {
                     waiting.push(d.task.clone());
                     retry_at.get_or_insert_with(|| Instant::now() + retry_every);

@@ -338,6 +338,8 @@ pub struct BufferConfig {
 #[derive(Clone)]
 pub struct Buffer {
     commands: mpsc::Sender<Command>,
+    /// The register's trouble while it lasts (no paper, not connected …), as the driver words it.
+    device_problem: Arc<Mutex<Option<String>>>,
     answer: AnswerFn,
     answer_within: Duration,
     reads: Arc<read::Pool>,
@@ -444,7 +446,8 @@ impl Buffer {
         let reads = read::Pool::new(&config.path, 4)?;
         let (commands, rx) = mpsc::channel(8192);
         let (events, _) = broadcast::channel(1024);
-        let device = device::spawn(kkt, commands.clone(), config.device_retry)
+        let device_problem = Arc::new(Mutex::new(None));
+        let device = device::spawn(kkt, commands.clone(), config.device_retry, device_problem.clone())
             .map_err(|e| Error::Open(format!("cannot start the device thread: {e}")))?;
         let stats = Arc::new(WriterStats::default());
         if config.max_db_bytes > 0 {
@@ -472,6 +475,7 @@ impl Buffer {
             .map_err(|e| Error::Open(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Buffer {
             commands,
+            device_problem,
             answer: config.answer,
             answer_within: config.answer_within,
             reads: Arc::new(reads),
@@ -593,6 +597,11 @@ impl Buffer {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         (size(&self.path), size(Path::new(&wal)))
+    }
+
+    /// The register's trouble while it lasts: `None` when it registers receipts.
+    pub fn device_problem(&self) -> Option<String> {
+        self.device_problem.lock().ok().and_then(|p| p.clone())
     }
 
     /// The latest counts (updated after every commit).
@@ -760,9 +769,9 @@ pub(crate) mod tests {
             }
             self.inner.fiscalize(tasks)
         }
-        fn lookup(&self, task_id: &str) -> Result<Option<Fiscalized>, DeviceError> {
+        fn lookup(&self, task: &Task) -> Result<Option<Fiscalized>, DeviceError> {
             self.lookups.fetch_add(1, Ordering::SeqCst);
-            self.inner.lookup(task_id)
+            self.inner.lookup(task)
         }
         fn shift(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::kkt::ShiftStatus, DeviceError> {
             self.inner.shift(now)

@@ -516,8 +516,8 @@ impl Kkt for MockKkt {
         }
     }
 
-    fn lookup(&self, task_id: &str) -> Result<Option<Fiscalized>, DeviceError> {
-        let doc = find(&*self.memory()?, task_id).map_err(unavailable)?;
+    fn lookup(&self, task: &Task) -> Result<Option<Fiscalized>, DeviceError> {
+        let doc = find(&*self.memory()?, &task.id).map_err(unavailable)?;
         Ok(doc.map(|doc| Fiscalized { doc, print_error: None }))
     }
 

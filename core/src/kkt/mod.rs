@@ -11,6 +11,7 @@
 //! [`Kkt::lookup`] asks the device whether it registered that task first. The mock driver goes
 //! through exactly these steps, with a fiscal memory of its own ([`mock`]).
 
+pub mod atol;
 pub mod mock;
 pub mod slip;
 
@@ -162,7 +163,7 @@ pub trait Kkt: Send + Sync {
 
     /// What the device knows of a task sent before an interruption: its document if it
     /// registered one, `None` if it never did (then it is safe to send).
-    fn lookup(&self, task_id: &str) -> Result<Option<Fiscalized>, DeviceError>;
+    fn lookup(&self, task: &Task) -> Result<Option<Fiscalized>, DeviceError>;
 
     /// The shift as the register has it at `now`.
     fn shift(&self, now: DateTime<Utc>) -> Result<ShiftStatus, DeviceError>;

@@ -89,11 +89,15 @@ fn the_qr_code_carries_the_registers_local_time_and_the_operation() {
 #[test]
 fn a_task_is_registered_once_and_looked_up_by_its_id() {
     let k = MockKkt::open(MockKktConfig::for_tests()).unwrap();
-    assert_eq!(k.lookup("t1").unwrap(), None, "never sent: safe to send");
+    assert_eq!(
+        k.lookup(&sale("t1", at(10, 0))).unwrap(),
+        None,
+        "never sent: safe to send"
+    );
     let first = one(&k, sale("t1", at(10, 0)));
     let again = one(&k, sale("t1", at(10, 1)));
     assert_eq!(first, again, "the same task id never makes a second document");
-    assert_eq!(k.lookup("t1").unwrap().unwrap().doc, first);
+    assert_eq!(k.lookup(&sale("t1", at(10, 0))).unwrap().unwrap().doc, first);
     assert_eq!(
         k.counters().unwrap().last_fiscal_doc_number,
         2,
@@ -226,7 +230,7 @@ fn the_memory_survives_a_restart_and_a_new_fn_starts_at_one() {
         3,
         "the seed only starts an empty memory"
     );
-    assert!(k.lookup("a").unwrap().is_some());
+    assert!(k.lookup(&sale("a", at(10, 0))).unwrap().is_some());
     drop(k);
     let replaced = MockKkt::open(MockKktConfig {
         fn_number: "9999000000000002".into(),
