@@ -48,7 +48,7 @@ step "unit, worker, black-box and process tests (instrumented for coverage)"
 # Coverage is reported for the core crate: the mock OFD, the test support and the desktop shell
 # (exercised by the desktop tests below, not instrumented) are not counted.
 cargo llvm-cov --workspace --exclude kkt-adapter-desktop \
-  --ignore-filename-regex '(mock-ofd/|tests/|/bin/|src-tauri/)' \
+  --ignore-filename-regex '(mock-ofd/|mock-atol/|tests/|/bin/|src-tauri/)' \
   --fail-under-lines 85 --summary-only
 
 step "build the programs for the end-to-end tests"

@@ -227,3 +227,47 @@ async fn hostile_device_answers_are_clear_errors_and_nothing_is_lost_or_doubled(
         assert_eq!(on_device(&atol, id).len(), 1, "{name}: once on the device");
     }
 }
+
+#[tokio::test]
+async fn delivery_is_what_the_fn_reports_and_its_failing_link_is_the_ofd_offline() {
+    let (atol, t) = setup(|_| {}).await;
+    atol.set_faults(Faults {
+        ofd_down: true,
+        ..Faults::default()
+    });
+    for _ in 0..6 {
+        t.receipt(SEED_BODY).await;
+    }
+    // The FN holds them: not synced, the unsent count and the link's state are shown.
+    let s = t
+        .wait_status(LIMIT, "the FN's link reported down", |s| {
+            s["fn_exchange"]["link_error"].is_string() && s["network_status"] == "offline"
+        })
+        .await;
+    assert_eq!(s["synced"], 0, "{s}");
+    assert!(
+        s["fn_exchange"]["not_sent"].as_i64().unwrap() >= 1,
+        "as last seen by the worker: {s}"
+    );
+    assert_eq!(s["dlq_size"], 0, "waiting for the FN is not a failed attempt");
+    let metrics = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kkt_fn_unsent_documents ") && metrics.contains("kkt_fn_link_up 0"),
+        "{metrics}"
+    );
+    // The FN reaches the OFD again: every receipt is confirmed.
+    atol.set_faults(Faults::default());
+    t.admin_post("/v1/kkt/buffer/sync", Some(&t.token)).await;
+    let s = t
+        .wait_status(LIMIT, "all confirmed by the FN", |s| s["synced"] == 6)
+        .await;
+    assert_eq!(s["fn_exchange"]["not_sent"], 0, "{s}");
+}

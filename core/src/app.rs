@@ -9,7 +9,7 @@ use crate::buffer::{Buffer, BufferConfig};
 use crate::datadir;
 use crate::kkt::{Kkt, MockKkt, MockKktConfig};
 use crate::metrics::Metrics;
-use crate::ofd::{HttpOfd, Ofd, SimulatedOfd};
+use crate::ofd::{FnDelivery, HttpOfd, Ofd, SimulatedOfd};
 use crate::retention::{self, Retention};
 use crate::settings::Settings;
 use crate::status::StatusSource;
@@ -89,6 +89,8 @@ impl App {
         let token = datadir::admin_token(&settings)?;
         let kkt = open_kkt(&settings)?;
         tracing::info!(kkt = %kkt.describe(), "fiscal register");
+        let kkt_delivers_itself = settings.kkt.driver == crate::settings::KktDriver::Atol;
+        let kkt_for_delivery = kkt.clone();
         let buffer = Buffer::open(
             BufferConfig {
                 path: settings.database_path(),
@@ -101,14 +103,24 @@ impl App {
             },
             kkt.clone(),
         )?;
-        let ofd: Arc<dyn Ofd> = match &settings.ofd_url {
-            Some(url) => Arc::new(HttpOfd::new(
+        let http_ofd: Option<Arc<dyn Ofd>> = match &settings.ofd_url {
+            Some(url) => Some(Arc::new(HttpOfd::new(
                 url,
                 settings.ofd.token.as_ref().map(|t| t.expose_secret().to_string()),
                 settings.ofd.connect_timeout,
                 settings.ofd.timeout,
-            )?),
-            None => Arc::new(SimulatedOfd::new(settings.ofd.simulator_latency)),
+            )?)),
+            None => None,
+        };
+        // A register whose FN sends documents itself decides delivery (docs/contract.md §7); the
+        // OFD URL, if set, gets a copy.
+        let ofd: Arc<dyn Ofd> = if kkt_delivers_itself {
+            Arc::new(FnDelivery::new(kkt_for_delivery, http_ofd))
+        } else {
+            match http_ofd {
+                Some(o) => o,
+                None => Arc::new(SimulatedOfd::new(settings.ofd.simulator_latency)),
+            }
         };
         let metrics = Arc::new(Metrics::default());
         let (worker, handle) = worker::new(

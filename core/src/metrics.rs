@@ -10,12 +10,12 @@ use std::time::Duration;
 
 /// Upper bounds (seconds) of the send-latency histogram buckets.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-const OUTCOMES: [&str; 4] = ["delivered", "rejected", "misconfigured", "transient"];
+const OUTCOMES: [&str; 5] = ["delivered", "rejected", "misconfigured", "transient", "waiting"];
 const INTAKE: [&str; 3] = ["created", "replayed", "refused"];
 
 #[derive(Default)]
 pub struct Metrics {
-    sends: [AtomicU64; 4],
+    sends: [AtomicU64; 5],
     intake: [AtomicU64; 3],
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
@@ -166,6 +166,26 @@ impl Metrics {
             "file",
             [("db", db), ("wal", wal)],
         );
+        if let Some(ex) = &s.fn_exchange {
+            single(
+                out,
+                (
+                    "kkt_fn_unsent_documents",
+                    "gauge",
+                    "Documents the FN has not had confirmed by the OFD.",
+                ),
+                ex.not_sent,
+            );
+            single(
+                out,
+                (
+                    "kkt_fn_link_up",
+                    "gauge",
+                    "1 while the FN reports no error in its exchange with the OFD.",
+                ),
+                u8::from(ex.link_error.is_none()),
+            );
+        }
         self.render(out);
         text
     }

@@ -104,6 +104,8 @@ pub struct Status {
     pub storage_error: Option<String>,
     /// The fiscal register: ready, or its trouble in Russian (no paper, not connected …).
     pub device: DeviceView,
+    /// With a register whose FN delivers to the OFD itself: its unconfirmed documents.
+    pub fn_exchange: Option<crate::kkt::FnExchange>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,6 +312,7 @@ impl StatusSource {
                 blocks_after_days: FN_BLOCK_DAYS,
             },
             storage_error: self.buffer.writer_stats().failing(),
+            fn_exchange: self.worker.fn_exchange(),
             device: {
                 let problem = self.buffer.device_problem();
                 DeviceView {
@@ -449,6 +452,7 @@ pub(crate) mod tests {
             ofd: String::new(),
             ofd_misconfigured: None,
             storage_error: None,
+            fn_exchange: None,
             device: DeviceView {
                 ready: true,
                 problem: None,

@@ -29,6 +29,12 @@ def row(name, f):
         faults = f"{f['kills']} SIGKILLs, {f['ofd_failures_injected']} OFD failures"
         other = (f"{f['tills']} tills, {f['client_retries']} till retries, fiscal numbers 1..{f['acknowledged']} gap-free, "
                  f"{f['ofd_repeat_sends_deduplicated']} repeat sends de-duplicated by the OFD, {f['seconds']} s")
+    elif name == "atol_sigkill_loop":
+        ack = f["sales_acknowledged"]
+        twice = f["registered_twice"]
+        faults = f"{f['kills']} SIGKILLs of the adapter, {f['lost_job_faults_armed']} jobs lost by the web server after the FN registered them"
+        other = (f"ATOL driver against mock-atol: {f['tills']} tills, {f['client_retries']} till retries, "
+                 f"{f['sales_on_the_device']} sales on the device, each with the number its till got, {f['seconds']} s")
     elif name == "crash_during_dlq_retry":
         faults = f"{f['kills']} SIGKILLs during `POST /v1/kkt/dlq/retry`"
         other = "; ".join(f"kill +{r['delay_ms']} ms: answered {r['answered']}, {r['left_in_dlq']} left in DLQ"

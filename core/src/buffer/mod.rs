@@ -232,6 +232,9 @@ pub enum Disposition {
     },
     /// Not attempted (breaker open, shutting down): back to pending, no attempt counted.
     Release,
+    /// Not delivered yet by someone else (the FN): back to pending until `next_attempt_at_ms`,
+    /// no attempt counted.
+    Postpone { reason: String, next_attempt_at_ms: i64 },
 }
 
 pub(crate) enum Command {

@@ -704,6 +704,26 @@ impl Kkt for AtolKkt {
         })
     }
 
+    fn ofd_exchange(&self) -> Option<Result<super::FnExchange, DeviceError>> {
+        Some(self.run(vec![json!({"type": "ofdExchangeStatus"})]).map(|r| {
+            let st = &r["status"];
+            let not_sent = st["notSentCount"].as_i64().unwrap_or(0);
+            let link = [&r["errors"]["network"], &r["errors"]["ofd"], &r["errors"]["fn"]]
+                .into_iter()
+                .find(|e| e["code"].as_i64().unwrap_or(0) != 0)
+                .map(|e| e["description"].as_str().unwrap_or("ошибка обмена с ОФД").to_string());
+            super::FnExchange {
+                not_sent,
+                first_not_sent: st["notSentFirstDocNumber"].as_i64().filter(|n| not_sent > 0 && *n > 0),
+                first_not_sent_at: st["notSentFirstDocDateTime"]
+                    .as_str()
+                    .filter(|_| not_sent > 0)
+                    .map(str::to_string),
+                link_error: link,
+            }
+        }))
+    }
+
     fn describe(&self) -> String {
         format!("ATOL at {}", self.config.url)
     }

@@ -95,6 +95,18 @@ pub enum DeviceError {
     NotTaken { reason: NotTaken, message: String },
 }
 
+/// The FN's own exchange with the OFD (a register whose FN sends documents itself, §7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FnExchange {
+    /// Documents the OFD has not confirmed yet.
+    pub not_sent: i64,
+    /// The first of them (`None` when everything is confirmed).
+    pub first_not_sent: Option<i64>,
+    pub first_not_sent_at: Option<String>,
+    /// The FN's link to the OFD is failing, in the device's words.
+    pub link_error: Option<String>,
+}
+
 /// Whether a shift is open on the register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,6 +186,12 @@ pub trait Kkt: Send + Sync {
     /// The OFD confirmed these documents (FN, number). A register whose FN talks to the OFD
     /// itself learns it there and ignores this.
     fn ofd_confirmed(&self, _documents: &[(String, i64)]) {}
+
+    /// The FN's exchange with the OFD, for a register whose FN sends documents itself;
+    /// `None` for one that leaves delivery to the adapter (the mock).
+    fn ofd_exchange(&self) -> Option<Result<FnExchange, DeviceError>> {
+        None
+    }
 
     /// A short description for logs and status (`mock FN 9999…`, `ATOL at http://…`).
     fn describe(&self) -> String;

@@ -2,9 +2,11 @@
 //! [`SendOutcome`] (docs/contract.md §2), the HTTP client and the built-in simulator used in demo mode.
 
 pub mod document;
+mod fn_delivery;
 mod http;
 mod simulator;
 
+pub use fn_delivery::FnDelivery;
 pub use http::HttpOfd;
 pub use simulator::SimulatedOfd;
 
@@ -24,6 +26,13 @@ pub enum SendOutcome {
     Rejected { http_status: u16, body: String },
     /// 401, 403, 404: the adapter is misconfigured (URL or token); retried, and the operator alerted.
     Misconfigured { http_status: u16, body: String },
+    /// The FN (which sends documents itself) has not delivered it yet: look again later; not a
+    /// failed attempt. `link_down`: the FN reports its link to the OFD failing.
+    Waiting {
+        reason: String,
+        link_down: bool,
+        retry_after: Duration,
+    },
     /// 408, 429, 5xx, other statuses, timeouts, connection errors: retry later.
     Transient {
         error: String,
@@ -40,6 +49,7 @@ impl SendOutcome {
             SendOutcome::Rejected { .. } => "rejected",
             SendOutcome::Misconfigured { .. } => "misconfigured",
             SendOutcome::Transient { .. } => "transient",
+            SendOutcome::Waiting { .. } => "waiting",
         }
     }
 }
@@ -51,6 +61,10 @@ pub trait Ofd: Send + Sync {
     fn is_simulator(&self) -> bool;
     /// Where receipts go, for status pages.
     fn describe(&self) -> String;
+    /// The FN's exchange as last seen, when delivery is the FN's own (the ATOL register).
+    fn fn_exchange(&self) -> Option<crate::kkt::FnExchange> {
+        None
+    }
 }
 
 /// At most this much of an OFD answer is kept (events, DLQ reasons).

@@ -109,6 +109,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct WorkerHandle {
     wake: Arc<Notify>,
+    ofd: Arc<dyn Ofd>,
     shared: Arc<Shared>,
     clock: Clock,
     policy: SyncPolicy,
@@ -173,6 +174,11 @@ impl WorkerHandle {
         lock(&self.shared.breaker).snapshot()
     }
 
+    /// The FN's OFD exchange as last seen (with a register whose FN delivers itself).
+    pub fn fn_exchange(&self) -> Option<crate::kkt::FnExchange> {
+        self.ofd.fn_exchange()
+    }
+
     pub fn clock(&self) -> Clock {
         self.clock.clone()
     }
@@ -217,6 +223,7 @@ pub fn new(
     let wake = Arc::new(Notify::new());
     let handle = WorkerHandle {
         wake: wake.clone(),
+        ofd: ofd.clone(),
         shared: shared.clone(),
         clock: clock.clone(),
         policy,
@@ -466,7 +473,7 @@ impl Worker {
             for (id, d, t) in chunk {
                 match &d {
                     Disposition::Synced { .. } => report.synced += 1,
-                    Disposition::Release => skipped += 1,
+                    Disposition::Release | Disposition::Postpone { .. } => skipped += 1,
                     Disposition::Retry { .. } | Disposition::Dead { .. } => report.failed += 1,
                 }
                 transitions.extend(t);
@@ -527,6 +534,9 @@ impl Worker {
             // A rejection is an answer: the OFD is up (the document goes to the DLQ all the same).
             SendOutcome::Delivered { .. } | SendOutcome::Rejected { .. } => breaker::Outcome::Success,
             SendOutcome::Misconfigured { .. } | SendOutcome::Transient { .. } => breaker::Outcome::TransientFailure,
+            // The FN has not delivered it yet: its link failing is the OFD being unreachable.
+            SendOutcome::Waiting { link_down: true, .. } => breaker::Outcome::TransientFailure,
+            SendOutcome::Waiting { link_down: false, .. } => breaker::Outcome::Success,
         };
         let t2 = lock(&self.shared.breaker).record(breaker_outcome, self.clock.instant());
         let disposition = self.dispose(&c, outcome).await;
@@ -596,6 +606,12 @@ impl Worker {
                 }
                 retry(error, None)
             }
+            SendOutcome::Waiting {
+                reason, retry_after, ..
+            } => Disposition::Postpone {
+                reason,
+                next_attempt_at_ms: now + retry_after.as_millis() as i64,
+            },
             SendOutcome::Transient { error, retry_after, .. } => {
                 self.set(|s| s.last_error = Some(error.clone()));
                 retry(error, retry_after)

@@ -241,6 +241,7 @@ impl Rig {
 fn new_handle_placeholder() -> WorkerHandle {
     WorkerHandle {
         wake: Arc::new(Notify::new()),
+        ofd: ScriptedOfd::new(delivered()),
         shared: Arc::new(Shared {
             breaker: Mutex::new(Breaker::new(BreakerPolicy::default())),
             status: Mutex::new(WorkerStatus::default()),

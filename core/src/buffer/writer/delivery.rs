@@ -140,6 +140,18 @@ impl Writer {
                     now_ms,
                 )
             }
+            Disposition::Postpone {
+                reason,
+                next_attempt_at_ms,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE receipts SET status = 'pending', last_error = ?2, next_attempt_at = ?3, lease_until = NULL
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![id, reason, next_attempt_at_ms])?;
+                self.event(EventKind::SyncReleased, Some(id), json!({"reason": reason}), now_ms)
+            }
             Disposition::Release => {
                 self.conn
                     .prepare_cached("UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1")?
