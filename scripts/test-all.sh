@@ -17,7 +17,7 @@ step "system packages"
 pkgs=(build-essential pkg-config
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev
-  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib dunst)
+  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib dunst prometheus)
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
@@ -58,6 +58,9 @@ cargo build -p kkt-adapter-desktop
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 (cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs)
+
+step "fleet monitoring: the alert rules (promtool) and a real Prometheus scraping the daemon"
+python3 tests/e2e/prometheus.py
 
 step "desktop app under Xvfb: smoke test and WebDriver (tauri-driver)"
 (cd tests/e2e && xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- \

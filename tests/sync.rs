@@ -241,6 +241,10 @@ async fn metrics_are_exposed_in_prometheus_text() {
         "kkt_ofd_sends_total{outcome=\"delivered\"} 1",
         "kkt_ofd_send_duration_seconds_count 1",
         "kkt_oldest_pending_age_seconds 0",
+        // The fleet's alert rules (deploy/prometheus/) read these three.
+        "kkt_storage_ok 1",
+        "kkt_device_ready 1",
+        "kkt_fn_blocked 0",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }

@@ -166,6 +166,33 @@ impl Metrics {
             "file",
             [("db", db), ("wal", wal)],
         );
+        single(
+            out,
+            (
+                "kkt_storage_ok",
+                "gauge",
+                "0 while receipts cannot be stored (disk full, I/O error): the tills are refused.",
+            ),
+            u8::from(s.storage_error.is_none()),
+        );
+        single(
+            out,
+            (
+                "kkt_device_ready",
+                "gauge",
+                "1 while the fiscal register takes receipts (0: no paper, not connected, …).",
+            ),
+            u8::from(s.device.ready),
+        );
+        single(
+            out,
+            (
+                "kkt_fn_blocked",
+                "gauge",
+                "1 once a receipt has waited 30 days for the OFD: the FN takes no receipts.",
+            ),
+            u8::from(s.fn_age.level == crate::status::FnAgeLevel::Blocked),
+        );
         if let Some(ex) = &s.fn_exchange {
             single(
                 out,
