@@ -79,15 +79,7 @@ async fn sigkill_at_every_step_of_a_sale_leaves_each_acknowledged_sale_on_the_de
             Some(&vec![number]),
             "{key}: the device's number is the one the till got"
         );
-        let (c, i) = key.trim_start_matches("till").split_once('-').unwrap();
-        let replay = client
-            .post(format!("{base}/v1/kkt/receipt"))
-            .header("Content-Type", "application/json")
-            .header("Idempotency-Key", key)
-            .body(body(c.parse().unwrap(), i.parse().unwrap()))
-            .send()
-            .await
-            .unwrap();
+        let replay = resend(&client, &base, key).await;
         assert_eq!(replay.status(), 200);
         assert_eq!(&replay.bytes().await.unwrap()[..], &answer[..], "{key}: replay differs");
     }

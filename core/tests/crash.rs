@@ -91,15 +91,7 @@ async fn sigkill_loop_under_retrying_tills_and_a_failing_ofd_loses_nothing_and_i
     let mut numbers = Vec::new();
     let mut ids = HashMap::new();
     for (key, (answer, id)) in &acked {
-        let (client_no, i) = key.trim_start_matches("till").split_once('-').unwrap();
-        let r = client
-            .post(format!("{base}/v1/kkt/receipt"))
-            .header("Content-Type", "application/json")
-            .header("Idempotency-Key", key)
-            .body(body(client_no.parse().unwrap(), i.parse().unwrap()))
-            .send()
-            .await
-            .unwrap();
+        let r = resend(&client, &base, key).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["idempotent-replayed"], "true");
         assert_eq!(

@@ -104,13 +104,26 @@ impl Drop for Daemon {
     }
 }
 
+/// Posts the seed receipt under `key`.
 pub async fn post(client: &reqwest::Client, base: &str, key: &str) -> reqwest::Response {
+    send(client, base, key, SEED.to_string()).await.unwrap()
+}
+
+/// Posts a receipt; the error is the connection's (the daemon may be down).
+pub async fn send(client: &reqwest::Client, base: &str, key: &str, body: String) -> reqwest::Result<reqwest::Response> {
     client
         .post(format!("{base}/v1/kkt/receipt"))
         .header("Idempotency-Key", key)
         .header("Content-Type", "application/json")
-        .body(SEED)
+        .body(body)
         .send()
+        .await
+}
+
+/// Sends a till's sale again (`key` as [`till`] names them: `till<C>-<I>`) with its own body.
+pub async fn resend(client: &reqwest::Client, base: &str, key: &str) -> reqwest::Response {
+    let (c, i) = key.trim_start_matches("till").split_once('-').expect("a till's key");
+    send(client, base, key, body(c.parse().unwrap(), i.parse().unwrap()))
         .await
         .unwrap()
 }
@@ -194,13 +207,7 @@ pub async fn till(
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             assert!(Instant::now() < deadline, "{key}: no answer within 60 s");
-            let sent = http
-                .post(format!("{base}/v1/kkt/receipt"))
-                .header("Content-Type", "application/json")
-                .header("Idempotency-Key", &key)
-                .body(payload.clone())
-                .send()
-                .await;
+            let sent = send(&http, &base, &key, payload.clone()).await;
             match sent {
                 Ok(r) if r.status() == 200 => {
                     let bytes = r.bytes().await.map(|b| b.to_vec());
