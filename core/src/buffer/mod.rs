@@ -20,7 +20,6 @@ pub use read::{DlqEntry, EventPage, ReceiptView};
 
 use crate::events::{Event, NewEvent};
 use crate::kkt::{FiscalDoc, Kkt};
-use crate::money::Kopecks;
 use crate::receipt::Receipt;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -209,7 +208,7 @@ pub struct Claimed {
     pub kind: String,
     /// The validated request as stored: its `items` and `payments` go to the OFD verbatim.
     pub request_json: String,
-    pub total: Kopecks,
+    /// Its fiscal attributes; `fiscal.total` is the receipt's total.
     pub fiscal: FiscalDoc,
 }
 

@@ -131,6 +131,23 @@ pub struct EventPage {
 /// print status and error.
 pub(crate) type StoredFiscal = (Option<FiscalDoc>, Option<String>, Option<String>);
 
+/// Reads a receipt's fiscal attributes from nine columns starting at `at`, in this order:
+/// `fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number,
+/// receipt_number, total_kopecks, qr_code_data`.
+pub(crate) fn fiscal_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FiscalDoc> {
+    Ok(FiscalDoc {
+        fiscal_doc_number: r.get(at)?,
+        fiscal_sign: r.get(at + 1)?,
+        fiscal_datetime: r.get(at + 2)?,
+        fn_number: r.get(at + 3)?,
+        kkt_number: r.get(at + 4)?,
+        shift_number: r.get(at + 5)?,
+        receipt_number: r.get(at + 6)?,
+        total: Kopecks(r.get(at + 7)?),
+        qr_code_data: r.get(at + 8)?,
+    })
+}
+
 pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<StoredFiscal> {
     c.prepare_cached(
         "SELECT fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number,
@@ -140,17 +157,7 @@ pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<StoredFis
     .query_row([id], |r| {
         let doc = match r.get::<_, Option<i64>>(0)? {
             None => None,
-            Some(number) => Some(FiscalDoc {
-                fiscal_doc_number: number,
-                fiscal_sign: r.get(1)?,
-                fiscal_datetime: r.get(2)?,
-                fn_number: r.get(3)?,
-                kkt_number: r.get(4)?,
-                shift_number: r.get(5)?,
-                receipt_number: r.get(6)?,
-                total: Kopecks(r.get(7)?),
-                qr_code_data: r.get(8)?,
-            }),
+            Some(_) => Some(fiscal_from_row(r, 0)?),
         };
         Ok((doc, r.get(9)?, r.get(10)?))
     })

@@ -2,10 +2,9 @@
 //! status `failed`, its reason and time on the row) and making receipts due.
 
 use super::Writer;
+use crate::buffer::read::fiscal_from_row;
 use crate::buffer::{Claimed, Disposition, ReceiptStatus};
 use crate::events::EventKind;
-use crate::kkt::FiscalDoc;
-use crate::money::Kopecks;
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
@@ -15,32 +14,20 @@ impl Writer {
         let claimed: Vec<Claimed> = self
             .conn
             .prepare_cached(
-                "SELECT id, retry_count, pos_id, type, request_json, total_kopecks, fiscal_doc_number, fiscal_sign,
-                        fiscal_datetime, fn_number, kkt_number, shift_number, receipt_number, qr_code_data
+                "SELECT id, retry_count, pos_id, type, request_json, fiscal_doc_number, fiscal_sign, fiscal_datetime,
+                        fn_number, kkt_number, shift_number, receipt_number, total_kopecks, qr_code_data
                  FROM receipts INDEXED BY receipts_order
                  WHERE status = 'pending' AND next_attempt_at <= ?1
                  ORDER BY fiscal_doc_number LIMIT ?2",
             )?
             .query_map(params![now_ms, limit as i64], |r| {
-                let total = Kopecks(r.get(5)?);
                 Ok(Claimed {
                     receipt_id: r.get(0)?,
                     retry_count: r.get(1)?,
                     pos_id: r.get(2)?,
                     kind: r.get(3)?,
                     request_json: r.get(4)?,
-                    total,
-                    fiscal: FiscalDoc {
-                        fiscal_doc_number: r.get(6)?,
-                        fiscal_sign: r.get(7)?,
-                        fiscal_datetime: r.get(8)?,
-                        fn_number: r.get(9)?,
-                        kkt_number: r.get(10)?,
-                        shift_number: r.get(11)?,
-                        receipt_number: r.get(12)?,
-                        total,
-                        qr_code_data: r.get(13)?,
-                    },
+                    fiscal: fiscal_from_row(r, 5)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
