@@ -19,8 +19,12 @@ pub enum ApiError {
     BufferFull {
         retry_after_secs: u64,
     },
-    /// The row could not be made durable; nothing was printed or acknowledged. The cause is logged.
-    StorageUnavailable,
+    /// The row could not be made durable (the cause is logged): before the register had it
+    /// (`printed: false`, nothing happened) or after it printed the receipt (`printed: true`,
+    /// its result is stored with a later write and a retry of the key gets it).
+    StorageUnavailable {
+        printed: bool,
+    },
     NotFound(&'static str),
     RouteNotFound,
     MethodNotAllowed,
@@ -65,7 +69,11 @@ impl From<crate::buffer::AdmitError> for ApiError {
             AdmitError::BufferFull { .. } => ApiError::BufferFull { retry_after_secs: 30 },
             AdmitError::Storage(cause) => {
                 tracing::error!(%cause, "receipt not stored: storage unavailable");
-                ApiError::StorageUnavailable
+                ApiError::StorageUnavailable { printed: false }
+            }
+            AdmitError::ResultUnstored(cause) => {
+                tracing::error!(%cause, "receipt printed but its result not stored: storage unavailable");
+                ApiError::StorageUnavailable { printed: true }
             }
             AdmitError::NotTaken { reason, message } => ApiError::from_not_taken(reason, message),
         }
@@ -148,10 +156,17 @@ impl ApiError {
                 "buffer_full",
                 "the buffer of unsynced receipts is at capacity; retry later".into(),
             ),
-            StorageUnavailable => (
+            StorageUnavailable { printed: false } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
                 "the receipt could not be stored durably; nothing was printed — retry with the same Idempotency-Key"
+                    .into(),
+            ),
+            StorageUnavailable { printed: true } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the receipt was printed, but its fiscal result could not be stored yet — retry with the same \
+                 Idempotency-Key to get it; it will not be printed again"
                     .into(),
             ),
             NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
@@ -217,5 +232,29 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::AdmitError;
+
+    #[test]
+    fn a_storage_failure_says_whether_the_receipt_was_printed() {
+        let before = ApiError::from(AdmitError::Storage("disk full".into())).parts();
+        let after = ApiError::from(AdmitError::ResultUnstored("disk full".into())).parts();
+        for (status, code, _) in [&before, &after] {
+            assert_eq!(
+                (*status, *code),
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            );
+        }
+        assert!(before.2.contains("nothing was printed"), "{}", before.2);
+        assert!(
+            after.2.contains("was printed") && after.2.contains("not be printed again"),
+            "{}",
+            after.2
+        );
     }
 }

@@ -134,6 +134,10 @@ pub enum AdmitError {
     BufferFull { unsynced: u64, capacity: u64 },
     #[error("storage unavailable: {0}")]
     Storage(String),
+    /// The register has registered and printed it, but its result could not be stored yet: a
+    /// retry of the key gets the answer once it is stored, and nothing is printed twice.
+    #[error("printed, but the register's result is not stored yet: {0}")]
+    ResultUnstored(String),
     /// The register will not take it now (FN blocked, shift expired): nothing is stored.
     #[error("{message}")]
     NotTaken {

@@ -120,8 +120,8 @@ impl Writer {
             match self.in_device.get(&id) {
                 Some(InDevice::Waiting) => return Ok(Some(Err(AdmitError::InProgress))),
                 Some(InDevice::Unstored) => {
-                    let why = "the register's result for this receipt is not stored yet";
-                    return Ok(Some(Err(AdmitError::Storage(why.into()))));
+                    let why = "the disk refused the last write";
+                    return Ok(Some(Err(AdmitError::ResultUnstored(why.into()))));
                 }
                 Some(InDevice::Answered) | None => {}
             }
@@ -342,14 +342,18 @@ impl Writer {
     /// the next batch. The register has them; they are not lost.
     pub(super) fn keep_unstored(&mut self, results: Vec<(Done, Outcome)>, error: &str) {
         for (mut done, _) in results {
-            if !matches!(done.result, Err(DeviceError::Unavailable(_))) {
-                self.in_device.insert(done.task.id.clone(), InDevice::Unstored);
-            }
+            // An unavailable register did nothing: that receipt is simply tried again later.
+            let registered = !matches!(done.result, Err(DeviceError::Unavailable(_)));
             if let Some(reply) = done.reply.take() {
                 self.waiting_tills = self.waiting_tills.saturating_sub(1);
-                let _ = reply.send(Err(AdmitError::Storage(error.to_string())));
+                let _ = reply.send(Err(if registered {
+                    AdmitError::ResultUnstored(error.to_string())
+                } else {
+                    AdmitError::Storage(error.to_string())
+                }));
             }
-            if !matches!(done.result, Err(DeviceError::Unavailable(_))) {
+            if registered {
+                self.in_device.insert(done.task.id.clone(), InDevice::Unstored);
                 self.unstored.push(done);
             }
         }
