@@ -195,9 +195,10 @@ fn after_thirty_days_without_the_ofds_confirmation_the_fn_blocks_until_confirmed
     let day29 = at(10, 0) + Span::days(29);
     one(&k, sale("b", day29));
     let day30 = at(10, 0) + Span::days(30);
+    let before = k.counters().unwrap().last_fiscal_doc_number;
     assert_eq!(not_taken(&k, sale("c", day30)), NotTaken::FnBlocked);
     // Nothing was numbered for the refused receipt.
-    let before = k.counters().unwrap().last_fiscal_doc_number;
+    assert_eq!(k.counters().unwrap().last_fiscal_doc_number, before);
     k.ofd_confirmed(&[(first.fn_number.clone(), first.fiscal_doc_number)]);
     let c = one(&k, sale("c", day30));
     assert_eq!(
