@@ -569,16 +569,6 @@ async fn a_replaced_fn_numbers_from_one_and_the_buffer_keeps_every_receipt() {
     assert_eq!(ofd.stats().unique_keys, 2);
 }
 
-/// Records alerts, as the desktop shell would show them.
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<kkt_core::alerts::Alert>>);
-
-impl kkt_core::alerts::Notifier for Recorder {
-    fn notify(&self, alert: &kkt_core::alerts::Alert) {
-        self.0.lock().unwrap().push(alert.clone());
-    }
-}
-
 #[tokio::test]
 async fn after_thirty_days_without_the_ofd_the_fn_blocks_until_the_ofd_confirms() {
     let ofd = mock_ofd().await;

@@ -340,25 +340,6 @@ async fn a_misconfigured_ofd_token_is_retried_and_raises_an_operator_alarm() {
     assert_eq!(alarms, 1);
 }
 
-/// Records alerts instead of showing them.
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<kkt_core::alerts::Alert>>);
-
-impl kkt_core::alerts::Notifier for Recorder {
-    fn notify(&self, alert: &kkt_core::alerts::Alert) {
-        self.0.lock().unwrap().push(alert.clone());
-    }
-}
-
-impl Recorder {
-    async fn wait(&self, what: &str, f: impl Fn(&kkt_core::alerts::Alert) -> bool) {
-        wait_for(LIMIT, what, || async {
-            self.0.lock().unwrap().iter().any(&f).then_some(())
-        })
-        .await
-    }
-}
-
 #[tokio::test]
 async fn operators_are_alerted_to_an_outage_its_end_a_dead_letter_and_the_fn_age_once_each() {
     use kkt_core::alerts::Alert;
@@ -377,17 +358,17 @@ async fn operators_are_alerted_to_an_outage_its_end_a_dead_letter_and_the_fn_age
     for _ in 0..6 {
         t.receipt(SEED_BODY).await;
     }
-    alerts.wait("offline alert", |a| *a == Alert::OfdOffline).await;
+    alerts.wait(LIMIT, "offline alert", |a| *a == Alert::OfdOffline).await;
     alerts
-        .wait("FN-age warning", |a| matches!(a, Alert::FnAgeWarning { .. }))
+        .wait(LIMIT, "FN-age warning", |a| matches!(a, Alert::FnAgeWarning { .. }))
         .await;
     ofd.set_faults(mock_ofd::Faults {
         reject_pos_ids: vec!["POS-001".into()],
         ..Default::default()
     });
-    alerts.wait("back online", |a| *a == Alert::OfdBackOnline).await;
+    alerts.wait(LIMIT, "back online", |a| *a == Alert::OfdBackOnline).await;
     alerts
-        .wait("dead letter", |a| matches!(a, Alert::DeadLettered { .. }))
+        .wait(LIMIT, "dead letter", |a| matches!(a, Alert::DeadLettered { .. }))
         .await;
     let seen = alerts.0.lock().unwrap().clone();
     assert_eq!(seen.iter().filter(|a| **a == Alert::OfdOffline).count(), 1, "{seen:?}");

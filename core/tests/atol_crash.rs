@@ -99,7 +99,10 @@ async fn sigkill_at_every_step_of_a_sale_leaves_each_acknowledged_sale_on_the_de
         "{} on the device, {total} in the adapter",
         on_device.len()
     );
-    assert!(fired > 0, "no job was lost after registration ({armed} faults armed): the lookup went untested");
+    assert!(
+        fired > 0,
+        "no job was lost after registration ({armed} faults armed): the lookup went untested"
+    );
     assert!(acked.len() >= TILLS * 3, "the tills got through: {}", acked.len());
     report(
         "atol_sigkill_loop",

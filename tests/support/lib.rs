@@ -211,3 +211,23 @@ pub fn report(name: &str, figures: Value) {
     let _ = std::fs::write(dir.join(format!("{name}.json")), format!("{figures:#}\n"));
     eprintln!("RELIABILITY {name}: {figures}");
 }
+
+/// Records alerts instead of showing them, as the desktop shell would.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<kkt_core::alerts::Alert>>);
+
+impl kkt_core::alerts::Notifier for Recorder {
+    fn notify(&self, alert: &kkt_core::alerts::Alert) {
+        self.0.lock().unwrap().push(alert.clone());
+    }
+}
+
+impl Recorder {
+    /// Waits up to `limit` for an alert that `f` accepts.
+    pub async fn wait(&self, limit: Duration, what: &str, f: impl Fn(&kkt_core::alerts::Alert) -> bool) {
+        wait_for(limit, what, || async {
+            self.0.lock().unwrap().iter().any(&f).then_some(())
+        })
+        .await
+    }
+}
