@@ -270,12 +270,19 @@ impl Fn {
                     self.open_shift(uuid);
                 }
                 self.receipts_in_shift += 1;
-                let doc = self.document("receipt", k, uuid, total);
+                // §2.9 of docs/research/atol-web-server.md: getFnDocument names a correction so.
+                let kind = if k.ends_with("Correction") {
+                    "receiptCorrection"
+                } else {
+                    "receipt"
+                };
+                let doc = self.document(kind, k, uuid, total);
                 Ok(json!({"fiscalParams": self.fiscal_params(&doc), "warnings": {"notPrinted": false}}))
             }
             "openShift" => {
                 if self.shift_open {
-                    return Err((72, "Смена открыта - операция невозможна".into()));
+                    // §4 (error codes): 83 DENIED_IN_OPENED_SHIFT.
+                    return Err((83, "Смена открыта, операция невозможна".into()));
                 }
                 let doc = self.open_shift(uuid);
                 Ok(json!({"fiscalParams": self.fiscal_params(&doc), "warnings": {"notPrinted": false}}))
@@ -331,10 +338,10 @@ impl Fn {
                     .documents
                     .iter()
                     .find(|d| d.number == n)
-                    .ok_or_else(|| (179, format!("Документ {n} не найден в ФН")))?;
-                let kind = if d.kind == "receipt" { "receipt" } else { &d.kind };
+                    // §4 (error codes): 123 FN_NO_MORE_DATA.
+                    .ok_or_else(|| (123, format!("В ФН нет запрошенных данных (документ {n})")))?;
                 Ok(
-                    json!({"documentTLV": {"fiscalDocumentType": kind, "1040": d.number, "1077": d.sign,
+                    json!({"documentTLV": {"fiscalDocumentType": d.kind, "1040": d.number, "1077": d.sign,
                                            "1012": local(d.at_ms), "1020": d.total, "1041": self.fn_number}}),
                 )
             }

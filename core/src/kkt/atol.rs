@@ -239,10 +239,7 @@ impl AtolKkt {
         let deadline = Instant::now() + self.config.job_bound;
         loop {
             match self.state(uuid)? {
-                Job::Pending(s) if Instant::now() < deadline => {
-                    let _ = s;
-                    std::thread::sleep(self.config.poll_every);
-                }
+                Job::Pending(_) if Instant::now() < deadline => std::thread::sleep(self.config.poll_every),
                 other => return Ok(other),
             }
         }
@@ -271,8 +268,8 @@ impl AtolKkt {
                 }),
             },
             Job::Pending(s) => Err(unavailable(format!(
-                "ККТ не ответила за {:?} (задание {s})",
-                self.config.job_bound
+                "ККТ не ответила за {} с (задание {s})",
+                self.config.job_bound.as_secs()
             ))),
             Job::Unknown => Err(unavailable("веб-сервер драйвера ККТ потерял задание")),
         }
@@ -333,11 +330,7 @@ impl AtolKkt {
         let doc = fiscal_doc(
             &task.receipt,
             number,
-            p["fiscalDocumentSign"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| p["fiscalDocumentSign"].as_i64().map(|n| n.to_string()))
-                .unwrap_or_default(),
+            sign_of(&p["fiscalDocumentSign"]),
             when,
             p["fnNumber"].as_str().unwrap_or_default(),
             p["registrationNumber"].as_str().unwrap_or_default(),
@@ -407,11 +400,7 @@ impl AtolKkt {
                 let doc = fiscal_doc(
                     &task.receipt,
                     n,
-                    tlv["1077"]
-                        .as_str()
-                        .map(str::to_string)
-                        .or_else(|| tlv["1077"].as_i64().map(|x| x.to_string()))
-                        .unwrap_or_default(),
+                    sign_of(&tlv["1077"]),
                     tlv["1012"].as_str().unwrap_or_default(),
                     tlv["1041"].as_str().unwrap_or_default(),
                     "",
@@ -424,6 +413,12 @@ impl AtolKkt {
         }
         Ok(None)
     }
+}
+
+/// The fiscal sign, which servers send as a string or as a number.
+fn sign_of(v: &Value) -> String {
+    v.as_str()
+        .map_or_else(|| v.as_i64().map(|n| n.to_string()).unwrap_or_default(), str::to_string)
 }
 
 /// `error.code`/`error.description`, or the older flat `errorCode`/`errorDescription` (§1.3).
