@@ -27,12 +27,12 @@ def row(name, f):
     twice = f.get("issued_twice", 0)
     if name == "crash_sigkill_loop":
         faults = f"{f['kills']} SIGKILLs, {f['ofd_failures_injected']} OFD failures"
-        other = (f"{f['tills']} tills, {f['client_retries']} till retries, fiscal numbers 1..{f['acknowledged']} gap-free, "
+        other = (f"{f['tills']} tills, {f['client_retries']} till retries, fiscal numbers 2..{f['acknowledged'] + 1} gap-free (1: the shift opening), "
                  f"{f['ofd_repeat_sends_deduplicated']} repeat sends de-duplicated by the OFD, {f['seconds']} s")
     elif name == "atol_sigkill_loop":
         ack = f["sales_acknowledged"]
         twice = f["registered_twice"]
-        faults = f"{f['kills']} SIGKILLs of the adapter, {f['lost_job_faults_armed']} jobs lost by the web server after the FN registered them"
+        faults = f"{f['kills']} SIGKILLs of the adapter, {f.get('lost_job_faults_fired', f['lost_job_faults_armed'])} jobs lost by the web server after the FN registered them"
         other = (f"ATOL driver against mock-atol: {f['tills']} tills, {f['client_retries']} till retries, "
                  f"{f['sales_on_the_device']} sales on the device, each with the number its till got, {f['seconds']} s")
     elif name == "crash_during_dlq_retry":
