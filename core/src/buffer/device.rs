@@ -42,10 +42,11 @@ pub(crate) struct Done {
 
 /// Runs a driver call; a panicking driver is device trouble (the job is looked up and retried),
 /// never a lost receipt or a dead thread.
+/// The message goes to the tray and the window, which speak Russian, as the drivers' do.
 fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, DeviceError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
         tracing::error!("the fiscal register driver panicked during {what}");
-        DeviceError::Unavailable(format!("the fiscal register driver crashed during {what}"))
+        DeviceError::Unavailable(format!("сбой драйвера ККТ ({what}); чек будет проверен и доведён"))
     })
 }
 
@@ -86,7 +87,7 @@ fn register(kkt: &dyn Kkt, jobs: Vec<Job>) -> Vec<Done> {
         .ok()
         .filter(|r| r.len() == tasks.len())
         .unwrap_or_else(|| {
-            let e = DeviceError::Unavailable("the fiscal register driver gave no result".into());
+            let e = DeviceError::Unavailable("драйвер ККТ не вернул результат; чек будет проверен и доведён".into());
             tasks.iter().map(|_| Err(e.clone())).collect()
         });
     for (job, result) in to_send.into_iter().zip(results) {
