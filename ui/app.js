@@ -6,6 +6,7 @@
 const POLL_MS = 1000;
 const T = {
   ru: {
+    version: "Версия",
     demo: "ДЕМО", connecting: "Подключение…", connected: "на связи", disconnected: "нет связи с адаптером",
     pending: "Ожидают отправки", syncing: "отправляются", synced: "Доставлены в ОФД", "last-sync": "последняя доставка",
     dlq: "Не доставлены (DLQ)", total: "всего чеков", ofd: "Связь с ОФД", breaker: "автомат",
@@ -37,7 +38,7 @@ const T = {
     cash: "наличными", card: "безналичными", prepaid: "аванс", credit: "в кредит", other: "иное",
   },
   en: {
-    demo: "DEMO", connecting: "Connecting…", connected: "connected", disconnected: "adapter unreachable",
+    version: "Version", demo: "DEMO", connecting: "Connecting…", connected: "connected", disconnected: "adapter unreachable",
     pending: "Waiting to send", syncing: "sending", synced: "Delivered to the OFD", "last-sync": "last delivery",
     dlq: "Not delivered (DLQ)", total: "receipts in all", ofd: "OFD connection", breaker: "breaker",
     oldest: "Oldest unsent receipt", seconds: "s", "fn-limit": "the FN blocks after 30 days",
@@ -325,3 +326,6 @@ $("lookup-form").addEventListener("submit", lookup);
 $("token-box").hidden = Boolean(token());
 applyLanguage();
 poll();
+// The program's version (the workspace's, from Cargo.toml), once: it cannot change while the page lives.
+// /v1/health answers 503 with the same body when something is unhealthy, so its status is not checked.
+fetch("/v1/health", { cache: "no-store" }).then((r) => r.json()).then((h) => setText($("app-version"), h.version)).catch(() => {});

@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { OUT, waitFor, startMockOfd, startDaemon, CHROMIUM_FLAGS } from "./harness.mjs";
 
@@ -49,6 +50,10 @@ test("the counts on the page match the API and update without a reload", async (
   assert.equal(await text(page, "network-status"), "offline");
   assert.match(await text(page, "oldest-pending-age"), /^\d+$/);
   assert.equal(await text(page, "device-state"), "ККТ готова", "the mock register is always ready");
+  // The version shown is the workspace's (Cargo.toml), the one the packages carry.
+  const cargo = readFileSync(join(import.meta.dirname, "..", "..", "Cargo.toml"), "utf8");
+  const version = cargo.match(/\[workspace\.package\][^[]*?\nversion = "([^"]+)"/)[1];
+  await waitFor("the version on the page", async () => (await text(page, "app-version")) === version);
   await page.screenshot({ path: join(OUT, "browser-counts.png"), fullPage: true });
   // The OFD comes back: the page follows without a reload.
   await ofd.control({ down: false });
