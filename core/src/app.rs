@@ -24,6 +24,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::signals::ShutdownSignals;
+
 /// How long shutdown waits for in-flight requests and sends before giving up on them
 /// (an interrupted send stays `syncing` and is recovered at the next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -232,44 +234,5 @@ impl App {
         }
         self.state.buffer.close().await;
         tracing::info!("stopped");
-    }
-}
-
-/// SIGINT/SIGTERM handlers, installed the moment this is created: a signal that arrives while
-/// the program is still starting is kept, not left to the default action (which would kill the
-/// process without an orderly shutdown). Create it first thing, inside the runtime.
-pub struct ShutdownSignals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignals {
-    pub fn install() -> std::io::Result<ShutdownSignals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(ShutdownSignals {
-                term: signal(SignalKind::terminate())?,
-                int: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(ShutdownSignals {})
-    }
-
-    /// Resolves when SIGINT or SIGTERM arrives (Ctrl+C elsewhere).
-    pub async fn recv(mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {},
-            _ = self.int.recv() => {},
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &mut self;
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -32,6 +32,7 @@ pub mod ofd;
 pub mod receipt;
 pub mod retention;
 pub mod settings;
+pub mod signals;
 pub mod status;
 pub mod time;
 pub mod worker;

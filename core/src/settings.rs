@@ -393,8 +393,9 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DesktopSettings {
-    /// Start the desktop app on login (hidden, in the tray).
-    pub autostart: bool,
+    /// Start the desktop app on login (hidden, in the tray): `true` on, `false` off, unset: left
+    /// as the installer or the user set it.
+    pub autostart: Option<bool>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -784,7 +785,7 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(30))
         );
         assert_eq!(s.alerts.fn_warn_age, Duration::from_secs(2 * DAY));
-        assert!(s.desktop.autostart);
+        assert_eq!(s.desktop.autostart, Some(true));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! tray icon and menu, and the core's alerts into desktop notifications. It never writes to the
 //! database: every command goes through the core.
 
+// A release build on Windows is a GUI program: no console window opens beside the tray. Its
+// output goes to the log files (logs.rs); debug builds keep the console for development.
+#![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
+
 mod logs;
 mod notifier;
 mod shell;

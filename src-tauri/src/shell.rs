@@ -58,6 +58,7 @@ fn quit(app: &AppHandle) {
         if let Some(core) = core {
             core.shutdown().await;
         }
+        kkt_core::signals::stopped();
         app.exit(0);
     });
 }
@@ -85,10 +86,15 @@ fn on_menu(app: &AppHandle, id: &str) {
     }
 }
 
-/// Writes or removes the XDG autostart entry (Linux desktops) to match the setting.
-fn apply_autostart(enabled: bool) {
+/// Makes start-on-login match `[desktop] autostart`: `true` turns it on, `false` off, unset
+/// leaves it as it is (as the Windows installer's "start with Windows" box or the user left it).
+/// Linux desktops: an XDG autostart entry. Windows: the user's `Run` registry key, through
+/// `tauri-plugin-autostart` (the value is named after the product, as the installer writes it).
+fn apply_autostart(app: &tauri::AppHandle, wanted: Option<bool>) {
+    let Some(enabled) = wanted else { return };
     #[cfg(target_os = "linux")]
     {
+        let _ = app;
         let Some(dir) = std::env::var_os("XDG_CONFIG_HOME")
             .map(std::path::PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
@@ -115,9 +121,19 @@ fn apply_autostart(enabled: bool) {
             tracing::warn!(error = %e, file = %file.display(), "cannot update the autostart entry");
         }
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        use tauri_plugin_autostart::ManagerExt;
+        let launcher = app.autolaunch();
+        let result = if enabled { launcher.enable() } else { launcher.disable() };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, enabled, "cannot update the Windows autostart (Run) entry");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     if enabled {
-        tracing::warn!("autostart on login is only implemented for Linux desktops so far");
+        let _ = app;
+        tracing::warn!("autostart on login is not implemented on this system");
     }
 }
 
@@ -136,6 +152,11 @@ pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
             show_window(app);
         }))
         .setup(move |app| {
+            #[cfg(windows)]
+            app.handle().plugin(tauri_plugin_autostart::init(
+                tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+                Some(vec!["--hidden"]),
+            ))?;
             let signals = signals
                 .lock()
                 .ok()
@@ -153,7 +174,7 @@ pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
                 core: Mutex::new(Some(core)),
             };
             app.manage(shell);
-            apply_autostart(autostart);
+            apply_autostart(app.handle(), autostart);
             let mut tray = Tray::create(app.handle(), on_menu)?;
             tray.update(&status.snapshot())?;
             if !hidden {

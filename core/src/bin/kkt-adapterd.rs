@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         app.spawn_alerts(std::sync::Arc::new(kkt_core::alerts::LogNotifier));
         signals.recv().await;
         app.shutdown().await;
+        kkt_core::signals::stopped();
         anyhow::Ok(())
     };
     match run.await {
