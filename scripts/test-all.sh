@@ -2,7 +2,8 @@
 # Runs every test of KKT Adapter: format and lints, the Rust suites under coverage (the core's
 # line coverage must be >= 85 %), browser end-to-end tests (Debian's chromium via npm
 # playwright-core), and the desktop app under Xvfb (smoke test with a system tray, and WebDriver
-# through tauri-driver + WebKitWebDriver). The reliability scenarios (crashes, OFD faults,
+# through tauri-driver + WebKitWebDriver), then the packages (scripts/package.sh) with the Windows
+# daemon under Wine and the .deb and the installer installed as a shop would. The reliability scenarios (crashes, OFD faults,
 # storage faults, hostile input) are Rust tests; their figures are printed at the end. Installs what it needs on a fresh Debian 12 machine (as root).
 # CI runs exactly this.
 set -euo pipefail
@@ -17,7 +18,8 @@ step "system packages"
 pkgs=(build-essential pkg-config
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev
-  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib dunst prometheus)
+  xvfb xauth x11-utils xdotool imagemagick webkit2gtk-driver chromium dbus trayer python3-xlib dunst prometheus
+  wine64 desktop-file-utils)
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
@@ -68,6 +70,15 @@ step "desktop app under Xvfb: smoke test and WebDriver (tauri-driver)"
 (cd tests/e2e && xvfb-run -a -s "-screen 0 1280x900x24" dbus-run-session -- \
   node --test --test-concurrency=1 desktop.test.mjs)
 echo "screenshots and desktop figures: tests/out/"
+
+step "packages: .deb, Windows builds and installer (scripts/package.sh)"
+bash scripts/package.sh
+
+step "the Windows daemon under Wine (the .exe a shop runs)"
+python3 tests/e2e/wine.py
+
+step "the packages installed as a shop would (dpkg -i / upgrade / remove / purge; setup.exe /S under Wine)"
+python3 tests/e2e/packages.py
 
 step "reliability figures of this run (RELIABILITY.md)"
 python3 tests/tools/reliability.py
