@@ -14,7 +14,7 @@ export CARGO_TERM_COLOR=never
 export PATH="$HOME/.cargo/bin:$PATH"
 WIN=x86_64-pc-windows-gnu
 
-step() { printf '\n==== package: %s ====\n' "$*"; }
+step() { printf '\n==== package: %s ==== (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "tools"
 pkgs=(build-essential pkg-config dpkg-dev libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev

@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=never
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n==== %s ====\n' "$*"; }
+step() { printf '\n==== %s ==== (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "system packages"
 pkgs=(build-essential pkg-config
@@ -59,7 +59,7 @@ cargo build -p kkt-adapter-desktop
 
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
-(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs)
+(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs)
 
 step "fleet monitoring: the alert rules (promtool) and a real Prometheus scraping the daemon"
 python3 tests/e2e/prometheus.py
