@@ -261,6 +261,13 @@ async fn worker_status_and_openapi_are_served() {
     let (code, spec): (u16, Value) = t.get("/openapi.json").await;
     assert_eq!(code, 200);
     assert!(spec["paths"]["/v1/kkt/receipt"]["post"].is_object());
+    // Every route the API serves is described (the window's reads included).
+    let routes = include_str!("../core/src/api/mod.rs");
+    for path in routes.split(".route(\"").skip(1).filter_map(|r| r.split('"').next()) {
+        if path.starts_with("/v1/") || path == "/metrics" {
+            assert!(spec["paths"][path].is_object(), "{path} is not in core/openapi.json");
+        }
+    }
 }
 
 #[tokio::test]

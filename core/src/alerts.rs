@@ -313,6 +313,8 @@ mod tests {
             event_type: kind,
             created_at: String::new(),
             details,
+            fiscal_doc_number: None,
+            total: None,
         }
     }
 

@@ -161,6 +161,8 @@ impl App {
             defaults: Arc::new(settings.fiscal.defaults()),
             kkt,
             clock,
+            seller: Arc::new(settings.fiscal.seller()),
+            zone: settings.fiscal.zone(),
         };
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();

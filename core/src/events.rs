@@ -83,6 +83,13 @@ pub struct Event {
     pub event_type: EventKind,
     pub created_at: String,
     pub details: serde_json::Value,
+    /// The receipt's fiscal document number, when the event names a registered receipt (read
+    /// from the buffer; absent in events as they are broadcast).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fiscal_doc_number: Option<i64>,
+    /// The receipt's total, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<crate::money::Kopecks>,
 }
 
 /// An event to be written (its id and time are given when it is stored).

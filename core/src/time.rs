@@ -88,6 +88,34 @@ impl Zone {
         }
     }
 
+    /// The unix-ms bounds `[start, end)` of `day` in this zone (a shop's business day).
+    pub fn day_bounds(&self, day: chrono::NaiveDate) -> (i64, i64) {
+        use chrono::TimeZone as _;
+        let start = |d: chrono::NaiveDate| -> i64 {
+            let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+            let utc = match self {
+                Zone::Utc => Some(midnight.and_utc()),
+                Zone::Local => chrono::Local
+                    .from_local_datetime(&midnight)
+                    .earliest()
+                    .map(|t| t.with_timezone(&Utc)),
+                Zone::Named(tz) => tz
+                    .from_local_datetime(&midnight)
+                    .earliest()
+                    .map(|t| t.with_timezone(&Utc)),
+            };
+            utc.unwrap_or_else(|| midnight.and_utc()).timestamp_millis()
+        };
+        (start(day), start(day.succ_opt().unwrap_or(day)))
+    }
+
+    /// Unix ms as the register's local date and time, `2026-12-01 18:04:22` (tables, CSV).
+    pub fn local_text(&self, ms: i64) -> String {
+        self.local(DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default())
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+
     /// `t` as the register's local date and time.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         match self {
@@ -116,6 +144,15 @@ mod tests {
         assert_eq!(moscow.local(t).format("%Y%m%dT%H%M").to_string(), "20261129T0030");
         assert_eq!(Zone::parse("UTC").unwrap().local(t).format("%H%M").to_string(), "2130");
         assert!(Zone::parse("Mars/Olympus").unwrap_err().contains("not a time zone"));
+    }
+
+    #[test]
+    fn a_shop_day_is_cut_at_its_own_midnight() {
+        let moscow = Zone::parse("Europe/Moscow").unwrap();
+        let (from, to) = moscow.day_bounds(chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+        assert_eq!(rfc3339(from), "2026-11-30T21:00:00.000Z");
+        assert_eq!(to - from, 86_400_000);
+        assert_eq!(moscow.local_text(from), "2026-12-01 00:00:00");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod answers;
+mod browse;
 pub mod conn;
 mod error;
 mod guards;
@@ -43,6 +44,10 @@ pub struct AppState {
     /// The fiscal register, for its shift (receipts go through the buffer).
     pub kkt: Arc<dyn crate::kkt::Kkt>,
     pub clock: crate::time::Clock,
+    /// The slip's header (`[fiscal]`), for the window's copy of a slip.
+    pub seller: Arc<crate::kkt::slip::Seller>,
+    /// The register's time zone: slips, a shop's day, CSV times.
+    pub zone: crate::time::Zone,
 }
 
 /// The whole API as a router, without serving it (tests call it directly or over a socket).
@@ -57,6 +62,12 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
+        .route("/v1/kkt/receipt/{receipt_id}/slip", get(browse::slip))
+        .route("/v1/kkt/receipt/{receipt_id}/qr.svg", get(browse::qr))
+        .route("/v1/kkt/receipts", get(browse::search))
+        .route("/v1/kkt/receipts.csv", get(browse::day_csv))
+        .route("/v1/kkt/dlq.csv", get(browse::dlq_csv))
+        .route("/v1/kkt/activity", get(browse::activity))
         .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/events", get(status::events))
         .route("/v1/kkt/dlq", get(admin::dlq_list))

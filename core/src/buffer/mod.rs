@@ -10,12 +10,14 @@
 //! by the register) → `pending` → `syncing` → `synced`; `failed` is the dead-letter queue;
 //! `refused` is a receipt the register itself refused (answered 422, never sent anywhere).
 
+mod browse;
 mod checkpoint;
 mod device;
 mod read;
 pub(crate) mod schema;
 mod writer;
 
+pub use browse::{Activity, Interval, Outage, ReceiptRow, Search};
 pub use read::{DlqEntry, EventPage, ReceiptView};
 
 use crate::events::{Event, NewEvent};
@@ -640,6 +642,39 @@ impl Buffer {
 
     pub async fn dlq(&self) -> Result<Vec<DlqEntry>, Error> {
         self.reads.run(read::dlq).await
+    }
+
+    /// Receipts found by number, id or key, narrowed by time, till and amount (newest first).
+    pub async fn search(&self, search: Search) -> Result<Vec<ReceiptRow>, Error> {
+        self.reads.run(move |c| browse::search(c, &search)).await
+    }
+
+    /// Every receipt taken in `[from_ms, to_ms)`, oldest first.
+    pub async fn taken_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ReceiptRow>, Error> {
+        self.reads.run(move |c| browse::taken_between(c, from_ms, to_ms)).await
+    }
+
+    /// Receipts taken, delivered and failed per interval over the last `hours`, and the outages.
+    pub async fn activity(&self, to_ms: i64, hours: u32, minutes: u32) -> Result<Activity, Error> {
+        self.reads
+            .run(move |c| browse::activity(c, to_ms, hours, minutes))
+            .await
+    }
+
+    /// A registered receipt's request and fiscal attributes (for its slip), if it has them.
+    pub async fn printed(&self, id: String) -> Result<Option<(Receipt, FiscalDoc)>, Error> {
+        self.reads
+            .run(move |c| {
+                let doc = match read::fiscal_doc(c, &id) {
+                    Ok((Some(doc), _, _)) => doc,
+                    Ok(_) | Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                let request: String =
+                    c.query_row("SELECT request_json FROM receipts WHERE id = ?1", [&id], |r| r.get(0))?;
+                Ok(serde_json::from_str::<Receipt>(&request).ok().map(|r| (r, doc)))
+            })
+            .await
     }
 
     /// True when a trivial query succeeds on a read connection.

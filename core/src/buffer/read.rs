@@ -163,6 +163,12 @@ pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<StoredFis
     })
 }
 
+/// The event columns, with the receipt's fiscal document number and total (the window names
+/// receipts by them, not by their ids).
+const EVENT: &str =
+    "SELECT e.id, e.receipt_id, e.event_type, e.created_at, e.details, r.fiscal_doc_number, r.total_kopecks
+                     FROM buffer_events e LEFT JOIN receipts r ON r.id = e.receipt_id";
+
 fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
     let kind: String = r.get(2)?;
     let details: Option<String> = r.get(4)?;
@@ -174,6 +180,8 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
         details: details
             .and_then(|d| serde_json::from_str(&d).ok())
             .unwrap_or(serde_json::Value::Null),
+        fiscal_doc_number: r.get(5).unwrap_or_default(),
+        total: r.get::<_, Option<i64>>(6).unwrap_or_default().map(Kopecks),
     }))
 }
 
@@ -183,9 +191,7 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
     };
     let dlq = dlq_entries(c, Some(id))?.into_iter().next();
     let events = c
-        .prepare_cached(
-            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events WHERE receipt_id = ?1 ORDER BY id",
-        )?
+        .prepare_cached(&format!("{EVENT} WHERE e.receipt_id = ?1 ORDER BY e.id"))?
         .query_map([id], event_row)?
         .filter_map(|e| e.transpose())
         .collect::<Result<_, _>>()?;
@@ -239,9 +245,7 @@ fn empty_object() -> Box<RawValue> {
 pub(crate) fn events(c: &Connection, after: i64, limit: u32) -> Result<EventPage, Error> {
     let limit = limit.clamp(1, 1000);
     let events: Vec<Event> = c
-        .prepare_cached(
-            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?
+        .prepare_cached(&format!("{EVENT} WHERE e.id > ?1 ORDER BY e.id LIMIT ?2"))?
         .query_map(params![after, limit], event_row)?
         .filter_map(|e| e.transpose())
         .collect::<Result<_, _>>()?;
@@ -251,9 +255,7 @@ pub(crate) fn events(c: &Connection, after: i64, limit: u32) -> Result<EventPage
 
 pub(crate) fn latest_events(c: &Connection, n: u32) -> Result<EventPage, Error> {
     let mut events: Vec<Event> = c
-        .prepare_cached(
-            "SELECT id, receipt_id, event_type, created_at, details FROM buffer_events ORDER BY id DESC LIMIT ?1",
-        )?
+        .prepare_cached(&format!("{EVENT} ORDER BY e.id DESC LIMIT ?1"))?
         .query_map([n.clamp(1, 1000)], event_row)?
         .filter_map(|e| e.transpose())
         .collect::<Result<_, _>>()?;

@@ -298,6 +298,8 @@ impl Writer {
             event_type: kind,
             created_at: crate::time::rfc3339(now_ms),
             details,
+            fiscal_doc_number: None,
+            total: None,
         });
         Ok(())
     }
