@@ -7,7 +7,40 @@ const POLL_MS = 1000;
 const T = {
   ru: {
     version: "Версия",
-    demo: "ДЕМО", connecting: "Подключение…", connected: "на связи", disconnected: "нет связи с адаптером",
+    "api-link": "Связь окна с адаптером", "chart-title": "Последние 24 часа",
+    taken: "приняты", delivered: "доставлены", failed: "не доставлены", outage: "ОФД недоступен",
+    "chart-summary": "За 24 часа принято {taken}, доставлено {delivered}, не доставлено {failed}; перерывов связи с ОФД: {outages}.",
+    "chart-bar": "{from}: принято {taken}, доставлено {delivered}, не доставлено {failed}",
+    "dlq-export": "Скачать CSV", "col-sold": "Время продажи", "col-action": "Действие",
+    "search-label": "Номер ФД, ID чека или ключ", "f-date": "Дата", "f-amount": "Сумма, ₽", "f-pos": "Касса",
+    "day-export": "Чеки за день (CSV)", close: "Закрыть", found: "Найдено чеков: {n}", "found-none": "Ничего не найдено",
+    "search-empty": "Введите номер ФД, ID или ключ либо выберите дату, сумму или кассу.",
+    "receipt-title": "Чек ФД №{n}", "receipt-unnumbered": "Чек (ещё не зарегистрирован в ККТ)", "qr-alt": "QR-код чека ФД №{n}",
+    "no-slip": "Чек ещё не напечатан.", "raw-answer": "Ответ ОФД",
+    "st-fiscalizing": "в ККТ", "st-pending": "ждёт отправки", "st-syncing": "отправляется", "st-synced": "доставлен в ОФД",
+    "st-failed": "не доставлен (DLQ)", "st-refused": "отказ ККТ",
+    "r-rejected_by_ofd": "ОФД отклонил чек: в документе ошибка. Проверьте данные чека; при необходимости пробейте чек коррекции.",
+    "r-max_retries_exceeded": "ОФД не принял чек за {n} попыток. Проверьте связь с ОФД и нажмите «Повторить».",
+    "r-other": "Не доставлен: {reason}",
+    "k-status": "Статус", "k-sold": "Продан", "k-pos": "Касса", "k-total": "Сумма", "k-synced": "Доставлен в ОФД", "k-id": "ID чека", "k-key": "Ключ",
+    "ev-receipt_added": "Чек ФД №{n} на {sum} принят от кассы {pos}",
+    "ev-receipt_synced": "Чек ФД №{n} на {sum} доставлен в ОФД",
+    "ev-receipt_failed": "Чек ФД №{n}: попытка {attempt} отправки в ОФД не удалась",
+    "ev-receipt_dlq": "Чек ФД №{n} на {sum} не доставлен — в очереди недоставленных",
+    "ev-dlq_retried": "Чек ФД №{n} возвращён в очередь отправки",
+    "ev-lease_recovered": "Отправка чека ФД №{n}, прерванная перезапуском, возобновлена",
+    "ev-sync_released": "Отправка чека ФД №{n} отложена",
+    "ev-sync_started": "Чек ФД №{n} отправляется в ОФД",
+    "ev-circuit_opened": "Связь с ОФД потеряна — отправка приостановлена",
+    "ev-circuit_half_open": "Проверка связи с ОФД",
+    "ev-circuit_closed": "Связь с ОФД восстановлена",
+    "ev-sync_cycle_completed": "Отправка в ОФД: доставлено {synced}, ошибок {failed}",
+    "ev-ofd_misconfigured": "ОФД отвечает HTTP {code}: проверьте адрес ОФД и токен",
+    "ev-buffer_purged": "Из буфера удалены старые доставленные чеки: {count}",
+    "ev-backoff_cleared": "Все ожидающие чеки отправляются сейчас",
+    "ev-receipt_refused": "ККТ отказала в регистрации чека на {sum}",
+    "ev-other": "Событие: {type}",
+    demo: "ДЕМО", connecting: "подключение…", connected: "на связи", disconnected: "нет связи с адаптером",
     pending: "Ожидают отправки", syncing: "отправляются", synced: "Доставлены в ОФД", "last-sync": "последняя доставка",
     dlq: "Не доставлены (DLQ)", total: "всего чеков", ofd: "Связь с ОФД", breaker: "автомат",
     oldest: "Самый старый неотправленный", seconds: "с", "fn-limit": "ФН блокируется через 30 дней",
@@ -38,7 +71,40 @@ const T = {
     cash: "наличными", card: "безналичными", prepaid: "аванс", credit: "в кредит", other: "иное",
   },
   en: {
-    version: "Version", demo: "DEMO", connecting: "Connecting…", connected: "connected", disconnected: "adapter unreachable",
+    "api-link": "Window's link to the adapter", "chart-title": "Last 24 hours",
+    taken: "taken", delivered: "delivered", failed: "failed", outage: "OFD unreachable",
+    "chart-summary": "In 24 hours: {taken} taken, {delivered} delivered, {failed} failed; OFD outages: {outages}.",
+    "chart-bar": "{from}: {taken} taken, {delivered} delivered, {failed} failed",
+    "dlq-export": "Download CSV", "col-sold": "Sold at", "col-action": "Action",
+    "search-label": "Fiscal document number, receipt id or key", "f-date": "Date", "f-amount": "Amount, ₽", "f-pos": "Till",
+    "day-export": "The day's receipts (CSV)", close: "Close", found: "Receipts found: {n}", "found-none": "Nothing found",
+    "search-empty": "Enter a fiscal document number, id or key, or pick a date, an amount or a till.",
+    "receipt-title": "Receipt FD #{n}", "receipt-unnumbered": "Receipt (not registered by the register yet)", "qr-alt": "QR code of receipt FD #{n}",
+    "no-slip": "The receipt is not printed yet.", "raw-answer": "The OFD's answer",
+    "st-fiscalizing": "at the register", "st-pending": "waiting to be sent", "st-syncing": "being sent", "st-synced": "delivered to the OFD",
+    "st-failed": "not delivered (DLQ)", "st-refused": "refused by the register",
+    "r-rejected_by_ofd": "The OFD rejected the receipt: the document has an error. Check the receipt's data; issue a correction receipt if needed.",
+    "r-max_retries_exceeded": "The OFD did not accept the receipt in {n} attempts. Check the OFD connection and press Retry.",
+    "r-other": "Not delivered: {reason}",
+    "k-status": "Status", "k-sold": "Sold", "k-pos": "Till", "k-total": "Total", "k-synced": "Delivered to the OFD", "k-id": "Receipt id", "k-key": "Key",
+    "ev-receipt_added": "Receipt FD #{n} for {sum} taken from till {pos}",
+    "ev-receipt_synced": "Receipt FD #{n} for {sum} delivered to the OFD",
+    "ev-receipt_failed": "Receipt FD #{n}: sending attempt {attempt} to the OFD failed",
+    "ev-receipt_dlq": "Receipt FD #{n} for {sum} not delivered — moved to the DLQ",
+    "ev-dlq_retried": "Receipt FD #{n} returned to the sending queue",
+    "ev-lease_recovered": "Sending of receipt FD #{n}, cut by a restart, resumed",
+    "ev-sync_released": "Sending of receipt FD #{n} postponed",
+    "ev-sync_started": "Receipt FD #{n} is being sent to the OFD",
+    "ev-circuit_opened": "Lost the OFD — sending paused",
+    "ev-circuit_half_open": "Checking the OFD connection",
+    "ev-circuit_closed": "The OFD connection is back",
+    "ev-sync_cycle_completed": "Sending to the OFD: {synced} delivered, {failed} failed",
+    "ev-ofd_misconfigured": "The OFD answers HTTP {code}: check the OFD URL and token",
+    "ev-buffer_purged": "Old delivered receipts removed from the buffer: {count}",
+    "ev-backoff_cleared": "Every waiting receipt is being sent now",
+    "ev-receipt_refused": "The register refused a receipt for {sum}",
+    "ev-other": "Event: {type}",
+    version: "Version", demo: "DEMO", connecting: "connecting…", connected: "connected", disconnected: "adapter unreachable",
     pending: "Waiting to send", syncing: "sending", synced: "Delivered to the OFD", "last-sync": "last delivery",
     dlq: "Not delivered (DLQ)", total: "receipts in all", ofd: "OFD connection", breaker: "breaker",
     oldest: "Oldest unsent receipt", seconds: "s", "fn-limit": "the FN blocks after 30 days",
@@ -93,7 +159,9 @@ function applyLanguage() {
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   $("lang").textContent = lang === "ru" ? "English" : "Русский";
+  $("lang").lang = lang === "ru" ? "en" : "ru";
   if (last) render(last);
+  if (lastActivity) drawChart(lastActivity);
 }
 
 function human(seconds) {
@@ -127,8 +195,8 @@ function render(s) {
   setText($("syncing-count"), s.syncing);
   setText($("total-count"), s.total_receipts);
   setText($("last-sync"), since(s.last_sync_at));
-  setText($("breaker-label"), `(${t(s.breaker.state)})`);
-  setText($("network-label"), `(${t(s.network_status)})`);
+  setText($("breaker-label"), t(s.breaker.state));
+  setText($("network-label"), t(s.network_status));
   $("oldest-seconds").hidden = s.oldest_pending_age_seconds == null;
   setText($("next-probe"), s.breaker.next_probe_in_seconds != null ? `· ${t("probe-in")} ${Math.ceil(s.breaker.next_probe_in_seconds)} ${t("s")}` : "");
   setText($("oldest-human"), s.oldest_pending_age_seconds == null ? t("none") : human(s.oldest_pending_age_seconds));
@@ -159,41 +227,155 @@ function moneyLine(payments, vat) {
   return taxes.length ? `${paid} · ${t("vat")} ${taxes.join(", ")}` : paid;
 }
 
+const rub = (x) => `${Number(x).toFixed(2)} ₽`;
+const when = (iso) => (iso ? new Date(iso).toLocaleString(lang === "ru" ? "ru-RU" : "en-GB") : "–");
+const fdn = (n) => (n == null ? "–" : n);
+
+function reasonText(e) {
+  const key = `r-${e.reason}`;
+  return T[lang][key] ? t(key, { n: e.retry_count }) : t("r-other", { reason: e.reason });
+}
+
+function cell(tr, content) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+  tr.appendChild(td);
+  return td;
+}
+
 function renderDlq(list) {
   const rows = $("dlq-rows");
   rows.replaceChildren();
   for (const e of list.entries) {
     const tr = document.createElement("tr");
-    const cells = [e.receipt_id.slice(0, 8) + "… №" + e.fiscal_doc_number, e.pos_id, t(e.type), `${e.total.toFixed(2)} ₽`,
-      moneyLine(e.payments, e.vat), e.reason, e.retry_count, e.last_error || ""];
-    for (const c of cells) {
-      const td = document.createElement("td");
-      td.textContent = c;
-      tr.appendChild(td);
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "link";
+    open.textContent = `№${e.fiscal_doc_number}`;
+    open.title = e.receipt_id;
+    open.addEventListener("click", () => openReceipt(e.receipt_id));
+    cell(tr, open);
+    cell(tr, when(e.created_at));
+    cell(tr, e.pos_id);
+    cell(tr, t(e.type));
+    cell(tr, rub(e.total)).className = "num";
+    cell(tr, moneyLine(e.payments, e.vat));
+    // The reason in words; the OFD's raw answer behind a disclosure, for support.
+    const why = document.createElement("div");
+    const words = document.createElement("div");
+    words.className = "reason";
+    words.textContent = reasonText(e);
+    why.appendChild(words);
+    if (e.last_error) {
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = t("raw-answer");
+      const pre = document.createElement("pre");
+      pre.textContent = e.last_error;
+      details.append(summary, pre);
+      why.appendChild(details);
     }
-    tr.firstChild.title = e.receipt_id;
-    const td = document.createElement("td");
+    cell(tr, why);
+    cell(tr, e.retry_count).className = "num";
     const b = document.createElement("button");
     b.type = "button";
     b.dataset.testid = "dlq-retry";
     b.textContent = t("retry");
+    b.setAttribute("aria-label", `${t("retry")} №${e.fiscal_doc_number}`);
     b.addEventListener("click", () => admin(`/v1/kkt/dlq/${encodeURIComponent(e.receipt_id)}/retry`, (r) => t("retry-done", { n: r.retried })));
-    td.appendChild(b);
-    tr.appendChild(td);
+    cell(tr, b);
     rows.appendChild(tr);
   }
   $("dlq-empty").hidden = list.entries.length > 0;
   $("dlq-retry-all").disabled = list.entries.length === 0;
 }
 
+// One event as a sentence in the page's language, naming receipts by their fiscal number and sum.
+function eventText(e) {
+  const d = e.details || {};
+  const vars = {
+    n: fdn(e.fiscal_doc_number ?? d.fiscal_doc_number), sum: e.total != null ? rub(e.total) : d.total != null ? rub(d.total) : "–",
+    pos: d.pos_id || "", attempt: d.attempt ?? "", synced: d.synced ?? 0, failed: d.failed ?? 0,
+    code: d.http_status ?? "", count: d.receipts ?? 0, type: e.event_type,
+  };
+  const key = `ev-${e.event_type}`;
+  return T[lang][key] ? t(key, vars) : t("ev-other", vars);
+}
+
 function renderEvents(page) {
-  const ol = $("events");
-  ol.replaceChildren();
+  const list = $("events");
+  list.replaceChildren();
   for (const e of page.events.slice().reverse()) {
     const li = document.createElement("li");
-    const time = new Date(e.created_at).toLocaleTimeString(lang === "ru" ? "ru-RU" : "en-GB");
-    li.textContent = `${time} ${e.event_type}${e.receipt_id ? " " + e.receipt_id.slice(0, 8) : ""}`;
-    ol.appendChild(li);
+    const time = document.createElement("time");
+    time.dateTime = e.created_at;
+    time.textContent = new Date(e.created_at).toLocaleTimeString(lang === "ru" ? "ru-RU" : "en-GB");
+    li.append(time, " ", eventText(e));
+    li.className = `ev ev-${e.event_type}`;
+    if (e.receipt_id && e.fiscal_doc_number != null) {
+      li.tabIndex = 0;
+      li.setAttribute("role", "button");
+      li.addEventListener("click", () => openReceipt(e.receipt_id));
+      li.addEventListener("keydown", (k) => { if (k.key === "Enter" || k.key === " ") { k.preventDefault(); openReceipt(e.receipt_id); } });
+    }
+    list.appendChild(li);
+  }
+}
+
+// The 24-hour chart: bars of receipts taken / delivered / failed per interval, OFD outages shaded.
+const SVG = "http://www.w3.org/2000/svg";
+function svg(name, attrs, text) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text != null) el.textContent = text;
+  return el;
+}
+
+let lastActivity = null;
+function drawChart(a) {
+  lastActivity = a;
+  const chart = $("chart");
+  const W = 960, H = 180, top = 10, bottom = 22, left = 34;
+  const from = Date.parse(a.from), to = Date.parse(a.to), span = to - from;
+  const x = (ms) => left + ((ms - from) / span) * (W - left - 4);
+  const max = Math.max(1, ...a.intervals.map((i) => Math.max(i.taken, i.delivered, i.failed)));
+  const y = (n) => H - bottom - (n / max) * (H - top - bottom);
+  const nodes = [];
+  for (const o of a.outages) {
+    const r = svg("rect", { x: x(Date.parse(o.from)), y: top, width: Math.max(2, x(Date.parse(o.to)) - x(Date.parse(o.from))), height: H - top - bottom, class: "outage" });
+    r.appendChild(svg("title", {}, `${t("outage")}: ${when(o.from)} – ${o.ongoing ? "…" : when(o.to)}`));
+    nodes.push(r);
+  }
+  nodes.push(svg("line", { x1: left, x2: W - 4, y1: H - bottom, y2: H - bottom, class: "axis" }));
+  nodes.push(svg("text", { x: left - 6, y: top + 8, class: "tick", "text-anchor": "end" }, max));
+  nodes.push(svg("text", { x: left - 6, y: H - bottom, class: "tick", "text-anchor": "end" }, 0));
+  const slot = (W - left - 4) / a.intervals.length;
+  const bw = Math.max(1, (slot - 3) / 3);
+  a.intervals.forEach((i, n) => {
+    const x0 = left + n * slot + 1.5;
+    const g = svg("g", {});
+    [["taken", i.taken], ["delivered", i.delivered], ["failed", i.failed]].forEach(([kind, v], k) => {
+      if (v > 0) g.appendChild(svg("rect", { x: x0 + k * bw, y: y(v), width: bw, height: H - bottom - y(v), class: kind }));
+    });
+    g.appendChild(svg("title", {}, t("chart-bar", { from: when(i.start), ...i })));
+    nodes.push(g);
+    const start = new Date(i.start);
+    if (start.getHours() % 3 === 0 && start.getMinutes() === 0) {
+      nodes.push(svg("text", { x: x0, y: H - 6, class: "tick" }, `${String(start.getHours()).padStart(2, "0")}:00`));
+    }
+  });
+  chart.replaceChildren(...nodes);
+  const sum = (k) => a.intervals.reduce((acc, i) => acc + i[k], 0);
+  setText($("chart-summary"), t("chart-summary", { taken: sum("taken"), delivered: sum("delivered"), failed: sum("failed"), outages: a.outages.length }));
+}
+
+async function pollChart() {
+  try {
+    drawChart(await getJson("/v1/kkt/activity?hours=24&interval_minutes=60"));
+  } catch (e) {
+    /* the connection label already says the adapter is unreachable */
+  } finally {
+    setTimeout(pollChart, 30000);
   }
 }
 
@@ -279,33 +461,97 @@ async function followSync(cycle) {
   showResult(`${t("error")}: ${t("disconnected")}`, "bad");
 }
 
+function todayInShop() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+function updateDayExport() {
+  const day = $("f-date").value || todayInShop();
+  $("day-export").href = `/v1/kkt/receipts.csv?date=${encodeURIComponent(day)}`;
+  $("day-export").setAttribute("download", `kkt-receipts-${day}.csv`);
+}
+
 async function lookup(ev) {
   ev.preventDefault();
-  const id = $("lookup-id").value.trim();
-  const out = $("lookup-result");
+  const q = $("lookup-id").value.trim();
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if ($("f-date").value) params.set("date", $("f-date").value);
+  if ($("f-amount").value.trim()) params.set("amount", $("f-amount").value.trim());
+  if ($("f-pos").value.trim()) params.set("pos_id", $("f-pos").value.trim());
+  const out = $("search-results");
   out.replaceChildren();
-  if (!id) return;
-  const r = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}`, { headers: authHeaders() });
-  if (r.status === 404) { out.textContent = t("not-found"); return; }
-  if (r.status === 401) { $("token-box").hidden = false; out.textContent = t("need-token"); return; }
+  if (![...params.keys()].length) { setText($("search-status"), t("search-empty")); return; }
+  const r = await fetch(`/v1/kkt/receipts?${params}`, { headers: authHeaders() });
+  if (r.status === 401) { $("token-box").hidden = false; setText($("search-status"), t("need-token")); return; }
   const v = await r.json().catch(() => ({}));
-  if (!r.ok) { out.textContent = `${t("error")} ${r.status}: ${v.message || ""}`; return; }
-  const lines = [
-    `${t("status")}: ${v.status} · ${v.retry_count} ${t("attempts")}`,
-    `${t("created")}: ${v.created_at}`,
-    v.fiscal_doc ? `${t(v.type)} · ФД №${v.fiscal_doc.fiscal_doc_number} · ФП ${v.fiscal_doc.fiscal_sign} · ${v.total.toFixed(2)} ₽` : `${t(v.type)} · ${v.total.toFixed(2)} ₽`,
-    `${t("paid")}: ${moneyLine(v.request.payments, (v.request.items || []).reduce((acc, i) => {
-      const s = acc.find((a) => a.vat === i.vat);
-      if (s) s.amount += Number(i.vat_amount || 0); else acc.push({ vat: i.vat, amount: Number(i.vat_amount || 0) });
-      return acc;
-    }, []))}${Number(v.request.change) > 0 ? ` · ${t("change")} ${Number(v.request.change).toFixed(2)} ₽` : ""}`,
-    v.last_error ? `${t("col-error")}: ${v.last_error}` : "",
-  ].filter(Boolean);
-  for (const l of lines) {
-    const p = document.createElement("div");
-    p.textContent = l;
-    out.appendChild(p);
+  if (!r.ok) { setText($("search-status"), `${t("error")} ${r.status}: ${v.message || ""}`); return; }
+  setText($("search-status"), v.receipts.length ? t("found", { n: v.receipts.length }) : t("found-none"));
+  for (const row of v.receipts) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "result-row";
+    b.textContent = `№${fdn(row.fiscal_doc_number)} · ${when(row.created_at)} · ${row.pos_id} · ${t(row.type)} · ${rub(row.total)} · ${t(`st-${row.status}`)}`;
+    b.addEventListener("click", () => openReceipt(row.receipt_id));
+    li.appendChild(b);
+    out.appendChild(li);
   }
+  if (v.receipts.length === 1) openReceipt(v.receipts[0].receipt_id);
+}
+
+// The receipt panel: the slip as printed and its QR code as an image, with the receipt's facts.
+let panelReturn = null;
+let panelSeq = 0;
+async function openReceipt(id) {
+  const panel = $("receipt-panel");
+  const seq = ++panelSeq;
+  const from = document.activeElement;
+  panelReturn = from;
+  const r = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}`, { headers: authHeaders() });
+  if (r.status === 401) { $("token-box").hidden = false; setText($("search-status"), t("need-token")); return; }
+  if (!r.ok) { setText($("search-status"), t("not-found")); return; }
+  const v = await r.json();
+  const slip = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}/slip`, { headers: authHeaders() });
+  const slipText = slip.ok ? await slip.text() : t("no-slip");
+  if (seq !== panelSeq) return; // a later request for another receipt wins
+  const n = v.fiscal_doc ? v.fiscal_doc.fiscal_doc_number : null;
+  setText($("receipt-title"), n != null ? t("receipt-title", { n }) : t("receipt-unnumbered"));
+  $("receipt-slip").textContent = slipText;
+  const qr = $("receipt-qr");
+  qr.hidden = n == null;
+  if (n != null) {
+    qr.src = `/v1/kkt/receipt/${encodeURIComponent(id)}/qr.svg`;
+    qr.alt = t("qr-alt", { n });
+    qr.title = v.fiscal_doc.qr_code_data;
+  }
+  const facts = $("receipt-facts");
+  facts.replaceChildren();
+  const fact = (k, val) => {
+    const dt = document.createElement("dt"); dt.textContent = t(k);
+    const dd = document.createElement("dd"); dd.textContent = val;
+    facts.append(dt, dd);
+  };
+  fact("k-status", t(`st-${v.status}`));
+  fact("k-sold", when(v.created_at));
+  fact("k-pos", v.pos_id);
+  fact("k-total", `${rub(v.total)} · ${t(v.type)}`);
+  if (v.synced_at) fact("k-synced", when(v.synced_at));
+  if (v.dlq) fact("col-reason", reasonText(v.dlq));
+  fact("k-id", v.receipt_id);
+  panel.hidden = false;
+  panel.dataset.receipt = v.receipt_id;
+  // Take the focus only if it is still where the request came from: never from someone typing.
+  if (document.activeElement === from || document.activeElement === document.body) {
+    panel.focus();
+    panel.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function closeReceipt() {
+  $("receipt-panel").hidden = true;
+  if (panelReturn && document.contains(panelReturn)) panelReturn.focus();
 }
 
 $("lang").addEventListener("click", () => {
@@ -323,9 +569,14 @@ $("token-save").addEventListener("click", () => {
   showResult("✓", "ok");
 });
 $("lookup-form").addEventListener("submit", lookup);
+$("receipt-close").addEventListener("click", closeReceipt);
+$("receipt-panel").addEventListener("keydown", (k) => { if (k.key === "Escape") closeReceipt(); });
+$("f-date").addEventListener("change", updateDayExport);
+updateDayExport();
 $("token-box").hidden = Boolean(token());
 applyLanguage();
 poll();
+pollChart();
 // The program's version (the workspace's, from Cargo.toml), once: it cannot change while the page lives.
 // /v1/health answers 503 with the same body when something is unhealthy, so its status is not checked.
 fetch("/v1/health", { cache: "no-store" }).then((r) => r.json()).then((h) => setText($("app-version"), h.version)).catch(() => {});

@@ -83,11 +83,11 @@ export async function startDaemon(ofdUrl, token) {
     dir,
     stop: p.stop,
     status: () => fetch(`${base}/v1/kkt/buffer/status`).then((r) => r.json()),
-    receipt: (key) =>
+    receipt: (key, body = SEED) =>
       fetch(`${base}/v1/kkt/receipt`, {
         method: "POST",
         headers: { "Content-Type": "application/json", "Idempotency-Key": key },
-        body: JSON.stringify(SEED),
+        body: JSON.stringify(body),
       }).then((r) => r.json()),
   };
   return api;
