@@ -201,7 +201,8 @@ function render(s) {
   setText($("next-probe"), s.breaker.next_probe_in_seconds != null ? `· ${t("probe-in")} ${Math.ceil(s.breaker.next_probe_in_seconds)} ${t("s")}` : "");
   setText($("oldest-human"), s.oldest_pending_age_seconds == null ? t("none") : human(s.oldest_pending_age_seconds));
   const net = document.querySelector('[data-testid="network-status"]');
-  net.className = `net-${s.network_status}`;
+  net.className = `raw net-${s.network_status}`;
+  $("network-label").className = `net-${s.network_status}`;
   $("dlq-value").className = s.dlq_size > 0 ? "value bad" : "value";
   $("mode-badge").hidden = s.mode !== "demo";
   const fn = s.fn_age;
@@ -341,11 +342,13 @@ function drawChart(a) {
   const max = Math.max(1, ...a.intervals.map((i) => Math.max(i.taken, i.delivered, i.failed)));
   const y = (n) => H - bottom - (n / max) * (H - top - bottom);
   const nodes = [];
-  for (const o of a.outages) {
-    const r = svg("rect", { x: x(Date.parse(o.from)), y: top, width: Math.max(2, x(Date.parse(o.to)) - x(Date.parse(o.from))), height: H - top - bottom, class: "outage" });
+  // Outages go over the bars, translucent, at least 6 px wide so a short one still shows.
+  const outages = a.outages.map((o) => {
+    const x0 = x(Date.parse(o.from)), w = Math.max(6, x(Date.parse(o.to)) - x0);
+    const r = svg("rect", { x: Math.min(x0, W - 4 - w), y: top, width: w, height: H - top - bottom, class: "outage" });
     r.appendChild(svg("title", {}, `${t("outage")}: ${when(o.from)} – ${o.ongoing ? "…" : when(o.to)}`));
-    nodes.push(r);
-  }
+    return r;
+  });
   nodes.push(svg("line", { x1: left, x2: W - 4, y1: H - bottom, y2: H - bottom, class: "axis" }));
   nodes.push(svg("text", { x: left - 6, y: top + 8, class: "tick", "text-anchor": "end" }, max));
   nodes.push(svg("text", { x: left - 6, y: H - bottom, class: "tick", "text-anchor": "end" }, 0));
@@ -364,7 +367,7 @@ function drawChart(a) {
       nodes.push(svg("text", { x: x0, y: H - 6, class: "tick" }, `${String(start.getHours()).padStart(2, "0")}:00`));
     }
   });
-  chart.replaceChildren(...nodes);
+  chart.replaceChildren(...nodes, ...outages);
   const sum = (k) => a.intervals.reduce((acc, i) => acc + i[k], 0);
   setText($("chart-summary"), t("chart-summary", { taken: sum("taken"), delivered: sum("delivered"), failed: sum("failed"), outages: a.outages.length }));
 }

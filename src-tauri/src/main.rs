@@ -11,6 +11,7 @@ mod logs;
 mod notifier;
 mod shell;
 mod tray;
+mod window;
 
 use clap::Parser;
 use kkt_core::settings::{Flags, Settings};
@@ -29,6 +30,13 @@ struct Args {
     /// Start in the tray without opening the window (used by autostart).
     #[arg(long)]
     hidden: bool,
+    /// Keep the window inside this process instead of a window process of its own (for WebDriver
+    /// automation, which drives the webview of the process it started).
+    #[arg(long)]
+    window_in_process: bool,
+    /// Internal: run as the window process of a running tray app, showing this page.
+    #[arg(long, hide = true, value_name = "URL")]
+    window_url: Option<String>,
 }
 
 fn has_display() -> bool {
@@ -48,6 +56,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if let Some(url) = args.window_url {
+        return match window::run(shell::context(), url) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("kkt-adapter (window): {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::resolve(args.flags) {
         Ok(s) => s,
         Err(e) => {
@@ -61,7 +78,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let _logs = logs::init(&settings.data_dir);
-    match shell::run(settings, args.hidden) {
+    match shell::run(settings, args.hidden, args.window_in_process) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             tracing::error!("{e:#}");

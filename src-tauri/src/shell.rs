@@ -3,13 +3,12 @@
 
 use crate::notifier::DesktopNotifier;
 use crate::tray::{self, Tray};
+use crate::window::{self, WindowProcess};
 use anyhow::Context;
 use kkt_core::{App, Settings};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
-
-const WINDOW: &str = "main";
+use tauri::{AppHandle, Manager, RunEvent};
 
 /// What the event handlers need.
 struct Shell {
@@ -17,39 +16,38 @@ struct Shell {
     url: String,
     token: String,
     worker: kkt_core::worker::WorkerHandle,
+    /// The window's own process (window.rs), unless `--window-in-process`.
+    window: Option<WindowProcess>,
 }
 
-/// Opens the manager's window, or brings it forward if it exists. The admin token is handed to
-/// the page before it loads, so nobody has to type it.
+/// The app's Tauri context (one place: the tray process and the window process both use it).
+pub fn context() -> tauri::Context<tauri::Wry> {
+    tauri::generate_context!("../tauri.conf.json")
+}
+
+/// Opens the manager's window, or brings it forward if it is open.
 fn show_window(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window(WINDOW) {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
-        return;
-    }
     let Some(shell) = app.try_state::<Shell>() else { return };
-    // The token rides in the fragment (the page keeps it for the session) and in an init script.
-    let url = match format!("{}#token={}", shell.url, shell.token).parse() {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = %e, "bad window URL");
-            return;
+    match &shell.window {
+        Some(process) => process.show(&shell.url, &shell.token),
+        None => {
+            if !window::focus(app)
+                && let Err(e) = window::build(app, &shell.url, &shell.token)
+            {
+                tracing::error!(error = %e, "cannot open the window");
+            }
         }
-    };
-    let token = serde_json::to_string(&shell.token).unwrap_or_default();
-    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(url))
-        .title("KKT Adapter")
-        .inner_size(1100.0, 780.0)
-        .initialization_script(format!("window.__KKT_ADMIN_TOKEN__ = {token};"))
-        .build();
-    if let Err(e) = built {
-        tracing::error!(error = %e, "cannot open the window");
     }
 }
 
 /// Stops the core (no receipt left half-sent), then ends the program with exit code 0.
 fn quit(app: &AppHandle) {
+    // The window process sees the end of its input and closes.
+    if let Some(shell) = app.try_state::<Shell>()
+        && let Some(w) = &shell.window
+    {
+        w.close();
+    }
     let core = app
         .try_state::<Shell>()
         .and_then(|s| s.core.lock().ok().and_then(|mut c| c.take()));
@@ -137,8 +135,8 @@ fn apply_autostart(app: &tauri::AppHandle, wanted: Option<bool>) {
     }
 }
 
-pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
-    let context = tauri::generate_context!("../tauri.conf.json");
+pub fn run(settings: Settings, hidden: bool, window_in_process: bool) -> anyhow::Result<u8> {
+    let context = context();
     let autostart = settings.desktop.autostart;
     let settings = Mutex::new(Some(settings));
     // Before anything else starts: a SIGTERM during start-up must still mean an orderly stop.
@@ -172,6 +170,7 @@ pub fn run(settings: Settings, hidden: bool) -> anyhow::Result<u8> {
                 token: core.admin_token().to_string(),
                 worker: core.worker().clone(),
                 core: Mutex::new(Some(core)),
+                window: (!window_in_process).then(WindowProcess::default),
             };
             app.manage(shell);
             apply_autostart(app.handle(), autostart);

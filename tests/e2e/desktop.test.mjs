@@ -45,7 +45,8 @@ test("the real window renders the counts, and Sync now in it triggers a sync", a
       alwaysMatch: {
         "tauri:options": {
           application: join(BIN, "kkt-adapter"),
-          args: ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", `127.0.0.1:${port}`, "--ofd-url", ofd.url],
+          // WebDriver drives the webview of the process it started: keep the window in it.
+          args: ["--window-in-process", "--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", `127.0.0.1:${port}`, "--ofd-url", ofd.url],
         },
       },
     },
