@@ -14,56 +14,19 @@ silent uninstaller keeps the receipts; `/PURGE` deletes them.
 
 Usage: python3 tests/e2e/packages.py   (after `bash scripts/package.sh`; as root, it installs a package)
 """
-import glob, grp, json, os, pwd, re, shutil, signal, socket, stat, subprocess, sys, tempfile, time, uuid
-import urllib.error, urllib.request
+import glob, grp, json, os, pwd, re, shutil, signal, stat, subprocess, tempfile, uuid
+from checks import ROOT, SEED, check, finish, free_port, healthy, receipt, results, wait
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DIST = os.path.join(ROOT, "dist")
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
-SEED = '{"pos_id":"POS-001","type":"sale","items":[{"name":"Test","price":100,"qty":1}],"payments":[{"type":"cash","amount":100}]}'
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(bool(ok))
-    print(f"{'ok' if ok else 'FAILED'} - {name}{(': ' + str(detail)) if detail and not ok else ''}", flush=True)
 
 
 def run(*cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
 def post_seed(api, key):
-    req = urllib.request.Request(f"{api}/v1/kkt/receipt", data=SEED.encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Idempotency-Key": key})
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
-def wait(what, f, seconds=60):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = f()
-            if last:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(0.3)
-    print(f"# timed out waiting for {what}: {last}")
-    return None
-
-
-def healthy(api):
-    return lambda: urllib.request.urlopen(f"{api}/v1/health", timeout=2).status == 200
+    return receipt(api, SEED, key)
 
 
 def version():
@@ -149,7 +112,7 @@ def test_deb(work):
     api = f"http://127.0.0.1:{port}"
     log = os.path.join(work, "service.log")
     d = service_like_run(port, log)
-    up = wait("the installed kkt-adapterd", healthy(api))
+    up = wait("the installed kkt-adapterd", healthy(api), fatal=False)
     key = str(uuid.uuid4())
     first = post_seed(api, key) if up else (None, None, b"")
     check("the installed kkt-adapterd, run as the unit runs it, prints the seed's receipt",
@@ -163,7 +126,7 @@ def test_deb(work):
     p = subprocess.Popen(["/usr/bin/kkt-adapterd", "--data-dir", tmpdata, "--listen", f"127.0.0.1:{port2}",
                           "--admin-token", "x" * 32], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    wait("kkt-adapterd on a temp data directory", healthy(f"http://127.0.0.1:{port2}"))
+    wait("kkt-adapterd on a temp data directory", healthy(f"http://127.0.0.1:{port2}"), fatal=False)
     a = post_seed(f"http://127.0.0.1:{port2}", str(uuid.uuid4()))
     check("the installed kkt-adapterd on a temp data directory prints the seed's receipt", a[0] == 200, a[0])
     check("and stops with exit code 0", stop(p) == 0)
@@ -179,7 +142,7 @@ def test_deb(work):
         check("dpkg -i upgrades to it", r.returncode == 0 and installed == f"{v}-2", installed + r.stderr[-500:])
         check("the upgrade keeps the admin token", open(token).read() == token_before)
         d = service_like_run(port, log)
-        wait("kkt-adapterd after the upgrade", healthy(api))
+        wait("kkt-adapterd after the upgrade", healthy(api), fatal=False)
         again = post_seed(api, key)
         check("after the upgrade the receipts are kept: the seed's replay returns the same bytes",
               again[0] == 200 and again[2] == first[2] and again[1].get("Idempotent-Replayed") == "true", again[0])
@@ -234,7 +197,7 @@ def test_windows_installer(work):
     api = f"http://127.0.0.1:{port}"
     d = subprocess.Popen([WINE, os.path.join(instdir, "kkt-adapterd.exe"), "--listen", f"127.0.0.1:{port}"], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    up = wait("the installed kkt-adapterd.exe", healthy(api))
+    up = wait("the installed kkt-adapterd.exe", healthy(api), fatal=False)
     a = post_seed(api, str(uuid.uuid4())) if up else (None, None, b"")
     check("the installed kkt-adapterd.exe prints the seed's receipt", a[0] == 200, a[0])
     d.send_signal(signal.SIGINT)
@@ -243,14 +206,14 @@ def test_windows_installer(work):
 
     # The uninstaller copies itself to %TEMP% and returns at once: wait for the files to go.
     wine(os.path.join(instdir, "uninstall.exe"), "/S")
-    gone = wait("the uninstaller", lambda: not os.path.exists(os.path.join(instdir, "kkt-adapterd.exe")), 60)
+    gone = wait("the uninstaller", lambda: not os.path.exists(os.path.join(instdir, "kkt-adapterd.exe")), 60, fatal=False)
     check("uninstall.exe /S removes the programs and the Run value",
           gone and "kkt-adapter.exe" not in reg(run_key, "KKT Adapter"))
     check("uninstall keeps the receipts (%APPDATA%\\KKT Adapter)",
           os.path.isfile(os.path.join(data, "kkt-adapter", "data", "buffer.db")))
     wine(setup, "/S")
     wine(os.path.join(instdir, "uninstall.exe"), "/S", "/PURGE")
-    purged = wait("the uninstaller with /PURGE", lambda: not os.path.exists(data), 60)
+    purged = wait("the uninstaller with /PURGE", lambda: not os.path.exists(data), 60, fatal=False)
     check("uninstall.exe /S /PURGE deletes the receipts and settings", purged)
     subprocess.run([os.path.join(os.path.dirname(WINE), "wineserver"), "-k"], env=env, capture_output=True)
 
@@ -272,9 +235,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"# kept for a look: {work}")
-    failed = results.count(False)
-    print(f"packages: {len(results) - failed} passed, {failed} failed")
-    sys.exit(1 if failed or not results else 0)
+    finish("packages")
 
 
 if __name__ == "__main__":

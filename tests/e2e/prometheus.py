@@ -5,46 +5,14 @@ with the shop/till labels and fires an alert when the adapter has something in i
 
 Usage: python3 tests/e2e/prometheus.py   (after the debug build of kkt-adapterd and mock-ofd)
 """
-import json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, shutil, subprocess, tempfile
+from checks import BIN, ROOT, check, finish, free_port, get_json as get, request, wait
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("KKT_BIN_DIR", os.path.join(ROOT, "target", "debug"))
 RULES = os.path.join(ROOT, "deploy", "prometheus", "kkt-adapter.rules.yml")
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(f"{'ok' if ok else 'FAILED'} - {name}{(': ' + detail) if detail and not ok else ''}", flush=True)
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.load(r)
 
 
 def post(url, body, headers):
-    req = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.status
-
-
-def wait(what, f, seconds=60):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = f()
-            if last:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for {what}: {last}")
+    return request("POST", url, body, headers)[0]
 
 
 def main():
@@ -124,9 +92,7 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(work, ignore_errors=True)
-    passed = sum(results)
-    print(f"prometheus: {passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if all(results) else 1)
+    finish("prometheus")
 
 
 if __name__ == "__main__":

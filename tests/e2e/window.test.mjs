@@ -207,3 +207,44 @@ test("keyboard only: Sync now, the announced result, search and the panel; focus
   await page.keyboard.press("Escape");
   await waitFor("focus back", async () => page.evaluate(() => document.activeElement?.dataset?.testid === "receipt-search"));
 });
+
+test("text meets WCAG AA contrast (4.5:1, large text 3:1) in the states a manager sees", async (t) => {
+  const { daemon } = await setup(t, { reject_pos_ids: ["POS-001"] });
+  await daemon.receipt("contrast-1");
+  const page = await open(daemon, { token: TOKEN });
+  await waitFor("a DLQ row", async () => (await page.locator("#dlq-rows tr").count()) === 1);
+  await hook(page, "receipt-search").fill("2");
+  await hook(page, "receipt-search").press("Enter");
+  await waitFor("the panel", async () => page.locator("#receipt-panel").isVisible());
+  // WCAG 2.1 relative luminance and contrast ratio, against the nearest opaque background.
+  const failures = await page.evaluate(() => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const out = [];
+    for (const el of document.querySelectorAll("body *")) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      const box = el.getBoundingClientRect();
+      const st = getComputedStyle(el);
+      if (!own || box.width < 2 || box.height < 2 || st.visibility === "hidden" || el.closest("[hidden]")) continue;
+      if (el.closest("button:disabled")) continue; // WCAG exempts inactive controls
+      const fg = rgb(st.color).slice(0, 3), bg = background(el);
+      const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+      const ratio = (a + 0.05) / (b + 0.05);
+      const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+      const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+      if (ratio < need) out.push(`${el.tagName}#${el.id}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)} < ${need}`);
+    }
+    return out;
+  });
+  assert.deepEqual(failures, []);
+});

@@ -19,25 +19,12 @@ others from outside; the desktop kkt-adapter.exe (no WebView2 in Wine).
 Usage: python3 tests/e2e/wine.py   (after `bash scripts/package.sh`, which puts the shipped .exe files
 in dist/windows/, and the debug build of mock-ofd; KKT_WIN_BIN_DIR points elsewhere)
 """
-import getpass, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
-import urllib.error, urllib.request, uuid
+import getpass, json, os, shutil, signal, subprocess, tempfile, threading, time, uuid
+from checks import BIN, ROOT, SEED, check, finish, free_port, receipt as post_receipt, request, results, wait
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WIN_BIN = os.environ.get("KKT_WIN_BIN_DIR", os.path.join(ROOT, "dist", "windows"))
-BIN = os.environ.get("KKT_BIN_DIR", os.path.join(ROOT, "target", "debug"))
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
 ADMIN = "wine-test-admin-token"
-SEED = '{"pos_id":"POS-001","type":"sale","items":[{"name":"Test","price":100,"qty":1}],"payments":[{"type":"cash","amount":100}]}'
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(f"{'ok' if ok else 'FAILED'} - {name}{(': ' + str(detail)) if detail and not ok else ''}", flush=True)
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def winpath(path):
@@ -45,36 +32,8 @@ def winpath(path):
     return "Z:" + path.replace("/", "\\")
 
 
-def request(method, url, body=None, headers=None, timeout=15):
-    """(status, headers, body bytes) for any answer, errors included."""
-    data = body.encode() if isinstance(body, str) else body
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
 def receipt(api, body, key=None, ctype="application/json"):
-    headers = {"Content-Type": ctype}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return request("POST", f"{api}/v1/kkt/receipt", body, headers)
-
-
-def wait(what, f, seconds=60):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = f()
-            if last:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(0.3)
-    raise SystemExit(f"timed out waiting for {what}: {last}")
+    return post_receipt(api, body, key, ctype)
 
 
 def code_of(answer):
@@ -278,9 +237,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"# kept for a look: {work}")
-    failed = results.count(False)
-    print(f"wine: {len(results) - failed} passed, {failed} failed")
-    sys.exit(1 if failed or not results else 0)
+    finish("wine")
 
 
 if __name__ == "__main__":
