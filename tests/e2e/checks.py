@@ -15,6 +15,15 @@ def check(name, ok, detail=""):
     print(f"{'ok' if ok else 'FAILED'} - {name}{(': ' + str(detail)) if detail and not ok else ''}", flush=True)
 
 
+def keep_if_failed(work):
+    """Deletes a suite's work directory, or keeps it (and says where) when a check failed."""
+    import shutil
+    if all(results):
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"# kept for a look: {work}")
+
+
 def finish(suite):
     """Prints the tally and exits non-zero if anything failed (or nothing was checked)."""
     failed = results.count(False)

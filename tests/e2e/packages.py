@@ -15,7 +15,7 @@ silent uninstaller keeps the receipts; `/PURGE` deletes them.
 Usage: python3 tests/e2e/packages.py   (after `bash scripts/package.sh`; as root, it installs a package)
 """
 import glob, grp, json, os, pwd, re, shutil, signal, stat, subprocess, tempfile, uuid
-from checks import ROOT, SEED, check, finish, free_port, healthy, receipt, results, wait
+from checks import ROOT, SEED, check, finish, free_port, healthy, keep_if_failed, receipt, wait
 
 DIST = os.path.join(ROOT, "dist")
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
@@ -23,10 +23,6 @@ WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
 
 def run(*cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
-
-
-def post_seed(api, key):
-    return receipt(api, SEED, key)
 
 
 def version():
@@ -114,7 +110,7 @@ def test_deb(work):
     d = service_like_run(port, log)
     up = wait("the installed kkt-adapterd", healthy(api), fatal=False)
     key = str(uuid.uuid4())
-    first = post_seed(api, key) if up else (None, None, b"")
+    first = receipt(api, SEED, key) if up else (None, None, b"")
     check("the installed kkt-adapterd, run as the unit runs it, prints the seed's receipt",
           first[0] == 200 and json.loads(first[2])["status"] == "printed", first[0])
     check("SIGTERM: orderly stop, exit code 0", stop(d) == 0, open(log).read()[-500:])
@@ -127,7 +123,7 @@ def test_deb(work):
                           "--admin-token", "x" * 32], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     wait("kkt-adapterd on a temp data directory", healthy(f"http://127.0.0.1:{port2}"), fatal=False)
-    a = post_seed(f"http://127.0.0.1:{port2}", str(uuid.uuid4()))
+    a = receipt(f"http://127.0.0.1:{port2}", SEED, str(uuid.uuid4()))
     check("the installed kkt-adapterd on a temp data directory prints the seed's receipt", a[0] == 200, a[0])
     check("and stops with exit code 0", stop(p) == 0)
 
@@ -143,7 +139,7 @@ def test_deb(work):
         check("the upgrade keeps the admin token", open(token).read() == token_before)
         d = service_like_run(port, log)
         wait("kkt-adapterd after the upgrade", healthy(api), fatal=False)
-        again = post_seed(api, key)
+        again = receipt(api, SEED, key)
         check("after the upgrade the receipts are kept: the seed's replay returns the same bytes",
               again[0] == 200 and again[2] == first[2] and again[1].get("Idempotent-Replayed") == "true", again[0])
         check("and it stops with exit code 0", stop(d) == 0)
@@ -198,7 +194,7 @@ def test_windows_installer(work):
     d = subprocess.Popen([WINE, os.path.join(instdir, "kkt-adapterd.exe"), "--listen", f"127.0.0.1:{port}"], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     up = wait("the installed kkt-adapterd.exe", healthy(api), fatal=False)
-    a = post_seed(api, str(uuid.uuid4())) if up else (None, None, b"")
+    a = receipt(api, SEED, str(uuid.uuid4())) if up else (None, None, b"")
     check("the installed kkt-adapterd.exe prints the seed's receipt", a[0] == 200, a[0])
     d.send_signal(signal.SIGINT)
     check("and stops on Ctrl+C with exit code 0", d.wait(30) == 0)
@@ -231,10 +227,7 @@ def main():
         test_deb(work)
         test_windows_installer(work)
     finally:
-        if all(results):
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"# kept for a look: {work}")
+        keep_if_failed(work)
     finish("packages")
 
 

@@ -20,7 +20,7 @@ Usage: python3 tests/e2e/wine.py   (after `bash scripts/package.sh`, which puts 
 in dist/windows/, and the debug build of mock-ofd; KKT_WIN_BIN_DIR points elsewhere)
 """
 import getpass, json, os, shutil, signal, subprocess, tempfile, threading, time, uuid
-from checks import BIN, ROOT, SEED, check, finish, free_port, receipt as post_receipt, request, results, wait
+from checks import BIN, ROOT, SEED, check, finish, free_port, keep_if_failed, receipt, request, wait
 
 WIN_BIN = os.environ.get("KKT_WIN_BIN_DIR", os.path.join(ROOT, "dist", "windows"))
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
@@ -30,10 +30,6 @@ ADMIN = "wine-test-admin-token"
 def winpath(path):
     """Wine maps the Unix root to drive Z:."""
     return "Z:" + path.replace("/", "\\")
-
-
-def receipt(api, body, key=None, ctype="application/json"):
-    return post_receipt(api, body, key, ctype)
 
 
 def code_of(answer):
@@ -233,10 +229,7 @@ def main():
         wine.stop_all()
         for p in native:
             p.kill()
-        if all(results):
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"# kept for a look: {work}")
+        keep_if_failed(work)
     finish("wine")
 
 

@@ -18,7 +18,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+/// A query string that does not parse is the caller's mistake: 400 naming what is wrong.
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))
 }
@@ -145,8 +146,11 @@ pub async fn qr(
         .printed(id)
         .await?
         .ok_or(ApiError::NotFound("printed receipt"))?;
-    let code = qrcode::QrCode::with_error_correction_level(doc.qr_code_data.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|e| ApiError::BadRequest(format!("the receipt's QR data cannot be encoded: {e}")))?;
+    let code =
+        qrcode::QrCode::with_error_correction_level(doc.qr_code_data.as_bytes(), qrcode::EcLevel::M).map_err(|e| {
+            tracing::error!(error = %e, "the receipt's QR data cannot be encoded");
+            ApiError::Internal
+        })?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
@@ -163,13 +167,14 @@ fn csv_response(name: &str, rows: Vec<Vec<String>>) -> Result<Response, ApiError
     let mut out = csv::WriterBuilder::new()
         .delimiter(b';')
         .from_writer(vec![0xEF, 0xBB, 0xBF]);
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "cannot write CSV");
+        ApiError::Internal
+    };
     for row in rows {
-        out.write_record(&row)
-            .map_err(|e| ApiError::BadRequest(format!("cannot write CSV: {e}")))?;
+        out.write_record(&row).map_err(|e| failed(&e))?;
     }
-    let bytes = out
-        .into_inner()
-        .map_err(|e| ApiError::BadRequest(format!("cannot write CSV: {e}")))?;
+    let bytes = out.into_inner().map_err(|e| failed(&e))?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     Ok((

@@ -42,7 +42,7 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     // Events name receipts, tills and totals: in LAN mode only tills and the manager read them.
     super::guards::require_pos(&state, &headers)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let q = super::browse::query(query)?;
     let page = match q.latest {
         Some(n) => state.buffer.latest_events(n).await,
         None => state.buffer.events(q.after.unwrap_or(0), q.limit.unwrap_or(100)).await,
