@@ -34,6 +34,8 @@ pub enum Alert {
     StorageFailing { error: String },
     /// The fiscal register cannot take receipts (no paper, not connected …): the tills get 202.
     DeviceTrouble { problem: String },
+    /// The register may hold a receipt and cannot tell: the manager decides (§10.5).
+    NeedsReview { reason: String },
 }
 
 /// Kinds, for rate limiting.
@@ -49,6 +51,7 @@ enum Kind {
     Misconfigured,
     Storage,
     Device,
+    Review,
 }
 
 impl Alert {
@@ -64,6 +67,7 @@ impl Alert {
             Alert::OfdMisconfigured { .. } => Kind::Misconfigured,
             Alert::StorageFailing { .. } => Kind::Storage,
             Alert::DeviceTrouble { .. } => Kind::Device,
+            Alert::NeedsReview { .. } => Kind::Review,
         }
     }
 
@@ -77,6 +81,7 @@ impl Alert {
                 | Alert::DlqAboveThreshold { .. }
                 | Alert::StorageFailing { .. }
                 | Alert::DeviceTrouble { .. }
+                | Alert::NeedsReview { .. }
         )
     }
 
@@ -120,6 +125,10 @@ impl Alert {
             Alert::DeviceTrouble { problem } => (
                 format!("ККТ: {problem} (fiscal register not ready)"),
                 "Чеки сохраняются и будут пробиты, как только ККТ будет готова.".into(),
+            ),
+            Alert::NeedsReview { reason } => (
+                "Чек требует решения: ККТ не может сказать, пробит ли он (needs review)".into(),
+                format!("{reason}. Откройте окно, раздел «Требуют решения»."),
             ),
             Alert::StorageFailing { error } => (
                 "Чеки не сохраняются: ошибка диска (storage failing)".into(),
@@ -201,6 +210,10 @@ impl Alerter {
             EventKind::CircuitClosed if self.announced_offline => {
                 self.announced_offline = false;
                 self.emit(Alert::OfdBackOnline, now, &mut out);
+            }
+            EventKind::ReceiptNeedsReview => {
+                let reason = event.details["reason"].as_str().unwrap_or_default().to_string();
+                self.emit(Alert::NeedsReview { reason }, now, &mut out);
             }
             EventKind::ReceiptDlq => {
                 self.dead_pending += 1;

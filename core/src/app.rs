@@ -45,7 +45,7 @@ pub struct App {
 /// How often a receipt the register could not take is tried again.
 const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
-/// The fiscal register driver the settings name (the mock, until real drivers land).
+/// The fiscal register driver the settings name: the mock (default) or ATOL's.
 fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
     if settings.kkt.driver == crate::settings::KktDriver::Atol {
         let a = &settings.kkt.atol;
@@ -56,6 +56,11 @@ fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
             poll_every: a.poll_every,
             auto_shift: settings.kkt.auto_shift,
             journal: Some(settings.data_dir.join("atol-journal.db")),
+            credentials: a
+                .user
+                .clone()
+                .zip(a.password.as_ref().map(|p| p.expose_secret().to_string())),
+            ca_file: a.ca_file.clone(),
         })
         .map_err(anyhow::Error::msg)?;
         return Ok(Arc::new(kkt));
@@ -101,6 +106,8 @@ impl App {
                 answer: api::answers::receipt,
                 answer_within: settings.kkt.answer_within,
                 device_retry: DEVICE_RETRY,
+                late_sale_after: settings.kkt.late_sale_after(),
+                zone: settings.fiscal.zone(),
                 clock: clock.clone(),
             },
             kkt.clone(),

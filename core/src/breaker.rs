@@ -6,10 +6,11 @@
 //! failures count against the OFD; any answer from it — an acceptance or a rejection of the
 //! document — shows it is up, and counts as a success.
 //!
-//! The open period adapts (docs/contract.md §1a): it starts at `open_initial` (5 s) and doubles
-//! with every failed probe up to `open_max` (60 s, the seed's policy and its upper bound), so a
-//! short blip costs seconds while a long outage still gets at most one probe a minute. Closing
-//! resets it.
+//! The open period grows with the outage (docs/contract.md §1a, §10 item 6): after a failed
+//! probe the next one comes after half the outage so far, at least `open_initial` (1 s) and at
+//! most `open_max` (60 s, the seed's policy and its upper bound). The OFD back after a 5 s
+//! outage is found within about 2.5 s; a long outage still gets at most one probe a minute,
+//! and the OFD sees probes thin out as the outage lasts. Closing resets it.
 
 use crate::settings::BreakerPolicy;
 use serde::Serialize;
@@ -65,7 +66,10 @@ pub struct Breaker {
     half_open_successes: u32,
     probe_in_flight: bool,
     opened_at: Option<Instant>,
-    /// How long the breaker stays open this time: `open_initial`, doubled per failed probe, ≤ `open_max`.
+    /// The first failure of the current run of failures: when the outage began.
+    outage_since: Option<Instant>,
+    /// How long the breaker stays open this time: half the outage so far, within
+    /// `open_initial` ..= `open_max`.
     open_period: Duration,
     totals: Totals,
 }
@@ -99,9 +103,18 @@ impl Breaker {
             half_open_successes: 0,
             probe_in_flight: false,
             opened_at: None,
+            outage_since: None,
             open_period: policy.open_initial.min(policy.open_max),
             totals: Totals::default(),
         }
+    }
+
+    /// Half the outage so far, within the policy's bounds.
+    fn period_at(&self, now: Instant) -> Duration {
+        let outage = self
+            .outage_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        (outage / 2).clamp(self.policy.open_initial.min(self.policy.open_max), self.policy.open_max)
     }
 
     /// Moves open → half-open when the open period is over; returns the transition if any.
@@ -148,6 +161,7 @@ impl Breaker {
             Outcome::Success => {
                 self.totals.successes += 1;
                 self.consecutive_failures = 0;
+                self.outage_since = None;
                 if was_probe {
                     self.half_open_successes += 1;
                     if self.half_open_successes >= self.policy.half_open_successes {
@@ -161,13 +175,17 @@ impl Breaker {
             Outcome::TransientFailure => {
                 self.totals.failures += 1;
                 self.consecutive_failures += 1;
+                self.outage_since.get_or_insert(now);
                 let trip = match self.state {
                     State::HalfOpen => {
-                        // The OFD is still down: wait twice as long before the next probe.
-                        self.open_period = (self.open_period * 2).min(self.policy.open_max);
+                        // The OFD is still down: probe again after half the outage so far.
+                        self.open_period = self.period_at(now);
                         true
                     }
-                    State::Closed => self.consecutive_failures >= self.policy.failure_threshold,
+                    State::Closed => {
+                        self.open_period = self.period_at(now);
+                        self.consecutive_failures >= self.policy.failure_threshold
+                    }
                     State::Open => false,
                 };
                 if trip {
@@ -234,7 +252,7 @@ mod tests {
         assert_eq!(b.snapshot().totals.short_circuited, 1);
         assert_eq!(
             b.snapshot().next_probe_at,
-            Some(t + Duration::from_secs(5)),
+            Some(t + Duration::from_secs(1)),
             "the first open period is the short one"
         );
     }
@@ -268,9 +286,9 @@ mod tests {
         for _ in 0..5 {
             fail(&mut b, t);
         }
-        let later = t + Duration::from_millis(4999);
+        let later = t + Duration::from_millis(999);
         assert_eq!(b.try_acquire(later, false).0, Permit::Refused);
-        let t5 = t + Duration::from_secs(5);
+        let t5 = t + Duration::from_secs(1);
         let (p, tr) = b.try_acquire(t5, false);
         assert_eq!(
             (p, tr),
@@ -313,24 +331,44 @@ mod tests {
     }
 
     #[test]
-    fn failed_probes_double_the_open_period_up_to_sixty_seconds() {
+    fn probes_come_after_half_the_outage_so_far_from_one_second_up_to_sixty() {
         let (mut b, t) = breaker();
         for _ in 0..5 {
             fail(&mut b, t);
         }
-        let mut at = t + Duration::from_secs(5);
+        let mut at = t + Duration::from_secs(1);
         let mut periods = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..14 {
             let next = fail_probe(&mut b, at);
             assert_eq!(
                 b.try_acquire(next - Duration::from_millis(1), false).0,
                 Permit::Refused,
                 "no probe before the period is over"
             );
-            periods.push((next - at).as_secs());
+            periods.push((next - at).as_millis());
             at = next;
         }
-        assert_eq!(periods, vec![10, 20, 40, 60, 60, 60]);
+        // 1 s while the outage is young, then half of it: ×1.5 per failed probe, capped at 60 s.
+        assert_eq!(
+            periods,
+            vec![
+                1000, 1000, 1500, 2250, 3375, 5062, 7593, 11390, 17085, 25628, 38443, 57665, 60000, 60000
+            ]
+        );
+        // An OFD back 5 s into an outage is probed within 2.5 s of its return.
+        let (mut b, t) = breaker();
+        for _ in 0..5 {
+            fail(&mut b, t);
+        }
+        let mut probe = t + Duration::from_secs(1);
+        while probe < t + Duration::from_secs(5) {
+            probe = fail_probe(&mut b, probe);
+        }
+        assert!(
+            probe - (t + Duration::from_secs(5)) <= Duration::from_millis(2500),
+            "{:?}",
+            probe - t
+        );
     }
 
     #[test]
@@ -339,7 +377,7 @@ mod tests {
         for _ in 0..5 {
             fail(&mut b, t);
         }
-        let next = fail_probe(&mut b, t + Duration::from_secs(5));
+        let next = fail_probe(&mut b, t + Duration::from_secs(1));
         let next = fail_probe(&mut b, next);
         for _ in 0..2 {
             assert_eq!(b.try_acquire(next, false).0, Permit::Granted);
@@ -349,7 +387,7 @@ mod tests {
         for _ in 0..5 {
             fail(&mut b, next);
         }
-        assert_eq!(b.snapshot().next_probe_at, Some(next + Duration::from_secs(5)));
+        assert_eq!(b.snapshot().next_probe_at, Some(next + Duration::from_secs(1)));
     }
 
     #[test]

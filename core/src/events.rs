@@ -26,10 +26,17 @@ pub enum EventKind {
     BackoffCleared,
     /// The fiscal register refused a receipt (answered 422, never fiscal).
     ReceiptRefused,
+    /// A receipt already answered that the register will not take now (shift expired, FN
+    /// blocked) is kept until it goes through (docs/contract.md §10.4).
+    ReceiptHeld,
+    /// The register may hold a receipt and cannot tell: a person decides (§10.5).
+    ReceiptNeedsReview,
+    /// A person settled a receipt in review (attach, register, void) — with their words.
+    ReceiptResolved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::ReceiptAdded,
         EventKind::SyncStarted,
         EventKind::ReceiptSynced,
@@ -46,6 +53,9 @@ impl EventKind {
         EventKind::BufferPurged,
         EventKind::BackoffCleared,
         EventKind::ReceiptRefused,
+        EventKind::ReceiptHeld,
+        EventKind::ReceiptNeedsReview,
+        EventKind::ReceiptResolved,
     ];
 
     /// The kind stored under `name`, if any.
@@ -71,6 +81,9 @@ impl EventKind {
             EventKind::BufferPurged => "buffer_purged",
             EventKind::BackoffCleared => "backoff_cleared",
             EventKind::ReceiptRefused => "receipt_refused",
+            EventKind::ReceiptHeld => "receipt_held",
+            EventKind::ReceiptNeedsReview => "receipt_needs_review",
+            EventKind::ReceiptResolved => "receipt_resolved",
         }
     }
 }

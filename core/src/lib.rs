@@ -25,6 +25,7 @@ pub mod breaker;
 pub mod buffer;
 pub mod datadir;
 pub mod events;
+pub mod failpoint;
 pub mod kkt;
 pub mod metrics;
 pub mod money;

@@ -62,6 +62,8 @@ impl Metrics {
             ("synced", s.synced),
             ("failed", s.failed),
             ("refused", s.refused),
+            ("needs_review", s.needs_review),
+            ("voided", s.voided),
         ];
         labelled(
             out,

@@ -124,7 +124,7 @@ impl Default for BufferSettings {
     }
 }
 
-/// `[kkt]`: the fiscal register (the mock driver for now).
+/// `[kkt]`: the fiscal register: the mock driver or ATOL's (`driver`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KktSettings {
@@ -144,6 +144,10 @@ pub struct KktSettings {
     /// Close an expired shift and open the next one before a receipt; `false`: the receipt
     /// gets `409 shift_expired` until the shift is closed.
     pub auto_shift: bool,
+    /// A sale the register takes more than this many minutes after the till posted it is
+    /// registered as the self-initiated correction of that settlement (docs/contract.md §10.7,
+    /// README "Late sales"); `0`: never, every sale is registered as a sale.
+    pub late_sale_after_minutes: u64,
     /// `mock` (a software register, the default) or `atol` (a real register through ATOL's
     /// driver web server, `[kkt.atol]`).
     pub driver: KktDriver,
@@ -172,6 +176,12 @@ pub struct AtolSettings {
     pub job_bound: Duration,
     #[serde(rename = "poll_ms", with = "units::ms")]
     pub poll_every: Duration,
+    /// HTTP Basic credentials, when the web server asks for them (ATOL Web Requests).
+    pub user: Option<String>,
+    pub password: Option<secrecy::SecretString>,
+    /// A PEM file with the certificate(s) to trust for an `https://` web server (its own
+    /// self-signed one, typically); without it the public roots are trusted.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for AtolSettings {
@@ -181,7 +191,17 @@ impl Default for AtolSettings {
             device_id: String::new(),
             job_bound: Duration::from_secs(30),
             poll_every: Duration::from_millis(100),
+            user: None,
+            password: None,
+            ca_file: None,
         }
+    }
+}
+
+impl KktSettings {
+    /// `late_sale_after_minutes` as a duration (`None`: the rule is off).
+    pub fn late_sale_after(&self) -> Option<Duration> {
+        (self.late_sale_after_minutes > 0).then(|| Duration::from_secs(self.late_sale_after_minutes * 60))
     }
 }
 
@@ -195,6 +215,7 @@ impl Default for KktSettings {
             write_slips: true,
             answer_within: Duration::from_secs(10),
             auto_shift: true,
+            late_sale_after_minutes: 5,
             driver: KktDriver::Mock,
             atol: AtolSettings::default(),
         }
@@ -332,10 +353,11 @@ impl Default for SyncPolicy {
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerPolicy {
     pub failure_threshold: u32,
-    /// The first open period after the breaker trips.
+    /// The shortest open period (the first, after the breaker trips); after a failed probe the
+    /// next comes after half the outage so far.
     #[serde(rename = "open_initial_secs", with = "units::secs")]
     pub open_initial: Duration,
-    /// The longest open period: failed probes double the period up to this.
+    /// The longest open period: the seed's 60 s, the upper bound of the adaptive one.
     #[serde(rename = "open_secs", with = "units::secs")]
     pub open_max: Duration,
     pub half_open_successes: u32,
@@ -345,7 +367,7 @@ impl Default for BreakerPolicy {
     fn default() -> Self {
         BreakerPolicy {
             failure_threshold: 5,
-            open_initial: Duration::from_secs(5),
+            open_initial: Duration::from_secs(1),
             open_max: Duration::from_secs(60),
             half_open_successes: 2,
         }
@@ -552,6 +574,9 @@ impl Settings {
             );
         }
         self.kkt.atol.poll_every = self.kkt.atol.poll_every.max(Duration::from_millis(10));
+        if self.kkt.driver == KktDriver::Atol {
+            self.check_atol_credentials()?;
+        }
         if let Err(e) = crate::time::Zone::parse(&self.fiscal.timezone) {
             bail!("config: fiscal.timezone: {e}");
         }
@@ -578,6 +603,30 @@ impl Settings {
         b.half_open_successes = b.half_open_successes.max(1);
         self.check_lan_mode()?;
         Ok(self)
+    }
+
+    /// User and password come together, and never travel in clear text beyond this machine.
+    fn check_atol_credentials(&self) -> anyhow::Result<()> {
+        let a = &self.kkt.atol;
+        match (&a.user, &a.password) {
+            (Some(_), None) | (None, Some(_)) => {
+                bail!("config: kkt.atol.user and kkt.atol.password go together (HTTP Basic authentication)")
+            }
+            (Some(u), Some(_)) if u.is_empty() || u.contains(':') => {
+                bail!("config: kkt.atol.user must be non-empty and must not contain ':'")
+            }
+            (Some(_), Some(_)) if a.url.starts_with("http://") && !loopback_url(&a.url) => bail!(
+                "config: kkt.atol.url {:?} is plain http:// to another machine: the password would cross the network \
+                 in clear text. Use https:// (with kkt.atol.ca_file for the server's own certificate) or a web server \
+                 on this machine",
+                a.url
+            ),
+            _ => {}
+        }
+        if a.ca_file.is_some() && !a.url.starts_with("https://") {
+            bail!("config: kkt.atol.ca_file is only used with an https:// kkt.atol.url");
+        }
+        Ok(())
     }
 
     /// Refuses a non-loopback address without a POS token: anyone on the network could post receipts.
@@ -635,6 +684,18 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Whether an `http(s)://host[:port]/…` URL names this machine.
+pub fn loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn read_file(path: &Path) -> anyhow::Result<File> {

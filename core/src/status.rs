@@ -88,6 +88,10 @@ pub struct Status {
     pub fiscalizing: u64,
     /// Refused by the fiscal register (answered 422; never fiscal, never sent).
     pub refused: u64,
+    /// The register may hold them and cannot tell: a person decides (docs/contract.md §10.5).
+    pub needs_review: u64,
+    /// Voided by a person (never registered).
+    pub voided: u64,
     pub retrying: u64,
     pub oldest_pending_at: Option<String>,
     pub oldest_pending_age_seconds: Option<u64>,
@@ -203,6 +207,13 @@ impl Status {
                 Degraded,
                 Some(format!("warning: the oldest unsynced receipt is {age} s old")),
             ),
+            FnAgeLevel::Ok if s.needs_review > 0 => component(
+                Degraded,
+                Some(format!(
+                    "{} receipts need the manager's decision: the register may hold them (window, «Требуют решения»)",
+                    s.needs_review
+                )),
+            ),
             FnAgeLevel::Ok if s.percent_full >= 80.0 => {
                 component(Degraded, Some(format!("buffer {}% full", s.percent_full)))
             }
@@ -280,6 +291,8 @@ impl StatusSource {
             syncing: c.syncing,
             fiscalizing: c.fiscalizing,
             refused: c.refused,
+            needs_review: c.needs_review,
+            voided: c.voided,
             retrying: c.retrying,
             oldest_pending_at: c.oldest_pending_ms.map(rfc3339),
             oldest_pending_age_seconds: age_secs(now_ms, c.oldest_pending_ms),
@@ -351,6 +364,7 @@ fn human_age(seconds: u64) -> String {
 impl Status {
     pub fn tray_state(&self) -> TrayState {
         if self.dlq_size > 0
+            || self.needs_review > 0
             || self.fn_age.level != FnAgeLevel::Ok
             || self.ofd_misconfigured.is_some()
             || self.worker.heartbeat_stale
@@ -376,6 +390,9 @@ impl Status {
         }
         if let Some(problem) = &self.device.problem {
             parts.push(format!("ККТ: {problem}"));
+        }
+        if self.needs_review > 0 {
+            parts.insert(0, format!("ТРЕБУЮТ РЕШЕНИЯ: {}", self.needs_review));
         }
         parts.push(if waiting == 0 {
             "всё отправлено".to_string()
@@ -427,6 +444,8 @@ pub(crate) mod tests {
             syncing: 0,
             fiscalizing: 0,
             refused: 0,
+            needs_review: 0,
+            voided: 0,
             retrying: 0,
             oldest_pending_at: None,
             oldest_pending_age_seconds: None,

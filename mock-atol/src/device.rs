@@ -1,54 +1,14 @@
 //! The device behind the mock web server: its fiscal drive (documents, shift, OFD exchange) and
 //! how it executes one JSON task. Result shapes and error codes follow
-//! docs/research/atol-web-server.md §2 (sources cited there).
+//! docs/research/atol-web-server.md §2 (sources cited there); documents as `getFnDocument`
+//! gives them back are in [`crate::documents`].
 
-use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use crate::documents::{Document, Item, local};
+use crate::faults::Faults;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-/// Device faults, switchable at run time.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Faults {
-    pub paper_out: bool,
-    pub cover_open: bool,
-    /// The device does not answer the web server (error 2).
-    pub disconnected: bool,
-    /// Tasks stay `inProgress` until this is switched off.
-    pub hang: bool,
-    /// The next fiscal task is registered in the FN, then its job is lost (404).
-    pub crash_after_register: bool,
-    /// The FN sends nothing to the OFD.
-    pub ofd_down: bool,
-    /// How long a task takes, in milliseconds.
-    pub task_ms: u64,
-    /// Results with `errorCode`/`errorDescription` instead of `error: {code, description}`.
-    pub flat_errors: bool,
-    /// The next receipt is refused as the driver refuses a task it cannot parse (501).
-    pub refuse: bool,
-    /// `GET /api/v2/requests/{uuid}` answers with text that is not JSON.
-    pub garbage: bool,
-    /// `GET /api/v2/requests/{uuid}` answers with 5 MiB.
-    pub huge: bool,
-    /// Answers are sent a byte at a time, slowly.
-    pub trickle: bool,
-}
-
-/// One fiscal document in the FN.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Document {
-    pub number: i64,
-    /// `receipt`, `openShift`, `closeShift`.
-    pub kind: String,
-    /// The task's type (`sell`, …) for receipts.
-    pub operation: String,
-    /// The job that made it (the web server's uuid): what the tests count duplicates by.
-    pub uuid: String,
-    pub at_ms: i64,
-    pub total: f64,
-    pub sign: String,
-}
 
 /// The fiscal drive and the device's clock; persisted as JSON after every change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,14 +59,6 @@ impl Fn {
     }
 }
 
-/// The device's local time (Moscow) in the driver's format `2024-05-06T12:34:00+03:00`.
-fn local(ms: i64) -> String {
-    let msk =
-        FixedOffset::east_opt(3 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
-    let t: DateTime<Utc> = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-    t.with_timezone(&msk).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
-
 fn sign(fn_number: &str, number: i64, at_ms: i64) -> String {
     let d = Sha256::digest(format!("{fn_number}/{number}/{at_ms}"));
     u32::from_be_bytes([d[0], d[1], d[2], d[3]]).to_string()
@@ -153,8 +105,16 @@ fn money(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
-/// Checks a receipt task as the driver's own scripts do (`myscripts_base_receipt.js`).
-fn validate(task: &Value) -> Result<f64, TaskError> {
+/// What a valid receipt task holds: its total, positions and additional attribute (1192).
+struct Checked {
+    total: f64,
+    items: Vec<Item>,
+    tag: Option<String>,
+}
+
+/// Checks a receipt task as the driver's own scripts do (`myscripts_base_receipt.js`,
+/// `myscripts_validators.js`).
+fn validate(task: &Value) -> Result<Checked, TaskError> {
     let items = task["items"]
         .as_array()
         .ok_or_else(|| parse_error("Поле \"items\" отсутствует"))?;
@@ -162,7 +122,20 @@ fn validate(task: &Value) -> Result<f64, TaskError> {
         return Err(parse_error("Поле \"items\" не может быть пустым"));
     }
     let mut sum = 0.0;
+    let mut positions = Vec::new();
+    let mut tag = None;
     for (i, it) in items.iter().enumerate() {
+        if it["type"] == "additionalAttribute" {
+            let value = it["value"]
+                .as_str()
+                .ok_or_else(|| parse_error(format!("Поле \"items[{i}].value\" отсутствует")))?;
+            // At most 16 characters (KKTServiceLib AdditionalAttributeDocumentParams).
+            if value.chars().count() > 16 {
+                return Err(parse_error(format!("Поле \"items[{i}].value\" длиннее 16 символов")));
+            }
+            tag = Some(value.to_string());
+            continue;
+        }
         if it["type"] != "position" {
             continue;
         }
@@ -184,8 +157,15 @@ fn validate(task: &Value) -> Result<f64, TaskError> {
                 "Некорректное значение поля \"items[{i}].paymentMethod\""
             )));
         }
-        sum += money(&it["amount"])
+        let amount = money(&it["amount"])
             .ok_or_else(|| parse_error(format!("Поле \"items[{i}].amount\" имеет неверный тип")))?;
+        sum += amount;
+        positions.push(Item {
+            name: it["name"].as_str().unwrap_or_default().to_string(),
+            price: it["price"].as_f64().unwrap_or(0.0),
+            quantity: it["quantity"].as_f64().unwrap_or(0.0),
+            amount,
+        });
     }
     if let Some(t) = task["taxationType"].as_str()
         && !TAXATION.contains(&t)
@@ -210,7 +190,11 @@ fn validate(task: &Value) -> Result<f64, TaskError> {
     {
         return Err(parse_error("Поле \"correctionBaseDate\" отсутствует"));
     }
-    Ok((total * 100.0).round() / 100.0)
+    Ok(Checked {
+        total: (total * 100.0).round() / 100.0,
+        items: positions,
+        tag,
+    })
 }
 
 impl Fn {
@@ -225,9 +209,30 @@ impl Fn {
             at_ms,
             total,
             sign: sign(&self.fn_number, self.last_doc, at_ms),
+            tag: None,
+            items: Vec::new(),
+            shift: self.shift_number,
+            in_shift: self.receipts_in_shift,
         };
         self.documents.push(doc.clone());
         doc
+    }
+
+    /// A receipt another program printed on this register: no job of ours, no tag.
+    pub fn foreign(&mut self, operation: &str, total: f64, items: Vec<Item>) -> Document {
+        if !self.shift_open {
+            self.open_shift("");
+        }
+        self.receipts_in_shift += 1;
+        let kind = if operation.ends_with("Correction") {
+            "receiptCorrection"
+        } else {
+            "receipt"
+        };
+        self.document(kind, operation, "", total);
+        let last = self.documents.len() - 1;
+        self.documents[last].items = items;
+        self.documents[last].clone()
     }
 
     fn fiscal_params(&self, d: &Document) -> Value {
@@ -262,7 +267,10 @@ impl Fn {
                 if faults.refuse {
                     return Err(parse_error("Некорректное значение поля \"items[0].price\""));
                 }
-                let total = validate(task)?;
+                if let Some(code) = faults.error_code {
+                    return Err((code, format!("Ошибка {code} (эмулятор)")));
+                }
+                let checked = validate(task)?;
                 if self.expired() {
                     return Err((68, "Смена превысила 24 часа".into()));
                 }
@@ -276,7 +284,10 @@ impl Fn {
                 } else {
                     "receipt"
                 };
-                let doc = self.document(kind, k, uuid, total);
+                let doc = self.document(kind, k, uuid, checked.total);
+                let last = self.documents.len() - 1;
+                self.documents[last].items = checked.items;
+                self.documents[last].tag = checked.tag;
                 Ok(json!({"fiscalParams": self.fiscal_params(&doc), "warnings": {"notPrinted": false}}))
             }
             "openShift" => {
@@ -327,6 +338,13 @@ impl Fn {
                                            "description": if faults.ofd_down { "Нет соединения с ОФД" } else { "" }},
                                "fn": {"code": 0, "description": ""}, "ofd": {"code": 0, "description": ""}}}))
             }
+            "getFnInfo" => Ok(json!({"fnInfo": {"serial": self.fn_number, "version": "fn-1.2-mock",
+                                      "ffdVersion": "1.2", "fnFfdVersion": "1.2", "livePhase": "fiscalMode",
+                                      "validityDate": local(self.now_ms() + 400 * 86_400_000),
+                                      "numberOfRegistrations": 1, "registrationsRemaining": 29,
+                                      "warnings": {"criticalError": false, "memoryOverflow": false,
+                                                   "needReplacement": false, "ofdTimeout": false,
+                                                   "resourceExhausted": false}}})),
             "getFnStatus" => Ok(json!({"fnStatus": {"fiscalDocumentNumber": self.last_doc,
                                         "fiscalReceiptNumber": self.receipts_in_shift,
                                         "warnings": {"ofdTimeout": false}}})),
@@ -340,10 +358,12 @@ impl Fn {
                     .find(|d| d.number == n)
                     // §4 (error codes): 123 FN_NO_MORE_DATA.
                     .ok_or_else(|| (123, format!("В ФН нет запрошенных данных (документ {n})")))?;
-                Ok(
-                    json!({"documentTLV": {"fiscalDocumentType": d.kind, "1040": d.number, "1077": d.sign,
-                                           "1012": local(d.at_ms), "1020": d.total, "1041": self.fn_number}}),
-                )
+                Ok(d.tlv(
+                    faults.short_documents,
+                    faults.drop_tag,
+                    &self.fn_number,
+                    &self.registration_number,
+                ))
             }
             other => Err(parse_error(format!("Неизвестный тип задания \"{other}\""))),
         }

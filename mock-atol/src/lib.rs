@@ -28,7 +28,10 @@
 //! `GET /mock/stats` lists every fiscal document with the uuid of the task that made it.
 
 mod device;
+mod documents;
+mod faults;
 mod server;
 
-pub use device::{Document, Faults};
+pub use documents::{Document, Item};
+pub use faults::Faults;
 pub use server::{MockAtol, spawn};

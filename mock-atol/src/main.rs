@@ -20,6 +20,11 @@ struct Args {
     /// The FN's serial number for a new fiscal drive.
     #[arg(long, default_value = "7380440700000001")]
     fn_number: String,
+    /// Require HTTP Basic with this user (and --password), as Web Requests does once it has users.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    password: Option<String>,
 }
 
 #[tokio::main]
@@ -27,6 +32,9 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let a = Args::parse();
     let atol = mock_atol::spawn(a.listen, a.state, &a.fn_number).await?;
+    if let (Some(user), Some(password)) = (&a.user, &a.password) {
+        atol.require_credentials(user, password);
+    }
     println!("mock-atol listening on http://{}", atol.addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -1,7 +1,16 @@
 //! The web server: the job queue over HTTP (`/api/v2/requests`), one device that executes its
 //! tasks in order in the background, and the mock's own control endpoints.
+//!
+//! Its answers as the servers give them (docs/research/atol-exactly-once.md §3): every HTTP
+//! error is `{"error": {"code": 505, "description": …}}` (S5 `src/server.js` fSendError); a
+//! duplicate uuid is `409` "Не удалось добавить задание с UUID [..], задание с таким UUID уже
+//! есть", checked before the device's connection, whose loss is `409` "ККТ [1] не подключена"
+//! (S5 `src/device.js`); with credentials set, every call but `serverInfo` needs HTTP Basic and
+//! gets `401` with `WWW-Authenticate: Basic realm="kktsite-agent", charset="UTF-8"` otherwise
+//! (S5 `src/users.js`, `src/server.js`).
 
-use crate::device::{Faults, Fn, is_fiscal};
+use crate::device::{Fn, is_fiscal};
+use crate::faults::Faults;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -34,6 +43,8 @@ struct Inner {
     jobs: HashMap<String, Job>,
     number: u64,
     state_file: Option<PathBuf>,
+    /// `Authorization` header value every call must carry, when set.
+    auth: Option<String>,
 }
 
 impl Inner {
@@ -75,8 +86,23 @@ impl MockAtol {
     }
 
     /// Every fiscal document of the FN.
-    pub fn documents(&self) -> Vec<crate::device::Document> {
+    pub fn documents(&self) -> Vec<crate::documents::Document> {
         lock(&self.shared).device.documents.clone()
+    }
+
+    /// Another program prints a receipt on this register (no job of ours, no tag).
+    pub fn foreign_receipt(&self, operation: &str, total: f64, items: Vec<crate::documents::Item>) -> i64 {
+        let mut inner = lock(&self.shared);
+        let doc = inner.device.foreign(operation, total, items);
+        inner.save();
+        doc.number
+    }
+
+    /// Requires HTTP Basic `user`/`password` on every call from now on.
+    pub fn require_credentials(&self, user: &str, password: &str) {
+        use base64::Engine;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        lock(&self.shared).auth = Some(format!("Basic {pair}"));
     }
 
     /// Moves the device's clock.
@@ -95,15 +121,34 @@ fn error_json(status: StatusCode, code: i64, description: &str) -> Response {
         .into_response()
 }
 
-async fn post_request(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+/// Refuses a call without the credentials, when they are set.
+fn unauthorized(s: &Shared, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let inner = lock(s);
+    let want = inner.auth.as_deref()?;
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if given == Some(want) {
+        return None;
+    }
+    let mut r = error_json(StatusCode::UNAUTHORIZED, 505, "unauthorized");
+    r.headers_mut().insert(
+        "www-authenticate",
+        axum::http::HeaderValue::from_static("Basic realm=\"kktsite-agent\", charset=\"UTF-8\""),
+    );
+    Some(r)
+}
+
+async fn post_request(State(s): State<Shared>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(refused) = unauthorized(&s, &headers) {
+        return refused;
+    }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return error_json(StatusCode::BAD_REQUEST, 501, "Ошибка парсинга запроса");
+        return error_json(StatusCode::BAD_REQUEST, 505, "Ошибка парсинга запроса");
     };
     let (Some(uuid), Some(tasks)) = (v["uuid"].as_str(), v["request"].as_array()) else {
-        return error_json(StatusCode::BAD_REQUEST, 501, "Поле 'uuid' или 'request' не задано");
+        return error_json(StatusCode::BAD_REQUEST, 505, "Поле 'uuid' не задано");
     };
     if tasks.is_empty() {
-        return error_json(StatusCode::BAD_REQUEST, 501, "Поле 'request' не задано или пустое");
+        return error_json(StatusCode::BAD_REQUEST, 505, "Поле 'request' не задано или пустое");
     }
     let fiscal = tasks
         .iter()
@@ -119,9 +164,24 @@ async fn post_request(State(s): State<Shared>, body: axum::body::Bytes) -> Respo
     let number = {
         let mut inner = lock(&s);
         if inner.jobs.contains_key(uuid) {
-            return error_json(StatusCode::CONFLICT, 409, "Задание с таким UUID уже есть");
+            let text = format!("Не удалось добавить задание с UUID [{uuid}], задание с таким UUID уже есть");
+            return error_json(StatusCode::CONFLICT, 505, &text);
+        }
+        if inner.faults.not_connected {
+            return error_json(StatusCode::CONFLICT, 505, "ККТ [1] не подключена: Нет связи");
         }
         inner.number += 1;
+        if inner.faults.vanish_next_job {
+            // Accepted, then lost with the server's in-memory queue: never run, never found.
+            inner.faults.vanish_next_job = false;
+            let number = inner.number;
+            drop(inner);
+            return (
+                StatusCode::CREATED,
+                Json(json!({"number": number, "uuid": uuid, "isBlocked": false, "blockedUUID": "", "blockReason": ""})),
+            )
+                .into_response();
+        }
         let subs = tasks
             .iter()
             .map(|_| Sub {
@@ -137,9 +197,43 @@ async fn post_request(State(s): State<Shared>, body: axum::body::Bytes) -> Respo
     tokio::spawn(run_job(s.clone(), uuid.to_string(), tasks.clone()));
     (
         StatusCode::CREATED,
-        Json(json!({"number": number, "uuid": uuid, "isBlocked": false, "blockedUUID": ""})),
+        Json(json!({"number": number, "uuid": uuid, "isBlocked": false, "blockedUUID": "", "blockReason": ""})),
     )
         .into_response()
+}
+
+/// What happens to a fiscal receipt task after the FN wrote it (a fault), taken once.
+enum AfterWrite {
+    Normal,
+    Lost,
+    Error(i64),
+    Blocked(u64),
+    Hang,
+}
+
+fn after_write(f: &mut Faults) -> AfterWrite {
+    if std::mem::take(&mut f.crash_after_register) {
+        AfterWrite::Lost
+    } else if let Some(code) = f.error_after_write.take() {
+        AfterWrite::Error(code)
+    } else if std::mem::take(&mut f.blocked_after_write) {
+        AfterWrite::Blocked(f.block_ms.max(1))
+    } else if f.hang_after_write {
+        AfterWrite::Hang
+    } else {
+        AfterWrite::Normal
+    }
+}
+
+/// The description the driver gives a code (S6 `KKTErrorType.cs`).
+fn describe(code: i64) -> &'static str {
+    match code {
+        2 => "Нет связи",
+        44 => "Нет бумаги",
+        177 => "Закрытие чека прервано",
+        241 => "Соединение с ККТ потеряно",
+        _ => "Ошибка",
+    }
 }
 
 /// Executes a job's tasks in order, as the device would.
@@ -157,18 +251,52 @@ async fn run_job(s: Shared, uuid: String, tasks: Vec<Value>) {
                 break;
             }
         }
+        let (outcome, after) = {
+            let mut inner = lock(&s);
+            let faults = inner.faults.clone();
+            let outcome = inner.device.execute(task, &uuid, &faults);
+            let kind = task["type"].as_str().unwrap_or_default();
+            let after = if outcome.is_ok() && is_fiscal(kind) && kind != "openShift" && kind != "closeShift" {
+                after_write(&mut inner.faults)
+            } else {
+                AfterWrite::Normal
+            };
+            inner.save();
+            match after {
+                AfterWrite::Lost => {
+                    // Registered in the FN, then the server died before it stored the result.
+                    inner.jobs.remove(&uuid);
+                    return;
+                }
+                AfterWrite::Blocked(_) => {
+                    if let Some(job) = inner.jobs.get_mut(&uuid) {
+                        job.subs[i].status = "blocked";
+                        job.subs[i].code = 2;
+                        job.subs[i].description = "Нет связи".into();
+                    }
+                }
+                _ => {}
+            }
+            (outcome, after)
+        };
+        let outcome = match after {
+            AfterWrite::Normal | AfterWrite::Lost => outcome,
+            AfterWrite::Error(code) => Err((code, describe(code).to_string())),
+            AfterWrite::Blocked(ms) => {
+                // The link failed after the FN wrote it; the server blocks its queue, then
+                // finds the FN's number grown and calls the task done with what it knows.
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let number = lock(&s).device.last_doc;
+                Ok(json!({"fiscalParams": {"fiscalDocumentNumber": number}, "warnings": {"notPrinted": true}}))
+            }
+            AfterWrite::Hang => {
+                while lock(&s).faults.hang_after_write {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                outcome
+            }
+        };
         let mut inner = lock(&s);
-        let faults = inner.faults.clone();
-        let outcome = inner.device.execute(task, &uuid, &faults);
-        let crashed =
-            outcome.is_ok() && faults.crash_after_register && is_fiscal(task["type"].as_str().unwrap_or_default());
-        inner.save();
-        if crashed {
-            // Registered in the FN, then the server died before it stored the job's result.
-            inner.faults.crash_after_register = false;
-            inner.jobs.remove(&uuid);
-            return;
-        }
         let Some(job) = inner.jobs.get_mut(&uuid) else { return };
         match outcome {
             Ok(result) => {
@@ -254,7 +382,10 @@ mod slow {
     }
 }
 
-async fn get_request(State(s): State<Shared>, Path(uuid): Path<String>) -> Response {
+async fn get_request(State(s): State<Shared>, headers: axum::http::HeaderMap, Path(uuid): Path<String>) -> Response {
+    if let Some(refused) = unauthorized(&s, &headers) {
+        return refused;
+    }
     let (faults, job) = {
         let inner = lock(&s);
         let job = inner.jobs.get(&uuid).map(|j| j.subs.clone());
@@ -269,7 +400,7 @@ async fn get_request(State(s): State<Shared>, Path(uuid): Path<String>) -> Respo
     let Some(subs) = job else {
         return error_json(
             StatusCode::NOT_FOUND,
-            404,
+            505,
             &format!("Задание с UUID [{uuid}] для устройства [1] не найдено"),
         );
     };
@@ -318,17 +449,31 @@ async fn clock(State(s): State<Shared>, Json(v): Json<Value>) -> Response {
 
 async fn stats(State(s): State<Shared>) -> Response {
     let inner = lock(&s);
-    let mut per_uuid: HashMap<&str, u64> = HashMap::new();
-    for d in inner.device.documents.iter().filter(|d| d.kind == "receipt") {
-        *per_uuid.entry(d.uuid.as_str()).or_default() += 1;
+    let receipts = inner.device.documents.iter().filter(|d| d.kind.starts_with("receipt"));
+    let mut per_tag: HashMap<&str, u64> = HashMap::new();
+    for d in receipts.clone() {
+        if let Some(tag) = &d.tag {
+            *per_tag.entry(tag.as_str()).or_default() += 1;
+        }
     }
-    let duplicates = per_uuid.values().filter(|n| **n > 1).count();
+    let twice = per_tag.values().filter(|n| **n > 1).count();
     Json(
         json!({"fn_number": inner.device.fn_number, "last_doc": inner.device.last_doc,
-                "receipts": per_uuid.len(), "receipt_uuids_registered_twice": duplicates,
+                "receipts": receipts.count(), "receipt_tags_registered_twice": twice,
                 "documents": inner.device.documents}),
     )
     .into_response()
+}
+
+/// `POST /mock/foreign {"type": "sell", "total": 150.0, "items": [{name, price, quantity, amount}]}`:
+/// another program prints a receipt on the register.
+async fn foreign(State(s): State<Shared>, Json(v): Json<Value>) -> Response {
+    let total = v["total"].as_f64().unwrap_or(0.0);
+    let items = serde_json::from_value(v["items"].clone()).unwrap_or_default();
+    let mut inner = lock(&s);
+    let doc = inner.device.foreign(v["type"].as_str().unwrap_or("sell"), total, items);
+    inner.save();
+    Json(json!({"fiscalDocumentNumber": doc.number})).into_response()
 }
 
 /// Starts the server; `state_file` keeps the FN across restarts (created if missing).
@@ -344,6 +489,7 @@ pub async fn spawn(listen: SocketAddr, state_file: Option<PathBuf>, fn_number: &
         jobs: HashMap::new(),
         number: 0,
         state_file,
+        auth: None,
     }));
     let app = axum::Router::new()
         .route("/api/v2/requests", post(post_request))
@@ -351,6 +497,7 @@ pub async fn spawn(listen: SocketAddr, state_file: Option<PathBuf>, fn_number: &
         .route("/mock/control", post(control))
         .route("/mock/clock", post(clock))
         .route("/mock/stats", get(stats))
+        .route("/mock/foreign", post(foreign))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

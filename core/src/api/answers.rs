@@ -46,6 +46,15 @@ struct Refused<'a> {
     device_error: DeviceError<'a>,
 }
 
+/// `422`: a person voided the receipt; never registered.
+#[derive(Serialize)]
+struct Voided<'a> {
+    code: &'a str,
+    message: String,
+    receipt_id: &'a str,
+    comment: &'a str,
+}
+
 #[derive(Serialize)]
 struct DeviceError<'a> {
     code: &'a str,
@@ -98,6 +107,17 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
                 message: format!("The fiscal register refused the receipt ({code}): {message}"),
                 receipt_id,
                 device_error: DeviceError { code, message },
+            };
+            (422, serde_json::to_vec(&body))
+        }
+        Answer::Voided { receipt_id, comment } => {
+            let body = Voided {
+                code: "receipt_voided",
+                message: format!(
+                    "The shop's manager voided this receipt: it was not registered on the fiscal register ({comment})"
+                ),
+                receipt_id,
+                comment,
             };
             (422, serde_json::to_vec(&body))
         }

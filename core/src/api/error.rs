@@ -46,8 +46,16 @@ pub enum ApiError {
     ShiftExpired(String),
     /// A shift report asked for while no shift is open.
     NoOpenShift(String),
+    /// The register is not set up for this (its own code says so): a person must fix it.
+    KktMisconfigured(String),
     /// The register cannot answer now (not connected, no paper, …).
     DeviceUnavailable(String),
+    /// A decision for a receipt that is not waiting for one (§10.5).
+    NotInReview(String),
+    /// The document a person named is not this receipt's (another operation or total, another
+    /// receipt's tag), or another receipt already has it.
+    DocumentMismatch(String),
+    DocumentTaken(String),
 }
 
 /// The one path from a buffer failure to an answer: the cause is logged here, once; the till
@@ -80,6 +88,22 @@ impl From<crate::buffer::AdmitError> for ApiError {
     }
 }
 
+/// A decision that was not applied.
+impl From<crate::buffer::ResolveError> for ApiError {
+    fn from(e: crate::buffer::ResolveError) -> Self {
+        use crate::buffer::ResolveError;
+        match e {
+            ResolveError::NotFound => ApiError::NotFound("receipt"),
+            e @ ResolveError::NotInReview(_) => ApiError::NotInReview(e.to_string()),
+            e @ ResolveError::NumberTaken { .. } => ApiError::DocumentTaken(e.to_string()),
+            ResolveError::Storage(cause) => {
+                tracing::error!(%cause, "a decision on a receipt was not stored");
+                ApiError::Database
+            }
+        }
+    }
+}
+
 /// The register's own refusals of a request that is not a receipt (shift reports).
 impl From<crate::kkt::DeviceError> for ApiError {
     fn from(e: crate::kkt::DeviceError) -> Self {
@@ -87,7 +111,10 @@ impl From<crate::kkt::DeviceError> for ApiError {
         match e {
             DeviceError::NotTaken { reason, message } => ApiError::from_not_taken(reason, message),
             DeviceError::Unavailable(m) => ApiError::DeviceUnavailable(m),
-            DeviceError::Refused { code, message } => ApiError::DeviceUnavailable(format!("{code}: {message}")),
+            DeviceError::Refused { code, message } | DeviceError::Unexpected { code, message } => {
+                ApiError::DeviceUnavailable(format!("{code}: {message}"))
+            }
+            DeviceError::NeedsReview { reason, .. } => ApiError::DeviceUnavailable(reason),
         }
     }
 }
@@ -99,6 +126,7 @@ impl ApiError {
             NotTaken::FnBlocked => ApiError::FnBlocked(message),
             NotTaken::ShiftExpired => ApiError::ShiftExpired(message),
             NotTaken::NoOpenShift => ApiError::NoOpenShift(message),
+            NotTaken::Misconfigured => ApiError::KktMisconfigured(message),
         }
     }
 }
@@ -207,7 +235,11 @@ impl ApiError {
             FnBlocked(m) => (StatusCode::SERVICE_UNAVAILABLE, "fn_blocked", m.clone()),
             ShiftExpired(m) => (StatusCode::CONFLICT, "shift_expired", m.clone()),
             NoOpenShift(m) => (StatusCode::CONFLICT, "shift_not_open", m.clone()),
+            KktMisconfigured(m) => (StatusCode::SERVICE_UNAVAILABLE, "kkt_misconfigured", m.clone()),
             DeviceUnavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "device_unavailable", m.clone()),
+            NotInReview(m) => (StatusCode::CONFLICT, "not_in_review", m.clone()),
+            DocumentMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, "document_mismatch", m.clone()),
+            DocumentTaken(m) => (StatusCode::CONFLICT, "document_taken", m.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod conn;
 mod error;
 mod guards;
 mod receipts;
+mod review;
 mod shift;
 mod status;
 mod ui;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
         .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
         .route("/v1/kkt/shift/close", post(shift::close))
+        .route("/v1/kkt/receipt/{receipt_id}/resolve", post(review::resolve))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guards::admin_only));
     let api = Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/events", get(status::events))
         .route("/v1/kkt/dlq", get(admin::dlq_list))
+        .route("/v1/kkt/review", get(review::list))
         .route("/v1/kkt/shift", get(shift::show))
         .route("/v1/kkt/worker/status", get(status::worker_status))
         .route("/v1/health", get(status::health))

@@ -30,6 +30,8 @@ pub async fn show(State(state): State<AppState>) -> Result<Response, ApiError> {
 pub async fn close(State(state): State<AppState>) -> Result<Response, ApiError> {
     let now = state.clock.utc();
     let report = on_register(state.kkt.clone(), move |k| k.close_shift(now)).await?;
+    // Receipts held because the shift had expired may go through now.
+    state.buffer.wake_device().await;
     tracing::info!(
         shift = report.shift_number,
         receipts = report.receipts,

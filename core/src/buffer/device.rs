@@ -1,12 +1,23 @@
-//! The device thread: the one place that talks to the fiscal register (docs/contract.md §7).
+//! The device thread: the one place that talks to the fiscal register (docs/contract.md §7, §10).
 //!
 //! The writer hands it jobs whose intent rows are already durable; it registers them on the
 //! register ([`Kkt::fiscalize`], batches at a time) while the writer goes on, and hands each
 //! result back as a writer command, so the device's fiscal attributes and the exact answer
 //! bytes are committed together. A job resumed after an interruption asks the register first
-//! ([`Kkt::lookup`]) and is sent only if the register never registered it. A job the register
-//! cannot take now (no paper, not connected, …) is answered `awaiting_device` at once and tried
-//! again every `retry_every` — looked up first each time — until it is registered or refused.
+//! ([`Kkt::lookup`]) and is sent only if the register never registered it.
+//!
+//! What it does with a receipt the register did not register (§10):
+//! - device trouble (no paper, not connected, …): answered `awaiting_device` at once and tried
+//!   again every `retry_every` — looked up first each time — until it is registered or refused;
+//! - an error no table explains: the same, with an alarm, but at most [`MAX_UNEXPECTED`] times
+//!   with a growing pause; then a person decides (`needs_review`);
+//! - a receipt already answered that the register will not take now (shift expired, FN
+//!   blocked): the writer keeps it and hands it back as [`Work::Held`]; it is tried again every
+//!   [`HELD_RETRY`], and at once when something may have changed ([`Work::Wake`], an OFD
+//!   confirmation).
+//!
+//! A receipt registered more than `late_after` after the buyer paid goes on the device as the
+//! correction of that settlement (§10.7): decided here, once, before its next attempt.
 
 use super::Command;
 use super::{Admission, AdmitError};
@@ -22,6 +33,11 @@ pub(crate) enum Work {
     Register(Vec<Job>),
     /// Documents the OFD confirmed (FN, number): the register's FN learns it.
     Confirmed(Vec<(String, i64)>),
+    /// Receipts already answered that the register will not take now (§10.4), with the cause:
+    /// kept and tried again every [`HELD_RETRY`].
+    Held(Vec<(Task, String)>),
+    /// Something changed that may let waiting receipts through (a shift closed): try them now.
+    Wake,
 }
 
 /// A stored intent to register.
@@ -103,74 +119,168 @@ fn register(kkt: &dyn Kkt, jobs: Vec<Job>) -> Vec<Done> {
     done
 }
 
+/// How often a receipt the register will not take now (shift expired, FN blocked) is tried again.
+pub(crate) const HELD_RETRY: Duration = Duration::from_secs(30);
+
+/// Unknown errors a receipt may meet before a person decides (§10.6: never retried for ever).
+pub(crate) const MAX_UNEXPECTED: u32 = 3;
+
+/// What the device thread needs besides the register.
+pub(crate) struct DeviceSetup {
+    pub results: mpsc::Sender<Command>,
+    pub retry_every: Duration,
+    pub problem: Arc<std::sync::Mutex<Option<String>>>,
+    /// Past this since the buyer paid, a sale goes on the device as a correction (§10.7).
+    pub late_after: Option<Duration>,
+    pub clock: crate::time::Clock,
+    /// The register's time zone: the day a late sale was paid on.
+    pub zone: crate::time::Zone,
+}
+
+/// A receipt the register has not registered yet, and when to try it again.
+struct Waiting {
+    task: Task,
+    at: Instant,
+    /// Unknown errors so far.
+    unexpected: u32,
+    /// Why it waits, in the register's words (shown in the tray and the window).
+    cause: String,
+}
+
 /// Starts the device thread; it ends when the writer drops the job sender.
-pub(crate) fn spawn(
-    kkt: Arc<dyn Kkt>,
-    results: mpsc::Sender<Command>,
-    retry_every: Duration,
-    problem: Arc<std::sync::Mutex<Option<String>>>,
-) -> std::io::Result<std::sync::mpsc::Sender<Work>> {
+pub(crate) fn spawn(kkt: Arc<dyn Kkt>, setup: DeviceSetup) -> std::io::Result<std::sync::mpsc::Sender<Work>> {
     let (jobs, rx) = std::sync::mpsc::channel::<Work>();
-    std::thread::Builder::new().name("kkt-device".into()).spawn(move || {
-        // Jobs the register could not take yet, and when to try them again.
-        let mut waiting: Vec<Task> = Vec::new();
-        let mut retry_at: Option<Instant> = None;
-        loop {
-            let received = match retry_at {
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-            };
-            let mut batch = Vec::new();
-            let mut confirmed = Vec::new();
-            let mut take = |work: Work| match work {
-                Work::Register(jobs) => batch.extend(jobs),
-                Work::Confirmed(docs) => confirmed.extend(docs),
-            };
-            match received {
-                Ok(work) => take(work),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            while let Ok(more) = rx.try_recv() {
-                take(more);
-            }
-            if !confirmed.is_empty() {
-                // Confirmations first: a receipt waiting for them (a blocked FN) may go through.
-                let _ = guarded("OFD confirmations", || kkt.ofd_confirmed(&confirmed));
-            }
-            if retry_at.is_some_and(|at| Instant::now() >= at) {
-                retry_at = None;
-                batch.extend(waiting.drain(..).map(|task| Job {
-                    task,
-                    reply: None,
-                    resume: true,
-                }));
-            }
-            let mut report = Vec::new();
-            let done = register(kkt.as_ref(), batch);
-            // What the register's trouble is now, for the tray and the window (in Russian, as
-            // the driver words it); a registered receipt says it is ready again.
-            let now = done.last().map(|d| match &d.result {
-                Ok(_) | Err(DeviceError::Refused { .. }) | Err(DeviceError::NotTaken { .. }) => None,
-                Err(DeviceError::Unavailable(why)) => Some(why.clone()),
-            });
-            if let (Some(now), Ok(mut p)) = (now, problem.lock()) {
-                *p = now;
-            }
-            for d in done {
-                if let Err(DeviceError::Unavailable(_)) = &d.result {
-                    waiting.push(d.task.clone());
-                    retry_at.get_or_insert_with(|| Instant::now() + retry_every);
-                    if d.reply.is_none() {
-                        continue; // still waiting: nobody to tell yet
-                    }
+    std::thread::Builder::new()
+        .name("kkt-device".into())
+        .spawn(move || run(kkt.as_ref(), rx, setup))?;
+    Ok(jobs)
+}
+
+fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
+    let mut waiting: Vec<Waiting> = Vec::new();
+    loop {
+        let next = waiting.iter().map(|w| w.at).min();
+        let received = match next {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        let mut batch = Vec::new();
+        let mut confirmed = Vec::new();
+        let mut wake = false;
+        let mut take = |work: Work, waiting: &mut Vec<Waiting>| match work {
+            Work::Register(jobs) => batch.extend(jobs),
+            Work::Confirmed(docs) => confirmed.extend(docs),
+            Work::Held(tasks) => {
+                let at = Instant::now() + HELD_RETRY;
+                for (task, cause) in tasks {
+                    waiting.retain(|w| w.task.id != task.id);
+                    waiting.push(Waiting {
+                        task,
+                        at,
+                        unexpected: 0,
+                        cause,
+                    });
                 }
-                report.push(d);
             }
-            if !report.is_empty() && results.blocking_send(Command::Fiscalized(report)).is_err() {
-                break;
+            Work::Wake => wake = true,
+        };
+        match received {
+            Ok(work) => take(work, &mut waiting),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(more) = rx.try_recv() {
+            take(more, &mut waiting);
+        }
+        if !confirmed.is_empty() {
+            // Confirmations first: a receipt waiting for them (a blocked FN) may go through.
+            let _ = guarded("OFD confirmations", || kkt.ofd_confirmed(&confirmed));
+            wake = true;
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<Waiting>, Vec<Waiting>) = waiting.drain(..).partition(|w| wake || w.at <= now);
+        waiting = later;
+        let mut unexpected: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        for w in due {
+            unexpected.insert(w.task.id.clone(), w.unexpected);
+            batch.push(Job {
+                task: w.task,
+                reply: None,
+                resume: true,
+            });
+        }
+        // A job sent again (after a restart, or by a person) must not wait behind its own copy.
+        waiting.retain(|w| !batch.iter().any(|j| j.task.id == w.task.id));
+        if batch.is_empty() {
+            publish(&setup.problem, &waiting);
+            continue;
+        }
+        for job in &mut batch {
+            mark_late(&mut job.task, &setup);
+        }
+        let mut report = Vec::new();
+        for mut d in register(kkt, batch) {
+            let seen = unexpected.get(&d.task.id).copied().unwrap_or(0);
+            let (pause, count, cause) = match &d.result {
+                Err(DeviceError::Unavailable(why)) => (setup.retry_every, seen, why.clone()),
+                Err(e @ DeviceError::Unexpected { .. }) if seen + 1 >= MAX_UNEXPECTED => {
+                    let reason = format!(
+                        "ККТ {} раза ответила ошибкой, которой нет в таблице кодов ({e}); проверьте ККТ и \
+                         решите, был ли чек зарегистрирован",
+                        seen + 1
+                    );
+                    tracing::error!(receipt_id = %d.task.id, error = %e, "unknown register errors: a person decides");
+                    d.result = Err(DeviceError::NeedsReview {
+                        reason,
+                        candidates: Vec::new(),
+                    });
+                    report.push(d);
+                    continue;
+                }
+                Err(e @ DeviceError::Unexpected { .. }) => {
+                    tracing::error!(receipt_id = %d.task.id, error = %e, "the register answered an unknown error");
+                    (setup.retry_every * 4u32.pow(seen + 1), seen + 1, e.to_string())
+                }
+                _ => {
+                    report.push(d);
+                    continue;
+                }
+            };
+            waiting.push(Waiting {
+                task: d.task.clone(),
+                at: Instant::now() + pause,
+                unexpected: count,
+                cause,
+            });
+            if d.reply.is_some() {
+                report.push(d); // its till is told to come back
             }
         }
-    })?;
-    Ok(jobs)
+        publish(&setup.problem, &waiting);
+        if !report.is_empty() && setup.results.blocking_send(Command::Fiscalized(report)).is_err() {
+            break;
+        }
+    }
+}
+
+/// The register's trouble while receipts wait for it, for the tray and the window (in
+/// Russian, as the driver words it); nothing when nothing waits.
+fn publish(problem: &std::sync::Mutex<Option<String>>, waiting: &[Waiting]) {
+    if let Ok(mut p) = problem.lock() {
+        *p = waiting.iter().min_by_key(|w| w.at).map(|w| w.cause.clone());
+    }
+}
+
+/// Decides once, before the next attempt, whether a sale is late (§10.7).
+fn mark_late(task: &mut Task, setup: &DeviceSetup) {
+    let Some(after) = setup.late_after else { return };
+    if task.late.is_some() || task.receipt.kind.is_correction() {
+        return;
+    }
+    let waited = setup.clock.utc() - task.requested_at;
+    if waited.to_std().is_ok_and(|w| w > after) {
+        let day = setup.zone.local(task.requested_at).date();
+        tracing::warn!(receipt_id = %task.id, minutes = waited.num_minutes(), "a late sale is registered as a correction");
+        task.late = Some(day);
+    }
 }

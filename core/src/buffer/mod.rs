@@ -18,10 +18,10 @@ pub(crate) mod schema;
 mod writer;
 
 pub use browse::{Activity, Interval, Outage, ReceiptRow, Search};
-pub use read::{DlqEntry, EventPage, ReceiptView};
+pub use read::{DlqEntry, EventPage, ReceiptView, ReviewEntry};
 
 use crate::events::{Event, NewEvent};
-use crate::kkt::{FiscalDoc, Kkt};
+use crate::kkt::{FiscalDoc, Fiscalized, Kkt, Task};
 use crate::receipt::Receipt;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -47,16 +47,23 @@ pub enum ReceiptStatus {
     Failed,
     /// The register refused it (its own validation): answered 422, never fiscal.
     Refused,
+    /// The register may or may not hold it, and it cannot tell which: a person decides
+    /// (docs/contract.md §10.5) — attach a document, register it now, or void it.
+    NeedsReview,
+    /// A person decided it is not to be registered (it never was, or it was settled otherwise).
+    Voided,
 }
 
 impl ReceiptStatus {
-    pub const ALL: [ReceiptStatus; 6] = [
+    pub const ALL: [ReceiptStatus; 8] = [
         ReceiptStatus::Fiscalizing,
         ReceiptStatus::Pending,
         ReceiptStatus::Syncing,
         ReceiptStatus::Synced,
         ReceiptStatus::Failed,
         ReceiptStatus::Refused,
+        ReceiptStatus::NeedsReview,
+        ReceiptStatus::Voided,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +74,8 @@ impl ReceiptStatus {
             ReceiptStatus::Synced => "synced",
             ReceiptStatus::Failed => "failed",
             ReceiptStatus::Refused => "refused",
+            ReceiptStatus::NeedsReview => "needs_review",
+            ReceiptStatus::Voided => "voided",
         }
     }
 
@@ -148,6 +157,44 @@ pub enum AdmitError {
     },
 }
 
+/// A person's decision on a receipt in review (docs/contract.md §10.5).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// This FN document is the receipt's (read back from the register).
+    Attach(Fiscalized),
+    /// Register it now: a new attempt, though an earlier one's outcome is unknown.
+    Register,
+    /// It is not to be registered.
+    Void,
+}
+
+impl Resolution {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Resolution::Attach(_) => "attach",
+            Resolution::Register => "register",
+            Resolution::Void => "void",
+        }
+    }
+}
+
+/// Why a decision was not applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no such receipt")]
+    NotFound,
+    #[error("the receipt is {}, not waiting for a decision", .0.as_str())]
+    NotInReview(ReceiptStatus),
+    #[error("document {number} of FN {fn_number} is already receipt {other}'s")]
+    NumberTaken {
+        number: i64,
+        fn_number: String,
+        other: String,
+    },
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+}
+
 /// What a till is told about its receipt; the API layer turns it into bytes ([`AnswerFn`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Answer<'a> {
@@ -166,6 +213,8 @@ pub enum Answer<'a> {
     },
     /// Stored, not registered yet: 202 `awaiting_device` with the cause.
     AwaitingDevice { receipt_id: &'a str, reason: &'a str },
+    /// A person voided it (§10.5): 422 `receipt_voided` with their words.
+    Voided { receipt_id: &'a str, comment: &'a str },
 }
 
 /// Builds the HTTP answer (status, body) for an [`Answer`]. The API decides what a till gets;
@@ -182,6 +231,10 @@ pub struct Counts {
     /// The dead-letter queue.
     pub failed: u64,
     pub refused: u64,
+    /// Receipts a person must settle (the register may hold them; §10.5).
+    pub needs_review: u64,
+    /// Receipts a person voided.
+    pub voided: u64,
     /// Pending receipts that have failed at least one attempt (waiting past their first retry).
     pub retrying: u64,
     /// Unix ms of the oldest registered receipt not yet synced (pending, syncing or failed).
@@ -193,13 +246,13 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Receipts taken (a refused one was never a fiscal receipt).
+    /// Receipts taken (a refused or voided one was never a fiscal receipt).
     pub fn total(&self) -> u64 {
-        self.fiscalizing + self.pending + self.syncing + self.synced + self.failed
+        self.fiscalizing + self.pending + self.syncing + self.synced + self.failed + self.needs_review
     }
     /// What counts against the capacity: everything not yet confirmed by the OFD.
     pub fn unsynced(&self) -> u64 {
-        self.fiscalizing + self.pending + self.syncing + self.failed
+        self.fiscalizing + self.pending + self.syncing + self.failed + self.needs_review
     }
 }
 
@@ -250,8 +303,11 @@ pub(crate) enum Command {
         stored: oneshot::Sender<String>,
         done: oneshot::Sender<Result<Admission, AdmitError>>,
     },
-    /// The waiting till was answered `202 awaiting_device`: replays now get that, not 409.
-    AnsweredAwaiting(String),
+    /// The waiting till's bound passed: may it be answered `202 awaiting_device`? `true`
+    /// while the register's result is not in (replays then get that, not 409); `false` when
+    /// the result has come meanwhile — the till gets that instead. The writer decides, so a
+    /// till is never told `202` about a receipt that was just dropped (§10.4).
+    AnsweredAwaiting(String, oneshot::Sender<bool>),
     /// Results coming back from the device thread.
     Fiscalized(Vec<device::Done>),
     Claim {
@@ -280,6 +336,15 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Vec<String>, Error>>,
     },
     Log(Vec<NewEvent>, oneshot::Sender<Result<(), Error>>),
+    /// A person's decision on a receipt in review.
+    Resolve {
+        receipt_id: String,
+        resolution: Box<Resolution>,
+        comment: String,
+        reply: oneshot::Sender<Result<ReceiptStatus, ResolveError>>,
+    },
+    /// Something changed that may let waiting receipts through (a shift closed).
+    WakeDevice,
     /// Retention: deletes up to `limit` synced receipts (with their events) and old events.
     Purge {
         cutoff_ms: i64,
@@ -338,6 +403,11 @@ pub struct BufferConfig {
     pub answer_within: Duration,
     /// How often a receipt the register could not take is tried again.
     pub device_retry: Duration,
+    /// A sale registered this long after it was taken goes on the register as a correction
+    /// (docs/contract.md §10.7); `None`: never.
+    pub late_sale_after: Option<Duration>,
+    /// The register's time zone (the day a late sale was paid on).
+    pub zone: crate::time::Zone,
     /// The program's clock: when receipts are taken (tests move it forward).
     pub clock: crate::time::Clock,
 }
@@ -455,8 +525,18 @@ impl Buffer {
         let (commands, rx) = mpsc::channel(8192);
         let (events, _) = broadcast::channel(1024);
         let device_problem = Arc::new(Mutex::new(None));
-        let device = device::spawn(kkt, commands.clone(), config.device_retry, device_problem.clone())
-            .map_err(|e| Error::Open(format!("cannot start the device thread: {e}")))?;
+        let device = device::spawn(
+            kkt,
+            device::DeviceSetup {
+                results: commands.clone(),
+                retry_every: config.device_retry,
+                problem: device_problem.clone(),
+                late_after: config.late_sale_after,
+                clock: config.clock.clone(),
+                zone: config.zone,
+            },
+        )
+        .map_err(|e| Error::Open(format!("cannot start the device thread: {e}")))?;
         let stats = Arc::new(WriterStats::default());
         if config.max_db_bytes > 0 {
             let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
@@ -532,6 +612,14 @@ impl Buffer {
         if done.is_finished() {
             return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
         }
+        let (may_tx, may_rx) = oneshot::channel();
+        let asked = self
+            .commands
+            .send(Command::AnsweredAwaiting(receipt_id.clone(), may_tx))
+            .await;
+        if asked.is_err() || !wait_for_writer(may_rx).await.ok().flatten().unwrap_or(false) {
+            return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
+        }
         let reason = format!(
             "the fiscal register has not answered within {} s",
             self.answer_within.as_secs_f64()
@@ -540,7 +628,6 @@ impl Buffer {
             receipt_id: &receipt_id,
             reason: &reason,
         });
-        let _ = self.commands.send(Command::AnsweredAwaiting(receipt_id.clone())).await;
         Ok(Admission {
             receipt_id,
             http_status,
@@ -580,6 +667,33 @@ impl Buffer {
     /// Moves one DLQ entry (or all) back to pending with attempts reset; returns the ids moved.
     pub async fn retry_dlq(&self, receipt_id: Option<String>) -> Result<Vec<String>, Error> {
         self.call(|reply| Command::RetryDlq { receipt_id, reply }).await?
+    }
+
+    /// Applies a person's decision on a receipt in review (§10.5), with their words as its event.
+    pub async fn resolve(
+        &self,
+        receipt_id: String,
+        resolution: Resolution,
+        comment: String,
+    ) -> Result<ReceiptStatus, ResolveError> {
+        self.call(|reply| Command::Resolve {
+            receipt_id,
+            resolution: Box::new(resolution),
+            comment,
+            reply,
+        })
+        .await
+        .map_err(|e| ResolveError::Storage(e.to_string()))?
+    }
+
+    /// A receipt as the register would get it, and where it stands (for a decision on it).
+    pub async fn task(&self, id: String) -> Result<Option<(Task, ReceiptStatus)>, Error> {
+        self.reads.run(move |c| read::task(c, &id)).await
+    }
+
+    /// Lets the receipts waiting for the register try again now (a shift was closed).
+    pub async fn wake_device(&self) {
+        let _ = self.commands.send(Command::WakeDevice).await;
     }
 
     /// Writes events that belong to no receipt change (breaker transitions, cycle summaries).
@@ -638,6 +752,11 @@ impl Buffer {
     /// The newest `n` events, oldest first.
     pub async fn latest_events(&self, n: u32) -> Result<EventPage, Error> {
         self.reads.run(move |c| read::latest_events(c, n)).await
+    }
+
+    /// The receipts waiting for a person's decision (§10.5), oldest first.
+    pub async fn review(&self) -> Result<Vec<ReviewEntry>, Error> {
+        self.reads.run(read::review).await
     }
 
     pub async fn dlq(&self) -> Result<Vec<DlqEntry>, Error> {
@@ -718,6 +837,8 @@ pub(crate) mod tests {
             answer: crate::api::answers::receipt,
             answer_within: Duration::from_secs(10),
             device_retry: Duration::from_millis(50),
+            late_sale_after: None,
+            zone: crate::time::Zone::Utc,
             clock: crate::time::Clock::new(),
         }
     }
@@ -754,7 +875,8 @@ pub(crate) mod tests {
         for i in 0..2000 {
             match buffer.admit(request(&format!("k{i}"), &body)).await {
                 Ok(_) => assert!(buffer.writer_stats().failing().is_none()),
-                Err(AdmitError::Storage(_)) => {
+                // The full disk meets the intent row or, a commit later, the register's result.
+                Err(AdmitError::Storage(_) | AdmitError::ResultUnstored(_)) => {
                     refused = true;
                     break;
                 }
@@ -931,11 +1053,7 @@ pub(crate) mod tests {
             .query_row("SELECT id FROM receipts", [], |r| r.get(0))
             .unwrap();
         let register = mock(&memory);
-        let task = Task {
-            id: id.clone(),
-            receipt: serde_json::from_str(&stored).unwrap(),
-            requested_at: chrono::Utc::now(),
-        };
+        let task = Task::new(id.clone(), serde_json::from_str(&stored).unwrap(), chrono::Utc::now());
         let on_device = register.fiscalize(std::slice::from_ref(&task)).remove(0).unwrap();
         drop(register);
         // The restart resumes it: looked up, found, stored; the register has one document.

@@ -79,8 +79,32 @@ pub struct ReceiptView {
     pub fiscal_doc: Option<FiscalView>,
     pub ofd_response: Option<OfdAnswer>,
     pub dlq: Option<DlqEntry>,
+    /// The document's operation in the FN, when it is not the receipt's own (a late sale
+    /// registered as its correction, docs/contract.md §10.7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_as: Option<String>,
+    /// While the receipt waits for a person's decision: the FN documents that may be it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<crate::kkt::Candidate>>,
     pub request: Box<RawValue>,
     pub events: Vec<Event>,
+}
+
+/// A receipt waiting for a person's decision (§10.5), with what they need to decide.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewEntry {
+    pub receipt_id: String,
+    pub pos_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub total: Kopecks,
+    pub created_at: String,
+    /// Why the register cannot tell, in Russian.
+    pub reason: Option<String>,
+    /// The FN documents that may be it.
+    pub candidates: Vec<crate::kkt::Candidate>,
+    /// The receipt as the till sent it (items, payments), to compare with the documents.
+    pub request: Box<RawValue>,
 }
 
 /// The register's fiscal attributes with the receipt's VAT per rate, as in the intake answer.
@@ -148,6 +172,20 @@ pub(crate) fn fiscal_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Res
     })
 }
 
+/// A receipt as the register would get it, and its status.
+pub(crate) fn task(c: &Connection, id: &str) -> Result<Option<(crate::kkt::Task, ReceiptStatus)>, Error> {
+    let row: Option<(String, i64, ReceiptStatus)> = c
+        .prepare_cached("SELECT request_json, created_at, status FROM receipts WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((json, created, status)) = row else {
+        return Ok(None);
+    };
+    let receipt = serde_json::from_str(&json).map_err(|e| Error::Storage(format!("stored receipt {id}: {e}")))?;
+    let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(created).unwrap_or_default();
+    Ok(Some((crate::kkt::Task::new(id.to_string(), receipt, at), status)))
+}
+
 pub(crate) fn fiscal_doc(c: &Connection, id: &str) -> rusqlite::Result<StoredFiscal> {
     c.prepare_cached(
         "SELECT fiscal_doc_number, fiscal_sign, fiscal_datetime, fn_number, kkt_number, shift_number,
@@ -198,7 +236,7 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
     let view = c
         .prepare_cached(
             "SELECT status, pos_id, type, total_kopecks, retry_count, last_error, created_at, next_attempt_at,
-                    synced_at, ofd_status, ofd_id, ofd_response, request_json
+                    synced_at, ofd_status, ofd_id, ofd_response, request_json, registered_as, review_json
              FROM receipts WHERE id = ?1",
         )?
         .query_row([id], |r| {
@@ -231,11 +269,41 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
                         .unwrap_or_default(),
                 }),
                 request: RawValue::from_string(request).unwrap_or_else(|_| empty_object()),
+                registered_as: r.get(13)?,
+                candidates: (status == ReceiptStatus::NeedsReview)
+                    .then(|| r.get::<_, Option<String>>(14))
+                    .transpose()?
+                    .flatten()
+                    .map(|j| serde_json::from_str(&j).unwrap_or_default()),
                 dlq,
                 events,
             })
         })?;
     Ok(Some(view))
+}
+
+/// The receipts waiting for a person's decision, oldest first.
+pub(crate) fn review(c: &Connection) -> Result<Vec<ReviewEntry>, Error> {
+    Ok(c.prepare_cached(
+        "SELECT id, pos_id, type, total_kopecks, created_at, last_error, review_json, request_json
+         FROM receipts INDEXED BY receipts_review WHERE status = 'needs_review' ORDER BY created_at LIMIT 1000",
+    )?
+    .query_map([], |r| {
+        let candidates: Option<String> = r.get(6)?;
+        Ok(ReviewEntry {
+            receipt_id: r.get(0)?,
+            pos_id: r.get(1)?,
+            kind: r.get(2)?,
+            total: Kopecks(r.get(3)?),
+            created_at: rfc3339(r.get(4)?),
+            reason: r.get(5)?,
+            candidates: candidates
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            request: RawValue::from_string(r.get(7)?).unwrap_or_else(|_| empty_object()),
+        })
+    })?
+    .collect::<Result<_, _>>()?)
 }
 
 fn empty_object() -> Box<RawValue> {

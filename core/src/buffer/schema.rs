@@ -165,6 +165,85 @@ const MIGRATIONS: &[&str] = &[
         UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
     END;
     "#,
+    // 4: exactly once on a real register (docs/contract.md §10). `needs_review`: the register
+    // may or may not hold the receipt and a person decides (`review_json` lists the candidate
+    // documents); `voided`: a person decided it is not to be registered. `fiscalized_at` is when
+    // the register's result was stored (our clock): an FN exchange reading counts for a receipt
+    // only if it was taken after that (§10.8). `registered_as`: the FN document's operation
+    // when it is not the receipt's own (a late sale registered as a correction, §10.7). A dead
+    // letter's reason and time exist exactly when the receipt is in the DLQ.
+    r#"
+    CREATE TABLE receipts_v4 (
+        id                TEXT PRIMARY KEY,
+        idempotency_key   TEXT NOT NULL UNIQUE,
+        body_hash         TEXT NOT NULL,
+        pos_id            TEXT NOT NULL,
+        type              TEXT NOT NULL,
+        total_kopecks     INTEGER NOT NULL,
+        request_json      TEXT NOT NULL,
+        status            TEXT NOT NULL
+                          CHECK (status IN ('fiscalizing','pending','syncing','synced','failed','refused',
+                                            'needs_review','voided')),
+        retry_count       INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at   INTEGER NOT NULL, -- unix ms; 0 = due at once
+        lease_until       INTEGER,
+        last_error        TEXT,
+        created_at        INTEGER NOT NULL,
+        synced_at         INTEGER,
+        fiscal_doc_number INTEGER,
+        fiscal_sign       TEXT,
+        fiscal_datetime   TEXT,
+        fn_number         TEXT,
+        kkt_number        TEXT,
+        shift_number      INTEGER,
+        receipt_number    INTEGER,
+        qr_code_data      TEXT,
+        print_status      TEXT CHECK (print_status IN ('printed','print_failed')),
+        print_error       TEXT,
+        response_status   INTEGER,
+        response_body     BLOB,
+        ofd_status        INTEGER,
+        ofd_response      TEXT,
+        ofd_id            TEXT,
+        dlq_reason        TEXT,
+        dlq_moved_at      INTEGER,
+        review_json       TEXT,
+        fiscalized_at     INTEGER,
+        registered_as     TEXT,
+        UNIQUE (fn_number, fiscal_doc_number),
+        CHECK ((status = 'failed') = (dlq_reason IS NOT NULL AND dlq_moved_at IS NOT NULL))
+    );
+    INSERT INTO receipts_v4
+    SELECT id, idempotency_key, body_hash, pos_id, type, total_kopecks, request_json, status, retry_count,
+           next_attempt_at, lease_until, last_error, created_at, synced_at, fiscal_doc_number, fiscal_sign,
+           fiscal_datetime, fn_number, kkt_number, shift_number, receipt_number, qr_code_data, print_status,
+           print_error, response_status, response_body, ofd_status, ofd_response, ofd_id,
+           CASE WHEN status = 'failed' THEN coalesce(dlq_reason, 'max_retries_exceeded') END,
+           CASE WHEN status = 'failed' THEN coalesce(dlq_moved_at, created_at) END,
+           NULL, CASE WHEN fiscal_doc_number IS NOT NULL THEN created_at END, NULL
+    FROM receipts;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_v4 RENAME TO receipts;
+    CREATE INDEX receipts_order ON receipts (status, fiscal_doc_number);
+    CREATE INDEX receipts_retrying ON receipts (status) WHERE retry_count > 0;
+    CREATE INDEX receipts_synced_at ON receipts (synced_at) WHERE status = 'synced';
+    CREATE INDEX receipts_dlq ON receipts (dlq_moved_at) WHERE status = 'failed';
+    CREATE INDEX receipts_fiscalizing ON receipts (created_at) WHERE status = 'fiscalizing';
+    CREATE INDEX receipts_review ON receipts (created_at) WHERE status = 'needs_review';
+
+    INSERT OR IGNORE INTO status_counts VALUES ('needs_review', 0), ('voided', 0);
+    CREATE TRIGGER receipts_count_insert AFTER INSERT ON receipts BEGIN
+        UPDATE status_counts SET n = n + 1 WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER receipts_count_update AFTER UPDATE OF status ON receipts
+        WHEN OLD.status <> NEW.status BEGIN
+        UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
+        UPDATE status_counts SET n = n + 1 WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER receipts_count_delete AFTER DELETE ON receipts BEGIN
+        UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -263,10 +342,12 @@ mod tests {
             vec![
                 ("failed".into(), 0),
                 ("fiscalizing".into(), 0),
+                ("needs_review".into(), 0),
                 ("pending".into(), 0),
                 ("refused".into(), 0),
                 ("synced".into(), 1),
-                ("syncing".into(), 0)
+                ("syncing".into(), 0),
+                ("voided".into(), 0)
             ]
         );
     }

@@ -10,6 +10,13 @@
 //! After an interruption (crash, timeout, lost answer) an intent row is never sent blindly:
 //! [`Kkt::lookup`] asks the device whether it registered that task first. The mock driver goes
 //! through exactly these steps, with a fiscal memory of its own ([`mock`]).
+//!
+//! The rules every driver keeps, whatever its device answers (docs/contract.md §10): an unknown
+//! outcome is resolved from the FN before anything is sent again; a document is matched to its
+//! receipt exactly (by the receipt's tag in a requisite the FN returns), by content only as a
+//! fallback; where the device cannot tell, the receipt is [`DeviceError::NeedsReview`] and a
+//! person decides ([`Kkt::attach`], or a forced new attempt, or a void); a result is checked
+//! against what was sent before it counts.
 
 pub mod atol;
 pub mod mock;
@@ -19,8 +26,10 @@ pub use mock::{MockKkt, MockKktConfig};
 
 use crate::money::Kopecks;
 use crate::receipt::{PaymentType, Receipt, ReceiptType, VatSum};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::borrow::Cow;
 
 /// The counters of a fiscal drive: the last document number, the shift and its receipts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +65,56 @@ pub struct Task {
     pub receipt: Receipt,
     /// When the POS asked (the mock dates its document by this; a device uses its own clock).
     pub requested_at: DateTime<Utc>,
+    /// Registered so long after the buyer paid that it goes on the device as the
+    /// self-initiated correction of that settlement, dated this day (§10.7, README "Late
+    /// sales"). Decided once by the device thread; a retry keeps it.
+    pub late: Option<NaiveDate>,
+    /// A person decided to register it now (`resolve` `register`, §10.5): the driver sends a
+    /// new attempt even though an earlier attempt's outcome is unknown.
+    pub forced: bool,
+}
+
+impl Task {
+    pub fn new(id: String, receipt: Receipt, requested_at: DateTime<Utc>) -> Task {
+        Task {
+            id,
+            receipt,
+            requested_at,
+            late: None,
+            forced: false,
+        }
+    }
+
+    /// What goes on the device: the receipt, or for a late sale its correction receipt.
+    pub fn document(&self) -> Cow<'_, Receipt> {
+        match self.late {
+            Some(day) => Cow::Owned(self.receipt.late_correction(day)),
+            None => Cow::Borrowed(&self.receipt),
+        }
+    }
+
+    /// The short tag of this receipt that goes into the FN with its document (§10.2): see
+    /// [`receipt_tag`].
+    pub fn tag(&self) -> String {
+        receipt_tag(&self.id)
+    }
+}
+
+/// The tag a receipt's document carries in the FN (§10.2): 16 characters, the most tag 1192
+/// holds — `KA` and 14 base-32 digits (70 bits) of the SHA-256 of the receipt id. A lookup
+/// only compares the tags of the few documents between its mark and the FN's last one, and a
+/// tag match must also agree on operation and total, so a false match would need two
+/// receipts in that window sharing 70 random bits.
+pub fn receipt_tag(receipt_id: &str) -> String {
+    const DIGITS: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = sha2::Sha256::digest(receipt_id.as_bytes());
+    let mut bits = u128::from_be_bytes(digest[..16].try_into().unwrap_or([0; 16]));
+    let mut tag = String::from("KA");
+    for _ in 0..14 {
+        tag.push(DIGITS[(bits >> 123) as usize] as char);
+        bits <<= 5;
+    }
+    tag
 }
 
 /// A registered receipt: its fiscal document, and whether the slip came out.
@@ -65,6 +124,25 @@ pub struct Fiscalized {
     /// The document is fiscal (it is in the FN) but the slip did not print: the answer is
     /// `"status":"buffered"` with this reason.
     pub print_error: Option<String>,
+    /// The operation of the document in the FN: the receipt's own, or its correction for a
+    /// late sale.
+    pub operation: ReceiptType,
+}
+
+/// A document in the FN that may be a receipt's, shown to the person who settles it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub fiscal_doc_number: i64,
+    /// The document's operation as the FN gives it (`sale`, `sale_refund`, … `open_shift`),
+    /// when it gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<Kopecks>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datetime: Option<String>,
+    /// Why it may be this receipt's, in Russian (as the window shows it).
+    pub why: String,
 }
 
 /// Why the register will not take a receipt now, though it works: nothing is stored, and the
@@ -77,6 +155,9 @@ pub enum NotTaken {
     ShiftExpired,
     /// A shift report asked for while no shift is open.
     NoOpenShift,
+    /// The register is not set up for this — not registered, a setting or licence missing,
+    /// its clock behind the FN's (its own error code says so): a person must fix the register.
+    Misconfigured,
 }
 
 /// Why the device did not register a task.
@@ -90,9 +171,28 @@ pub enum DeviceError {
     /// POS gets 422 with the device's code and text.
     #[error("the fiscal register refused the receipt ({code}): {message}")]
     Refused { code: String, message: String },
-    /// The register will not take it now (see [`NotTaken`]): nothing is stored.
+    /// The register will not take it now (see [`NotTaken`]): nothing is stored while its till
+    /// still waits; a receipt already answered is kept, with an alarm, until it goes through
+    /// or a person decides (§10.4).
     #[error("{message}")]
     NotTaken { reason: NotTaken, message: String },
+    /// An error no table explains (§10.6): the outcome is unknown, so the receipt is looked
+    /// up before anything is sent again; an alarm is raised, and after a few such answers a
+    /// person decides ([`DeviceError::NeedsReview`]). Never retried for ever.
+    #[error("the fiscal register answered an unknown error ({code}): {message}")]
+    Unexpected { code: String, message: String },
+    /// The register may hold the receipt and cannot tell (§10.2, §10.5): `candidates` are the
+    /// documents that could be it. A person decides; nothing is sent again until then.
+    #[error("{reason}")]
+    NeedsReview { reason: String, candidates: Vec<Candidate> },
+}
+
+impl DeviceError {
+    /// The register certainly did not register anything (or will not take it): a refusal
+    /// before the FN write, or a receipt it will not take now.
+    pub fn is_final(&self) -> bool {
+        matches!(self, DeviceError::Refused { .. } | DeviceError::NotTaken { .. })
+    }
 }
 
 /// The FN's own exchange with the OFD (a register whose FN sends documents itself, §7).
@@ -105,6 +205,18 @@ pub struct FnExchange {
     pub first_not_sent_at: Option<String>,
     /// The FN's link to the OFD is failing, in the device's words.
     pub link_error: Option<String>,
+    /// The FN's last document when the reading began: the reading says nothing of documents
+    /// after it (docs/contract.md §10.8). `None`: the register does not tell.
+    pub last_document: Option<i64>,
+}
+
+impl FnExchange {
+    /// Whether this reading proves that document `number` reached the OFD: it existed when the
+    /// reading began, and it is not among the unconfirmed.
+    pub fn confirms(&self, number: i64) -> bool {
+        self.last_document.is_some_and(|last| number <= last)
+            && (self.not_sent == 0 || self.first_not_sent.is_some_and(|first| number < first))
+    }
 }
 
 /// Whether a shift is open on the register.
@@ -176,6 +288,16 @@ pub trait Kkt: Send + Sync {
     /// What the device knows of a task sent before an interruption: its document if it
     /// registered one, `None` if it never did (then it is safe to send).
     fn lookup(&self, task: &Task) -> Result<Option<Fiscalized>, DeviceError>;
+
+    /// Document `number` of the current FN as this receipt's result: a person attaches it to a
+    /// receipt in review (§10.5). Refused when it is not a receipt with this receipt's operation
+    /// and total, so a wrong number cannot be attached by a slip of the finger.
+    fn attach(&self, _task: &Task, number: i64) -> Result<Fiscalized, DeviceError> {
+        Err(DeviceError::Refused {
+            code: "attach_unsupported".into(),
+            message: format!("this register cannot read document {number} back"),
+        })
+    }
 
     /// The shift as the register has it at `now`.
     fn shift(&self, now: DateTime<Utc>) -> Result<ShiftStatus, DeviceError>;

@@ -1,6 +1,8 @@
 //! Phase 2 with a register whose FN sends documents to the OFD itself (docs/contract.md §7): a
 //! receipt counts as delivered once the FN reports it confirmed — its number is below the first
-//! document the OFD has not confirmed, or nothing is unconfirmed (`ofdExchangeStatus`). Until
+//! document the OFD has not confirmed, or nothing is unconfirmed (`ofdExchangeStatus`) — in a
+//! reading that began after the document existed (§10.8: the reading carries the FN's last
+//! document, and a reading from before proves nothing about a later one). Until
 //! then it waits, which is not a failed attempt; a failing FN link counts against the breaker,
 //! so "OFD offline" means the FN cannot reach it. An OFD URL, when set, still gets the §2 copy,
 //! and a receipt is done only when that copy is accepted too.
@@ -31,9 +33,12 @@ impl FnDelivery {
         }
     }
 
-    async fn exchange(&self) -> Result<FnExchange, String> {
+    /// A reading that can speak for document `number`: the last one if it is fresh and began
+    /// after that document existed, else a new one.
+    async fn exchange(&self, number: i64) -> Result<FnExchange, String> {
         if let Some((at, ex)) = self.last.lock().ok().and_then(|l| l.clone())
             && at.elapsed() < FRESH_FOR
+            && ex.last_document.is_some_and(|last| last >= number)
         {
             return Ok(ex);
         }
@@ -57,7 +62,7 @@ impl Ofd for FnDelivery {
                 .ok()
                 .and_then(|d| d["fiscal_doc_number"].as_i64())
                 .unwrap_or(i64::MAX);
-            let ex = match self.exchange().await {
+            let ex = match self.exchange(number).await {
                 Ok(ex) => ex,
                 Err(e) => {
                     return SendOutcome::Transient {
@@ -67,8 +72,7 @@ impl Ofd for FnDelivery {
                     };
                 }
             };
-            let delivered = ex.not_sent == 0 || ex.first_not_sent.is_some_and(|first| number < first);
-            if !delivered {
+            if !ex.confirms(number) {
                 let reason = format!(
                     "the FN has not delivered it to the OFD yet ({} unconfirmed since {}){}",
                     ex.not_sent,

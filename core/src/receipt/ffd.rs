@@ -96,6 +96,16 @@ impl ReceiptType {
         )
     }
 
+    /// The correction receipt of this operation (a correction is its own).
+    pub fn correction(self) -> ReceiptType {
+        match self {
+            ReceiptType::Sale | ReceiptType::SaleCorrection => ReceiptType::SaleCorrection,
+            ReceiptType::SaleRefund | ReceiptType::SaleRefundCorrection => ReceiptType::SaleRefundCorrection,
+            ReceiptType::Buy | ReceiptType::BuyCorrection => ReceiptType::BuyCorrection,
+            ReceiptType::BuyRefund | ReceiptType::BuyRefundCorrection => ReceiptType::BuyRefundCorrection,
+        }
+    }
+
     /// A refund (returns money to the buyer or from the seller).
     pub fn is_refund(self) -> bool {
         matches!(self, ReceiptType::SaleRefund | ReceiptType::BuyRefund)

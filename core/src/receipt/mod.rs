@@ -183,6 +183,24 @@ impl Receipt {
         sums
     }
 
+    /// The self-initiated correction receipt (tag 1173 = 0, 1178 = the day the buyer paid)
+    /// that registers this settlement when it was made without the register (54-FZ art. 4.3;
+    /// README "Late sales"). A correction stays what it is.
+    pub fn late_correction(&self, paid_on: NaiveDate) -> Receipt {
+        if self.kind.is_correction() {
+            return self.clone();
+        }
+        Receipt {
+            kind: self.kind.correction(),
+            correction: Some(Correction {
+                kind: CorrectionKind::SelfMade,
+                base_date: paid_on,
+                base_number: None,
+            }),
+            ..self.clone()
+        }
+    }
+
     /// What was paid in each form (after change: cash counts what stays in the drawer).
     pub fn paid_by(&self, kind: PaymentType) -> Kopecks {
         let sum: i64 = self

@@ -16,7 +16,9 @@ mod intake;
 mod purge;
 
 use super::device::{Done, Job, Work};
-use super::{Admission, AdmitError, AnswerFn, Claimed, Command, Counts, Error, Purged, ReceiptStatus, WriterStats};
+use super::{
+    Admission, AdmitError, AnswerFn, Claimed, Command, Counts, Error, Purged, ReceiptStatus, ResolveError, WriterStats,
+};
 use crate::events::{Event, EventKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
@@ -110,6 +112,10 @@ enum Reply {
     Count(oneshot::Sender<Result<usize, Error>>, usize),
     Ids(oneshot::Sender<Result<Vec<String>, Error>>, Vec<String>),
     Purged(oneshot::Sender<Result<Purged, Error>>, Purged),
+    Resolved(
+        oneshot::Sender<Result<ReceiptStatus, ResolveError>>,
+        Result<ReceiptStatus, ResolveError>,
+    ),
 }
 
 impl Reply {
@@ -121,6 +127,7 @@ impl Reply {
             Reply::Count(tx, n) => drop(tx.send(Ok(n))),
             Reply::Ids(tx, v) => drop(tx.send(Ok(v))),
             Reply::Purged(tx, p) => drop(tx.send(Ok(p))),
+            Reply::Resolved(tx, r) => drop(tx.send(r)),
         }
     }
 
@@ -133,6 +140,7 @@ impl Reply {
             Reply::Count(tx, _) => drop(tx.send(Err(err()))),
             Reply::Ids(tx, _) => drop(tx.send(Err(err()))),
             Reply::Purged(tx, _) => drop(tx.send(Err(err()))),
+            Reply::Resolved(tx, _) => drop(tx.send(Err(ResolveError::Storage(e.to_string())))),
         }
     }
 }
@@ -147,6 +155,10 @@ struct Batch {
     results: Vec<(Done, intake::Outcome)>,
     /// Receipts whose register result this batch stores.
     registered: usize,
+    /// Receipts a person sent to the register again, for the device thread after the commit.
+    forced: Vec<Job>,
+    /// Waiting receipts may go through now.
+    wake: bool,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -198,6 +210,8 @@ impl Writer {
                 ReceiptStatus::Synced => c.synced = n,
                 ReceiptStatus::Failed => c.failed = n,
                 ReceiptStatus::Refused => c.refused = n,
+                ReceiptStatus::NeedsReview => c.needs_review = n,
+                ReceiptStatus::Voided => c.voided = n,
             }
         }
         // Registered receipts are numbered in creation order, so the oldest receipt of a status
@@ -334,10 +348,8 @@ impl Writer {
                 }
                 Ok(())
             }
-            Command::AnsweredAwaiting(id) => {
-                if let Some(state) = self.in_device.get_mut(&id) {
-                    *state = InDevice::Answered;
-                }
+            Command::AnsweredAwaiting(id, reply) => {
+                self.answered_awaiting(&id, reply);
                 Ok(())
             }
             Command::Fiscalized(list) => {
@@ -398,6 +410,26 @@ impl Writer {
                 let purged = self.purge(cutoff_ms, limit);
                 settle(&mut b.replies, purged, |p| Reply::Purged(reply, p))
             }
+            Command::Resolve {
+                receipt_id,
+                resolution,
+                comment,
+                reply,
+            } => match self.resolve(&receipt_id, *resolution, &comment, now_ms) {
+                Ok((result, job)) => {
+                    b.forced.extend(job);
+                    b.replies.push(Reply::Resolved(reply, result));
+                    Ok(())
+                }
+                Err(e) => {
+                    b.replies.push(Reply::Resolved(reply, Err(ResolveError::NotFound)));
+                    Err(e)
+                }
+            },
+            Command::WakeDevice => {
+                b.wake = true;
+                Ok(())
+            }
             Command::Stop(reply) => {
                 b.stop = Some(reply);
                 Ok(())
@@ -405,15 +437,25 @@ impl Writer {
         }
     }
 
+    /// A till's bound passed: it may be told `202` only while its receipt is still with the
+    /// register (its result is answered to it otherwise).
+    fn answered_awaiting(&mut self, id: &str, reply: oneshot::Sender<bool>) {
+        let still_there = match self.in_device.get_mut(id) {
+            Some(state @ InDevice::Waiting) => {
+                *state = InDevice::Answered;
+                true
+            }
+            Some(InDevice::Answered) => true,
+            Some(InDevice::Unstored) | None => false,
+        };
+        let _ = reply.send(still_there);
+    }
+
     /// Registers the failure of a command that a failed batch never got to.
     fn unapplied(&mut self, cmd: Command, b: &mut Batch) {
         match cmd {
             Command::Admit { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
-            Command::AnsweredAwaiting(id) => {
-                if let Some(state) = self.in_device.get_mut(&id) {
-                    *state = InDevice::Answered;
-                }
-            }
+            Command::AnsweredAwaiting(id, reply) => self.answered_awaiting(&id, reply),
             Command::Fiscalized(list) => b
                 .results
                 .extend(list.into_iter().map(|d| (d, intake::Outcome::Interim))),
@@ -424,6 +466,8 @@ impl Writer {
             }
             Command::RetryDlq { reply, .. } => b.replies.push(Reply::Ids(reply, Vec::new())),
             Command::Purge { reply, .. } => b.replies.push(Reply::Purged(reply, Purged::default())),
+            Command::Resolve { reply, .. } => b.replies.push(Reply::Resolved(reply, Err(ResolveError::NotFound))),
+            Command::WakeDevice => b.wake = true,
             Command::Stop(reply) => b.stop = Some(reply),
         }
     }
@@ -480,6 +524,9 @@ impl Writer {
         }
         self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
         self.stats.receipts.fetch_add(b.intents.len() as u64, Ordering::Relaxed);
+        if b.registered > 0 {
+            crate::failpoint::hit("buffer.result_committed");
+        }
         self.publish_counts();
         self.answer_results(b.results);
         let mut jobs = Vec::with_capacity(b.intents.len());
@@ -488,6 +535,10 @@ impl Writer {
             jobs.push(job);
         }
         self.hand_to_device(jobs);
+        self.hand_to_device(std::mem::take(&mut b.forced));
+        if b.wake {
+            let _ = self.device.send(Work::Wake);
+        }
         if !self.confirmed.is_empty() {
             let _ = self.device.send(Work::Confirmed(std::mem::take(&mut self.confirmed)));
         }

@@ -1,14 +1,16 @@
 use super::*;
+use crate::kkt::OperationSum;
 use crate::kkt::slip::{self, Seller};
 use crate::receipt::Defaults;
+use crate::receipt::PaymentType;
 use chrono::{Duration as Span, TimeZone, Utc};
 
 fn task_at(id: &str, body: &str, at: chrono::DateTime<Utc>) -> Task {
-    Task {
-        id: id.into(),
-        receipt: crate::receipt::parse(body.as_bytes(), &Defaults::default()).unwrap(),
-        requested_at: at,
-    }
+    Task::new(
+        id.into(),
+        crate::receipt::parse(body.as_bytes(), &Defaults::default()).unwrap(),
+        at,
+    )
 }
 
 fn sale(id: &str, at: chrono::DateTime<Utc>) -> Task {

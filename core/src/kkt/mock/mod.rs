@@ -14,21 +14,27 @@
 //! - the fiscal sign is a decimal number of at most 10 digits; the QR code carries the local
 //!   date and time of the register's time zone.
 //!
-//! The memory is an SQLite file beside the buffer (`<data>/mock-kkt.db`; in memory for unit
-//! tests), in WAL mode with `synchronous=NORMAL`: it survives the process being killed at any
-//! point — what a crash test needs of it — while an FN's survival of power loss is not modelled.
+//! Its parts: the fiscal memory ([`memory`]), what shift reports add up ([`report`]), and the
+//! faults tests switch on ([`faults`]) — so the core's exactly-once rules meet the same failure
+//! orders a real register shows.
+
+mod faults;
+mod memory;
+mod report;
+
+pub use faults::MockFaults;
 
 use super::slip::{self, Seller};
 use super::{
-    DeviceError, FiscalDoc, Fiscalized, Kkt, KktCounters, NotTaken, OperationSum, PaymentSum, ShiftState, ShiftStatus,
-    Task, ZReport,
+    Candidate, DeviceError, FiscalDoc, Fiscalized, Kkt, KktCounters, NotTaken, ShiftState, ShiftStatus, Task, ZReport,
 };
 use crate::money::Kopecks;
-use crate::receipt::{PaymentType, Receipt, VatSum};
 use crate::time::Zone;
 use chrono::{DateTime, TimeZone, Utc};
+use faults::Next;
+use memory::{FnState, from_json, load, to_json};
+use report::Summary;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -83,76 +89,7 @@ impl MockKktConfig {
 pub struct MockKkt {
     config: MockKktConfig,
     memory: Mutex<Connection>,
-}
-
-/// Each entry moves the memory's schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE fn_state (
-        fn_number         TEXT PRIMARY KEY,
-        last_doc_number   INTEGER NOT NULL,
-        shift_number      INTEGER NOT NULL,
-        shift_open        INTEGER NOT NULL,
-        shift_opened_at   INTEGER NOT NULL,
-        receipts_in_shift INTEGER NOT NULL
-    );
-    -- Every fiscal document: receipts (with their task id), shift openings and closings.
-    CREATE TABLE documents (
-        fn_number    TEXT NOT NULL,
-        doc_number   INTEGER NOT NULL,
-        kind         TEXT NOT NULL CHECK (kind IN ('receipt', 'open_shift', 'close_shift')),
-        task_id      TEXT UNIQUE,
-        shift_number INTEGER NOT NULL,
-        created_at   INTEGER NOT NULL,
-        doc          TEXT NOT NULL,
-        summary      TEXT,
-        confirmed    INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (fn_number, doc_number)
-    );
-    CREATE INDEX documents_unconfirmed ON documents (fn_number, created_at) WHERE kind = 'receipt' AND confirmed = 0;
-"];
-
-/// What a shift report needs of a receipt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Summary {
-    kind: crate::receipt::ReceiptType,
-    total: Kopecks,
-    payments: Vec<PaymentSum>,
-    vat: Vec<VatSum>,
-}
-
-impl Summary {
-    fn of(r: &Receipt) -> Summary {
-        let kinds = [
-            PaymentType::Cash,
-            PaymentType::Card,
-            PaymentType::Prepaid,
-            PaymentType::Credit,
-            PaymentType::Other,
-        ];
-        Summary {
-            kind: r.kind,
-            total: r.total,
-            payments: kinds
-                .into_iter()
-                .map(|k| PaymentSum {
-                    kind: k,
-                    amount: r.paid_by(k),
-                })
-                .filter(|p| p.amount.0 != 0)
-                .collect(),
-            vat: r.vat_sums(),
-        }
-    }
-}
-
-/// The state of one FN, as stored.
-#[derive(Debug, Clone, Copy, Default)]
-struct FnState {
-    last_doc_number: i64,
-    shift_number: i64,
-    shift_open: bool,
-    shift_opened_at_ms: i64,
-    receipts_in_shift: i64,
+    faults: Mutex<MockFaults>,
 }
 
 /// The 10-digit fiscal sign: derived from the document's identity, so it is stable and unique.
@@ -169,32 +106,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn to_json<T: Serialize>(v: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
-
 impl MockKkt {
     /// Opens (or creates) the fiscal memory.
     pub fn open(config: MockKktConfig) -> Result<MockKkt, rusqlite::Error> {
-        let mut conn = match &config.state_path {
-            Some(path) => Connection::open(path)?,
-            None => Connection::open_in_memory()?,
-        };
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
+        let conn = memory::open(config.state_path.as_deref())?;
         let empty: bool = conn.query_row("SELECT count(*) = 0 FROM fn_state", [], |r| r.get(0))?;
         let seed = if empty { config.seed } else { KktCounters::default() };
         // An older version rolled shifts silently: its last shift counts as closed.
@@ -205,7 +120,21 @@ impl MockKkt {
         Ok(MockKkt {
             config,
             memory: Mutex::new(conn),
+            faults: Mutex::new(MockFaults::default()),
         })
+    }
+
+    /// Switches the register's faults (tests; the demo's test codes).
+    pub fn set_faults(&self, faults: MockFaults) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    pub fn faults(&self) -> MockFaults {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn next_fault(&self) -> Next {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     fn memory(&self) -> Result<MutexGuard<'_, Connection>, DeviceError> {
@@ -290,37 +219,12 @@ impl MockKkt {
             receipts: summaries.len() as i64,
             operations: Vec::new(),
         };
-        for text in summaries {
-            let sum: Summary = from_json(&text)?;
-            let i = match report.operations.iter().position(|o| o.kind == sum.kind) {
-                Some(i) => i,
-                None => {
-                    report.operations.push(OperationSum {
-                        kind: sum.kind,
-                        count: 0,
-                        total: Kopecks(0),
-                        payments: Vec::new(),
-                        vat: Vec::new(),
-                    });
-                    report.operations.len() - 1
-                }
-            };
-            let o = &mut report.operations[i];
-            o.count += 1;
-            o.total = Kopecks(o.total.0 + sum.total.0);
-            for p in sum.payments {
-                match o.payments.iter_mut().find(|q| q.kind == p.kind) {
-                    Some(q) => q.amount = Kopecks(q.amount.0 + p.amount.0),
-                    None => o.payments.push(p),
-                }
-            }
-            for v in sum.vat {
-                match o.vat.iter_mut().find(|w| w.vat == v.vat) {
-                    Some(w) => w.amount = Kopecks(w.amount.0 + v.amount.0),
-                    None => o.vat.push(v),
-                }
-            }
-        }
+        report.operations = report::sum(
+            summaries
+                .iter()
+                .map(|t| from_json::<Summary>(t))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
         let mut built = report.clone();
         let number = self.document(conn, s, "close_shift", now, |n| {
             built.fiscal_doc_number = n;
@@ -366,15 +270,25 @@ impl MockKkt {
         Ok(None)
     }
 
-    /// Registers one receipt: the shift first if needed, then the receipt document.
+    /// Registers one receipt: the shift first if needed, then the receipt document (without
+    /// its task id when `tagged` is false: a fault).
     fn register(
         &self,
         conn: &Connection,
         s: &mut FnState,
         task: &Task,
-    ) -> rusqlite::Result<Result<(FiscalDoc, bool), DeviceError>> {
-        if let Some(doc) = find(conn, &task.id)? {
-            return Ok(Ok((doc, false)));
+        tagged: bool,
+    ) -> rusqlite::Result<Result<(Fiscalized, bool), DeviceError>> {
+        if let Some(found) = memory::find(conn, &task.id)? {
+            let operation = found.operation();
+            return Ok(Ok((
+                Fiscalized {
+                    doc: found.doc,
+                    print_error: None,
+                    operation,
+                },
+                false,
+            )));
         }
         let now = task.requested_at;
         if let Some(refusal) = self.refusal(conn, s, now)? {
@@ -387,7 +301,7 @@ impl MockKkt {
             self.open_shift(conn, s, now)?;
         }
         s.receipts_in_shift += 1;
-        let receipt = &task.receipt;
+        let receipt = &*task.document();
         let datetime = rfc3339(now);
         let (shift, in_shift) = (s.shift_number, s.receipts_in_shift);
         let local = self.config.zone.local(now);
@@ -416,28 +330,23 @@ impl MockKkt {
             };
             let text = to_json(&doc)?;
             made = Some(doc);
-            Ok((Some(task.id.clone()), text, Some(to_json(&Summary::of(receipt))?)))
+            Ok((
+                tagged.then(|| task.id.clone()),
+                text,
+                Some(to_json(&Summary::of(receipt))?),
+            ))
         })?;
         match made {
-            Some(doc) => Ok(Ok((doc, true))),
+            Some(doc) => Ok(Ok((
+                Fiscalized {
+                    doc,
+                    print_error: None,
+                    operation: receipt.kind,
+                },
+                true,
+            ))),
             None => Err(rusqlite::Error::InvalidQuery),
         }
-    }
-
-    fn save(&self, conn: &Connection, s: &FnState) -> rusqlite::Result<()> {
-        conn.prepare_cached(
-            "UPDATE fn_state SET last_doc_number = ?2, shift_number = ?3, shift_open = ?4, shift_opened_at = ?5,
-             receipts_in_shift = ?6 WHERE fn_number = ?1",
-        )?
-        .execute(params![
-            self.config.fn_number,
-            s.last_doc_number,
-            s.shift_number,
-            s.shift_open,
-            s.shift_opened_at_ms,
-            s.receipts_in_shift
-        ])?;
-        Ok(())
     }
 
     fn print(&self, task: &Task, doc: &FiscalDoc) -> Option<String> {
@@ -466,50 +375,49 @@ impl MockKkt {
         let tx = conn.transaction().map_err(unavailable)?;
         let mut s = load(&tx, &self.config.fn_number).map_err(unavailable)?;
         let out = f(&tx, &mut s).map_err(unavailable)?;
-        self.save(&tx, &s).map_err(unavailable)?;
+        memory::save(&tx, &self.config.fn_number, &s).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         Ok(out)
     }
 }
 
-fn load(conn: &Connection, fn_number: &str) -> rusqlite::Result<FnState> {
-    conn.prepare_cached(
-        "SELECT last_doc_number, shift_number, shift_open, shift_opened_at, receipts_in_shift
-         FROM fn_state WHERE fn_number = ?1",
-    )?
-    .query_row([fn_number], |r| {
-        Ok(FnState {
-            last_doc_number: r.get(0)?,
-            shift_number: r.get(1)?,
-            shift_open: r.get(2)?,
-            shift_opened_at_ms: r.get(3)?,
-            receipts_in_shift: r.get(4)?,
-        })
-    })
-}
-
-fn find(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<FiscalDoc>> {
-    let text: Option<String> = conn
-        .prepare_cached("SELECT doc FROM documents WHERE task_id = ?1")?
-        .query_row([task_id], |r| r.get(0))
-        .optional()?;
-    text.map(|t| from_json(&t)).transpose()
-}
-
 impl Kkt for MockKkt {
     fn fiscalize(&self, tasks: &[Task]) -> Vec<Result<Fiscalized, DeviceError>> {
+        let faults: Vec<Next> = tasks.iter().map(|_| self.next_fault()).collect();
         // One transaction for the whole batch: the device's own commit is shared like the buffer's.
-        let registered: Result<Vec<_>, DeviceError> =
-            self.transaction(|tx, s| tasks.iter().map(|t| self.register(tx, s, t)).collect());
+        let registered: Result<Vec<_>, DeviceError> = self.transaction(|tx, s| {
+            tasks
+                .iter()
+                .zip(&faults)
+                .map(|(t, fault)| match fault {
+                    Next::PaperOut => Ok(Err(DeviceError::Unavailable("нет бумаги (эмулятор ККТ)".into()))),
+                    Next::UnknownCode => Ok(Err(DeviceError::Unexpected {
+                        code: "9999".into(),
+                        message: "ошибка, которой нет в таблице кодов (эмулятор ККТ)".into(),
+                    })),
+                    Next::UntaggedAfterWrite => self.register(tx, s, t, false),
+                    Next::Normal | Next::LoseAfterWrite => self.register(tx, s, t, true),
+                })
+                .collect()
+        });
         match registered {
             Ok(results) => tasks
                 .iter()
                 .zip(results)
-                .map(|(task, result)| {
-                    let (doc, new) = result?;
+                .zip(faults)
+                .map(|((task, result), fault)| {
+                    let (mut f, new) = result?;
+                    if matches!(fault, Next::LoseAfterWrite | Next::UntaggedAfterWrite) {
+                        // The FN has it; the answer never reaches the adapter.
+                        return Err(DeviceError::Unavailable(
+                            "связь с ККТ потеряна при закрытии чека (эмулятор); чек будет проверен в ФН".into(),
+                        ));
+                    }
                     // A task registered before is not printed again.
-                    let print_error = if new { self.print(task, &doc) } else { None };
-                    Ok(Fiscalized { doc, print_error })
+                    if new {
+                        f.print_error = self.print(task, &f.doc);
+                    }
+                    Ok(f)
                 })
                 .collect(),
             Err(e) => tasks.iter().map(|_| Err(e.clone())).collect(),
@@ -517,8 +425,78 @@ impl Kkt for MockKkt {
     }
 
     fn lookup(&self, task: &Task) -> Result<Option<Fiscalized>, DeviceError> {
-        let doc = find(&*self.memory()?, &task.id).map_err(unavailable)?;
-        Ok(doc.map(|doc| Fiscalized { doc, print_error: None }))
+        let conn = self.memory()?;
+        if let Some(found) = memory::find(&conn, &task.id).map_err(unavailable)? {
+            let operation = found.operation();
+            return Ok(Some(Fiscalized {
+                doc: found.doc,
+                print_error: None,
+                operation,
+            }));
+        }
+        // Documents dated from this receipt on that belong to no receipt: the FN may hold this
+        // one without its tag, and nothing here can tell (docs/contract.md §10.2).
+        let since = task.requested_at.timestamp_millis();
+        let candidates: Vec<Candidate> = memory::untagged(&conn, &self.config.fn_number)
+            .map_err(unavailable)?
+            .into_iter()
+            .filter(|d| {
+                DateTime::parse_from_rfc3339(&d.doc.fiscal_datetime).is_ok_and(|t| t.timestamp_millis() >= since)
+            })
+            .map(|d| Candidate {
+                fiscal_doc_number: d.doc.fiscal_doc_number,
+                operation: Some(d.operation().as_str().into()),
+                total: Some(d.summary.total),
+                datetime: Some(d.doc.fiscal_datetime.clone()),
+                why: "документ в ФН без метки чека: может быть этим чеком".into(),
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        Err(DeviceError::NeedsReview {
+            reason: format!(
+                "в ФН есть документ без метки чека (№ {}), который может быть этим чеком; ККТ не может сказать точно",
+                candidates
+                    .iter()
+                    .map(|c| c.fiscal_doc_number.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            candidates,
+        })
+    }
+
+    fn attach(&self, task: &Task, number: i64) -> Result<Fiscalized, DeviceError> {
+        let conn = self.memory()?;
+        let mismatch = |why: String| DeviceError::Refused {
+            code: "document_mismatch".into(),
+            message: why,
+        };
+        let Some(found) = memory::receipt(&conn, &self.config.fn_number, number).map_err(unavailable)? else {
+            return Err(mismatch(format!("в ФН нет кассового чека № {number}")));
+        };
+        let operation = found.operation();
+        if found.task_id.as_deref().is_some_and(|t| t != task.id) {
+            return Err(mismatch(format!("чек № {number} в ФН принадлежит другому чеку")));
+        }
+        if found.summary.total != task.receipt.total
+            || (operation != task.receipt.kind && operation != task.receipt.kind.correction())
+        {
+            return Err(mismatch(format!(
+                "чек № {number} в ФН — {} на {} ₽, а этот чек — {} на {} ₽",
+                operation.as_str(),
+                found.summary.total,
+                task.receipt.kind.as_str(),
+                task.receipt.total
+            )));
+        }
+        memory::tag(&conn, &self.config.fn_number, number, &task.id).map_err(unavailable)?;
+        Ok(Fiscalized {
+            doc: found.doc,
+            print_error: None,
+            operation,
+        })
     }
 
     fn shift(&self, now: DateTime<Utc>) -> Result<ShiftStatus, DeviceError> {
