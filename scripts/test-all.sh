@@ -54,12 +54,12 @@ cargo llvm-cov --workspace --exclude kkt-adapter-desktop \
   --fail-under-lines 85 --summary-only
 
 step "build the programs for the end-to-end tests"
-cargo build --bin kkt-adapterd --bin mock-ofd
+cargo build --bin kkt-adapterd --bin mock-ofd --bin mock-atol
 cargo build -p kkt-adapter-desktop
 
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
-(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs)
+(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs review.test.mjs)
 
 step "fleet monitoring: the alert rules (promtool) and a real Prometheus scraping the daemon"
 python3 tests/e2e/prometheus.py

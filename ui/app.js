@@ -540,6 +540,7 @@ async function openReceipt(id) {
   fact("k-sold", when(v.created_at));
   fact("k-pos", v.pos_id);
   fact("k-total", `${rub(v.total)} · ${t(v.type)}`);
+  if (v.registered_as) fact("k-registered-as", `${t(v.registered_as)} — ${t("late-note")}`);
   if (v.synced_at) fact("k-synced", when(v.synced_at));
   if (v.dlq) fact("col-reason", reasonText(v.dlq));
   fact("k-id", v.receipt_id);

@@ -38,15 +38,15 @@ pub struct App {
     alerter: Option<Alerter>,
     /// The runtime the app was built on: later spawns go there, whichever thread asks.
     runtime: tokio::runtime::Handle,
+    /// The mock register, when it is the driver (its faults, for tests and the demo).
+    mock_kkt: Option<Arc<MockKkt>>,
     /// Held for the life of the process: one instance per data directory.
     _lock: File,
 }
 
-/// How often a receipt the register could not take is tried again.
-const DEVICE_RETRY: Duration = Duration::from_secs(2);
-
-/// The fiscal register driver the settings name: the mock (default) or ATOL's.
-fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
+/// The fiscal register driver the settings name: the mock (default) or ATOL's; the mock also as
+/// itself, for its faults.
+fn open_kkt(settings: &Settings) -> anyhow::Result<(Arc<dyn Kkt>, Option<Arc<MockKkt>>)> {
     if settings.kkt.driver == crate::settings::KktDriver::Atol {
         let a = &settings.kkt.atol;
         let kkt = crate::kkt::atol::AtolKkt::open(crate::kkt::atol::AtolConfig {
@@ -63,7 +63,7 @@ fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
             ca_file: a.ca_file.clone(),
         })
         .map_err(anyhow::Error::msg)?;
-        return Ok(Arc::new(kkt));
+        return Ok((Arc::new(kkt), None));
     }
     let fiscal = &settings.fiscal;
     let path = settings.data_dir.join("mock-kkt.db");
@@ -81,7 +81,8 @@ fn open_kkt(settings: &Settings) -> anyhow::Result<Arc<dyn Kkt>> {
         zone: fiscal.zone(),
     })
     .with_context(|| format!("cannot open the mock register's fiscal memory {}", path.display()))?;
-    Ok(Arc::new(kkt))
+    let kkt = Arc::new(kkt);
+    Ok((kkt.clone(), Some(kkt)))
 }
 
 impl App {
@@ -94,7 +95,7 @@ impl App {
         settings.check_lan_mode()?;
         let lock = datadir::lock(&settings.data_dir, settings.data_dir_explicit)?;
         let token = datadir::admin_token(&settings)?;
-        let kkt = open_kkt(&settings)?;
+        let (kkt, mock_kkt) = open_kkt(&settings)?;
         tracing::info!(kkt = %kkt.describe(), "fiscal register");
         let kkt_delivers_itself = settings.kkt.driver == crate::settings::KktDriver::Atol;
         let kkt_for_delivery = kkt.clone();
@@ -105,7 +106,7 @@ impl App {
                 max_db_bytes: settings.buffer.max_db_bytes,
                 answer: api::answers::receipt,
                 answer_within: settings.kkt.answer_within,
-                device_retry: DEVICE_RETRY,
+                device_retry: settings.kkt.device_retry,
                 late_sale_after: settings.kkt.late_sale_after(),
                 zone: settings.fiscal.zone(),
                 clock: clock.clone(),
@@ -201,6 +202,7 @@ impl App {
                 settings.alerts.min_interval,
             )),
             runtime: tokio::runtime::Handle::current(),
+            mock_kkt,
             _lock: lock,
         })
     }
@@ -216,6 +218,11 @@ impl App {
 
     pub fn worker(&self) -> &WorkerHandle {
         &self.state.worker
+    }
+
+    /// The mock register, when it is the driver.
+    pub fn mock_kkt(&self) -> Option<&MockKkt> {
+        self.mock_kkt.as_deref()
     }
 
     pub fn admin_token(&self) -> &str {

@@ -144,6 +144,9 @@ pub struct KktSettings {
     /// Close an expired shift and open the next one before a receipt; `false`: the receipt
     /// gets `409 shift_expired` until the shift is closed.
     pub auto_shift: bool,
+    /// How often a receipt the register could not take is tried again (looked up first).
+    #[serde(rename = "retry_ms", with = "units::ms")]
+    pub device_retry: Duration,
     /// A sale the register takes more than this many minutes after the till posted it is
     /// registered as the self-initiated correction of that settlement (docs/contract.md §10.7,
     /// README "Late sales"); `0`: never, every sale is registered as a sale.
@@ -216,6 +219,7 @@ impl Default for KktSettings {
             answer_within: Duration::from_secs(10),
             auto_shift: true,
             late_sale_after_minutes: 5,
+            device_retry: Duration::from_secs(2),
             driver: KktDriver::Mock,
             atol: AtolSettings::default(),
         }
@@ -565,6 +569,7 @@ impl Settings {
             .shift_length
             .clamp(Duration::from_secs(3600), Duration::from_secs(DAY));
         self.kkt.answer_within = self.kkt.answer_within.max(Duration::from_millis(1));
+        self.kkt.device_retry = self.kkt.device_retry.max(Duration::from_millis(10));
         if self.kkt.driver == KktDriver::Atol
             && !(self.kkt.atol.url.starts_with("http://") || self.kkt.atol.url.starts_with("https://"))
         {
@@ -764,6 +769,80 @@ mod tests {
         assert!(s.ofd_url.is_none());
         assert_eq!(s.buffer.retention, Duration::from_secs(30 * DAY));
         assert!(s.http.pos_token.is_none());
+    }
+
+    /// Every ```toml block of the README, the contract and the package's config file.
+    fn documented_configs() -> Vec<(&'static str, String)> {
+        let docs = [
+            ("README.md", include_str!("../../README.md")),
+            ("docs/contract.md", include_str!("../../docs/contract.md")),
+        ];
+        let mut blocks = vec![(
+            "deploy/debian/config.toml",
+            include_str!("../../deploy/debian/config.toml").to_string(),
+        )];
+        for (name, text) in docs {
+            let mut rest = text;
+            while let Some(start) = rest.find("```toml\n") {
+                let body = &rest[start + 8..];
+                let end = body.find("```").unwrap_or(body.len());
+                blocks.push((name, body[..end].to_string()));
+                rest = &body[end..];
+            }
+        }
+        blocks
+    }
+
+    #[test]
+    fn every_config_example_in_the_docs_is_one_the_program_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        let blocks = documented_configs();
+        assert!(blocks.len() >= 4, "the examples were not found: {}", blocks.len());
+        for (name, text) in blocks {
+            std::fs::write(&cfg, &text).unwrap();
+            let resolved = Settings::resolve(Flags {
+                config: Some(cfg.clone()),
+                data_dir: Some(dir.path().into()),
+                ..Flags::default()
+            });
+            assert!(
+                resolved.is_ok(),
+                "{name}: {:#}\n{text}",
+                resolved.err().map(|e| format!("{e:#}")).unwrap_or_default()
+            );
+        }
+    }
+
+    #[test]
+    fn atol_credentials_go_together_and_never_in_clear_text_to_another_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        for (url, user, password, ok) in [
+            ("http://127.0.0.1:16732", Some("kassa"), Some("p"), true),
+            ("http://localhost:16732", Some("kassa"), Some("p"), true),
+            ("https://192.168.1.5:16732", Some("kassa"), Some("p"), true),
+            ("http://192.168.1.5:16732", Some("kassa"), Some("p"), false),
+            ("http://192.168.1.5:16732", None, None, true),
+            ("http://127.0.0.1:16732", Some("kassa"), None, false),
+            ("http://127.0.0.1:16732", None, Some("p"), false),
+        ] {
+            let mut text = format!("[kkt]\ndriver = \"atol\"\n[kkt.atol]\nurl = \"{url}\"\n");
+            if let Some(u) = user {
+                text.push_str(&format!("user = \"{u}\"\n"));
+            }
+            if let Some(p) = password {
+                text.push_str(&format!("password = \"{p}\"\n"));
+            }
+            std::fs::write(&cfg, &text).unwrap();
+            let r = Settings::resolve(Flags {
+                config: Some(cfg.clone()),
+                data_dir: Some(dir.path().into()),
+                ..Flags::default()
+            });
+            assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+        }
+        assert!(loopback_url("http://[::1]:16732/api") && !loopback_url("http://user@10.0.0.1"));
     }
 
     #[test]

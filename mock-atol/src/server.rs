@@ -98,6 +98,12 @@ impl MockAtol {
         doc.number
     }
 
+    /// The server restarts and its in-memory queue is gone (S5 `README.md`): every job is
+    /// forgotten (`GET` → 404), whether it ran or not.
+    pub fn forget_jobs(&self) {
+        lock(&self.shared).jobs.clear();
+    }
+
     /// Requires HTTP Basic `user`/`password` on every call from now on.
     pub fn require_credentials(&self, user: &str, password: &str) {
         use base64::Engine;
@@ -426,8 +432,11 @@ async fn control(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
         return (StatusCode::BAD_REQUEST, "send a JSON object of faults").into_response();
     };
     let mut inner = lock(&s);
+    if patch.get("forget_jobs").and_then(Value::as_bool) == Some(true) {
+        inner.jobs.clear();
+    }
     let mut current = serde_json::to_value(&inner.faults).unwrap_or_default();
-    for (k, v) in patch {
+    for (k, v) in patch.into_iter().filter(|(k, _)| k != "forget_jobs") {
         current[k] = v;
     }
     match serde_json::from_value::<Faults>(current) {
@@ -467,7 +476,10 @@ async fn stats(State(s): State<Shared>) -> Response {
 
 /// `POST /mock/foreign {"type": "sell", "total": 150.0, "items": [{name, price, quantity, amount}]}`:
 /// another program prints a receipt on the register.
-async fn foreign(State(s): State<Shared>, Json(v): Json<Value>) -> Response {
+async fn foreign(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "send a JSON object: {type, total, items}").into_response();
+    };
     let total = v["total"].as_f64().unwrap_or(0.0);
     let items = serde_json::from_value(v["items"].clone()).unwrap_or_default();
     let mut inner = lock(&s);

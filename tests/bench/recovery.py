@@ -7,11 +7,13 @@ taken, the OFD stays down for 30 s in all, then comes back answering in 20 ms. T
 from the OFD's return to the first delivery and to `synced == 1000`. Target: all delivered
 within 15 s. Nobody presses "Sync now".
 
-Usage: python3 tests/bench/recovery.py [BIN_DIR ...]   (default: target/release, built first)
-Each BIN_DIR is measured in turn, so an older build can be set beside the current one; the
-first is the one judged against the target.
+Usage: python3 tests/bench/recovery.py [--down SECS] [--receipts N] [--target SECS] [BIN_DIR ...]
+(default: a 30 s outage, 1 000 receipts, target 15 s; BIN_DIR: target/release, built first).
+Issue 17's short outage: `--down 5 --receipts 100 --target 3` (all delivered <= 3 s after a 5 s
+outage). Each BIN_DIR is measured in turn, so an older build can be set beside the current one;
+the first is the one judged against the target.
 """
-import concurrent.futures, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, concurrent.futures, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 N, DOWN_SECS, LATENCY_MS, TARGET_SECS = 1000, 30, 20, 15
@@ -94,7 +96,15 @@ def scenario(bin_dir):
 
 
 def main():
-    bins = sys.argv[1:]
+    global N, DOWN_SECS, TARGET_SECS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--down", type=float, default=DOWN_SECS)
+    ap.add_argument("--receipts", type=int, default=N)
+    ap.add_argument("--target", type=float, default=TARGET_SECS)
+    ap.add_argument("bins", nargs="*")
+    a = ap.parse_args()
+    N, DOWN_SECS, TARGET_SECS = a.receipts, a.down, a.target
+    bins = a.bins
     if not bins:
         subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "kkt-adapterd", "--bin", "mock-ofd"],
                        cwd=ROOT, check=True)

@@ -32,6 +32,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     s.sync.interval = Duration::from_millis(200);
     s.breaker.open_max = Duration::from_millis(500);
     s.ofd.simulator_latency = Duration::from_millis(1);
+    s.kkt.device_retry = Duration::from_millis(50);
     s
 }
 

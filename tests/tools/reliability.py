@@ -10,6 +10,7 @@ import glob, json, os, sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "tests", "out", "reliability")
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+STEPS_BEGIN, STEPS_END = "<!-- steps:begin -->", "<!-- steps:end -->"
 
 
 def load():
@@ -71,8 +72,24 @@ def row(name, f):
 def table(figures):
     lines = ["| scenario | faults injected | acknowledged | lost | issued twice | other figures |",
              "|---|---|---|---|---|---|"]
-    lines += [row(n, f) for n, f in figures.items()]
+    lines += [row(n, f) for n, f in figures.items() if n != "atol_steps"]
     return "\n".join(lines)
+
+
+def steps_table(f):
+    """The kill-at-every-step test of the ATOL path (core/tests/atol_steps.rs)."""
+    lines = ["| the adapter stopped at | the FN held then | the FN holds | the adapter recorded | the till was told | in the end | doubles | lost |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in f["steps"]:
+        lines.append(f"| {r['step']} | {r['fn_at_stop']} | {r['fn_holds']} | {r['adapter_recorded']} | "
+                     f"{r['till_told_first']} | {r['till_told_finally']} | {r['doubles']} | {r['lost']} |")
+    return "\n".join(lines)
+
+
+def splice(doc, begin, end, text):
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{text}\n{end}{tail}"
 
 
 def main():
@@ -80,15 +97,19 @@ def main():
     if not figures:
         sys.exit(f"no figures in {OUT}: run the test suite first")
     text = table(figures)
+    steps = steps_table(figures["atol_steps"]) if "atol_steps" in figures else None
     if "--write" in sys.argv:
         path = os.path.join(ROOT, "RELIABILITY.md")
-        doc = open(path).read()
-        head, rest = doc.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        open(path, "w").write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+        doc = splice(open(path).read(), BEGIN, END, text)
+        if steps:
+            doc = splice(doc, STEPS_BEGIN, STEPS_END, steps)
+        open(path, "w").write(doc)
         print(f"wrote {len(figures)} scenarios into RELIABILITY.md")
     else:
         print(text)
+        if steps:
+            print()
+            print(steps)
 
 
 if __name__ == "__main__":

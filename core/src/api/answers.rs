@@ -25,6 +25,9 @@ struct FiscalAnswer<'a> {
     #[serde(flatten)]
     doc: &'a FiscalDoc,
     vat: Vec<VatSum>,
+    /// A late sale's correction (docs/contract.md §10.7): the document's operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered_as: Option<&'a str>,
 }
 
 /// `202`: stored, the register has not registered it yet.
@@ -69,11 +72,17 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
             receipt,
             doc,
             print_error,
+            registered_as,
         } => {
-            let message = match print_error {
+            let mut message = match print_error {
                 None => "Receipt printed successfully".to_string(),
                 Some(e) => format!("Receipt stored and will be sent to the OFD, but printing failed: {e}"),
             };
+            if registered_as.is_some() {
+                message.push_str(
+                    "; registered late, as the self-initiated correction of the sale (54-FZ art. 4.3; README \"Late sales\")",
+                );
+            }
             let body = Registered {
                 status: if print_error.is_none() { "printed" } else { "buffered" },
                 receipt_id,
@@ -81,6 +90,7 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
                 fiscal_doc: FiscalAnswer {
                     doc,
                     vat: receipt.vat_sums(),
+                    registered_as: registered_as.map(|k| k.as_str()),
                 },
                 change: receipt.change,
                 message: &message,

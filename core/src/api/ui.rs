@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 const INDEX: &str = include_str!("../../../ui/index.html");
 const APP_JS: &str = include_str!("../../../ui/app.js");
+const REVIEW_JS: &str = include_str!("../../../ui/review.js");
 const STYLE_CSS: &str = include_str!("../../../ui/style.css");
 const OPENAPI: &str = include_str!("../../openapi.json");
 
@@ -31,6 +32,7 @@ pub async fn asset(file: Result<Path<String>, PathRejection>) -> Result<Response
     let (body, kind) = match file.as_str() {
         "index.html" => (INDEX, "text/html; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "review.js" => (REVIEW_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::NotFound("file")),
     };

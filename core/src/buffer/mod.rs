@@ -204,6 +204,8 @@ pub enum Answer<'a> {
         receipt: &'a Receipt,
         doc: &'a FiscalDoc,
         print_error: Option<&'a str>,
+        /// The document's operation when it is not the receipt's own (a late sale's correction).
+        registered_as: Option<crate::receipt::ReceiptType>,
     },
     /// The register refused it: 422 with its code and text.
     Refused {

@@ -22,7 +22,7 @@ pub mod atol;
 pub mod mock;
 pub mod slip;
 
-pub use mock::{MockKkt, MockKktConfig};
+pub use mock::{MockFaults, MockKkt, MockKktConfig};
 
 use crate::money::Kopecks;
 use crate::receipt::{PaymentType, Receipt, ReceiptType, VatSum};

@@ -39,14 +39,17 @@ impl Daemon {
 
     /// Starts the daemon with `config` as its config file (TOML).
     pub fn start_with_config(data: &std::path::Path, config: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(data, config, extra, &[])
+    }
+
+    /// [`Daemon::start_with_config`] with extra environment variables.
+    pub fn start_with_env(data: &std::path::Path, config: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         std::fs::write(data.join("none.toml"), config).unwrap();
+        let mut cmd = command(data, extra);
+        cmd.envs(env.iter().copied());
         // Reaped in `Drop` (kill + wait), whatever the test does.
         #[allow(clippy::zombie_processes)]
-        let mut child = command(data, extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

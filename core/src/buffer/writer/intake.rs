@@ -164,6 +164,7 @@ impl Writer {
             receipt: &receipt,
             doc: &doc,
             print_error: print_error.as_deref(),
+            registered_as: None,
         });
         self.conn
             .prepare_cached("UPDATE receipts SET response_status = ?2, response_body = ?3 WHERE id = ?1")?
@@ -398,6 +399,7 @@ impl Writer {
             receipt,
             doc: &f.doc,
             print_error: f.print_error.as_deref(),
+            registered_as: (f.operation != receipt.kind).then_some(f.operation),
         })
     }
 

@@ -305,8 +305,11 @@ impl AtolKkt {
                 Some(_) => continue, // another receipt's tag
                 None => {}
             }
-            if !doc.is_receipt() || echo == Some(true) {
-                continue; // a shift document, or (the FN keeps tags) another program's receipt
+            // A shift document; or a full document without a tag on an FN that keeps our tags:
+            // another program's receipt. A short document shows no tag at all, so it proves
+            // nothing either way.
+            if !doc.is_receipt() || (echo == Some(true) && !doc.short) {
+                continue;
             }
             if self
                 .journal

@@ -40,6 +40,9 @@ const MIGRATIONS: &[&str] = &[
     // 2: receipts a fault registered without their task id (a device that lost the tag):
     // found by a lookup only as candidates a person must settle.
     "CREATE INDEX documents_untagged ON documents (fn_number, doc_number) WHERE kind = 'receipt' AND task_id IS NULL;",
+    // 3: the FN's last document when a task first came (its mark): a lookup considers only the
+    // documents after it, as a real driver's journal does.
+    "CREATE TABLE marks (task_id TEXT PRIMARY KEY, fn_number TEXT NOT NULL, last_doc INTEGER NOT NULL);",
 ];
 
 /// Opens (or creates) the memory and brings its schema up to date.
@@ -149,13 +152,23 @@ pub(super) fn receipt(conn: &Connection, fn_number: &str, number: i64) -> rusqli
     .transpose()
 }
 
-/// Receipts the FN holds without a task id: they belong to nobody the memory knows.
-pub(super) fn untagged(conn: &Connection, fn_number: &str) -> rusqlite::Result<Vec<Stored>> {
+/// Remembers the FN's last document when a task first comes (kept if it came before).
+pub(super) fn mark(conn: &Connection, task_id: &str, fn_number: &str, last_doc: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO marks (task_id, fn_number, last_doc) VALUES (?1, ?2, ?3)")?
+        .execute(params![task_id, fn_number, last_doc])?;
+    Ok(())
+}
+
+/// Receipts the FN holds without a task id after the task's mark: they belong to nobody the
+/// memory knows, and may be the task's.
+pub(super) fn untagged_since_mark(conn: &Connection, fn_number: &str, task_id: &str) -> rusqlite::Result<Vec<Stored>> {
     conn.prepare_cached(
         "SELECT doc, summary, task_id FROM documents INDEXED BY documents_untagged
-         WHERE fn_number = ?1 AND kind = 'receipt' AND task_id IS NULL ORDER BY doc_number",
+         WHERE fn_number = ?1 AND kind = 'receipt' AND task_id IS NULL
+           AND doc_number > (SELECT last_doc FROM marks WHERE task_id = ?2 AND fn_number = ?1)
+         ORDER BY doc_number",
     )?
-    .query_map([fn_number], stored)?
+    .query_map([fn_number, task_id], stored)?
     .map(|row| row.and_then(parse))
     .collect()
 }

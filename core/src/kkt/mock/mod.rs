@@ -389,6 +389,12 @@ impl Kkt for MockKkt {
             tasks
                 .iter()
                 .zip(&faults)
+                .map(|(t, fault)| {
+                    memory::mark(tx, &t.id, &self.config.fn_number, s.last_doc_number)?;
+                    Ok((t, fault))
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
                 .map(|(t, fault)| match fault {
                     Next::PaperOut => Ok(Err(DeviceError::Unavailable("нет бумаги (эмулятор ККТ)".into()))),
                     Next::UnknownCode => Ok(Err(DeviceError::Unexpected {
@@ -434,15 +440,11 @@ impl Kkt for MockKkt {
                 operation,
             }));
         }
-        // Documents dated from this receipt on that belong to no receipt: the FN may hold this
+        // Documents after this receipt's mark that belong to no receipt: the FN may hold this
         // one without its tag, and nothing here can tell (docs/contract.md §10.2).
-        let since = task.requested_at.timestamp_millis();
-        let candidates: Vec<Candidate> = memory::untagged(&conn, &self.config.fn_number)
+        let candidates: Vec<Candidate> = memory::untagged_since_mark(&conn, &self.config.fn_number, &task.id)
             .map_err(unavailable)?
             .into_iter()
-            .filter(|d| {
-                DateTime::parse_from_rfc3339(&d.doc.fiscal_datetime).is_ok_and(|t| t.timestamp_millis() >= since)
-            })
             .map(|d| Candidate {
                 fiscal_doc_number: d.doc.fiscal_doc_number,
                 operation: Some(d.operation().as_str().into()),
