@@ -336,8 +336,12 @@ async fn a_receipt_answered_202_is_kept_when_its_retry_meets_an_expired_shift_un
         })
         .await;
     assert_eq!(s["fiscalizing"], 1, "kept, not dropped: {s}");
-    let (code, _) = post(&t, "held", COFFEE).await;
+    let (code, v) = post(&t, "held", COFFEE).await;
     assert_eq!(code, 202, "the till keeps its receipt");
+    assert!(
+        v["reason"].as_str().unwrap().contains("24 часа"),
+        "and is told why: {v}"
+    );
     let (code, z) = t.admin_post("/v1/kkt/shift/close", Some(&t.token)).await;
     assert_eq!(code, 200, "{z}");
     let (code, v) = until_final(&t, "held", COFFEE).await;

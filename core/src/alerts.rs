@@ -332,6 +332,24 @@ mod tests {
     }
 
     #[test]
+    fn a_receipt_in_review_is_a_critical_alert_with_its_reason_in_russian() {
+        let mut a = Alerter::new(10, Duration::from_secs(300));
+        let t = Instant::now();
+        let e = event(
+            EventKind::ReceiptNeedsReview,
+            serde_json::json!({"reason": "в ФН есть документы, которые могут быть этим чеком (№ 2, 3)"}),
+        );
+        let alerts = a.on_event(&e, t);
+        assert_eq!(alerts.len(), 1);
+        assert!(alerts[0].is_critical());
+        let (title, body) = alerts[0].text();
+        assert!(
+            title.contains("требует решения") && body.contains("№ 2, 3"),
+            "{title} / {body}"
+        );
+    }
+
+    #[test]
     fn an_outage_is_announced_once_and_its_end_once() {
         let mut a = Alerter::new(50, Duration::from_secs(300));
         let t = Instant::now();

@@ -44,9 +44,11 @@ pub struct App {
     _lock: File,
 }
 
-/// The fiscal register driver the settings name: the mock (default) or ATOL's; the mock also as
-/// itself, for its faults.
-fn open_kkt(settings: &Settings) -> anyhow::Result<(Arc<dyn Kkt>, Option<Arc<MockKkt>>)> {
+/// The register as the buffer drives it, and the mock also as itself (for its faults).
+type Register = (Arc<dyn Kkt>, Option<Arc<MockKkt>>);
+
+/// The fiscal register driver the settings name: the mock (default) or ATOL's.
+fn open_kkt(settings: &Settings) -> anyhow::Result<Register> {
     if settings.kkt.driver == crate::settings::KktDriver::Atol {
         let a = &settings.kkt.atol;
         let kkt = crate::kkt::atol::AtolKkt::open(crate::kkt::atol::AtolConfig {

@@ -7,10 +7,10 @@ taken, the OFD stays down for 30 s in all, then comes back answering in 20 ms. T
 from the OFD's return to the first delivery and to `synced == 1000`. Target: all delivered
 within 15 s. Nobody presses "Sync now".
 
-Usage: python3 tests/bench/recovery.py [--down SECS] [--receipts N] [--target SECS] [BIN_DIR ...]
+Usage: python3 tests/bench/recovery.py [--down SECS[,SECS…]] [--receipts N] [--target SECS] [BIN_DIR ...]
 (default: a 30 s outage, 1 000 receipts, target 15 s; BIN_DIR: target/release, built first).
-Issue 17's short outage: `--down 5 --receipts 100 --target 3` (all delivered <= 3 s after a 5 s
-outage). Each BIN_DIR is measured in turn, so an older build can be set beside the current one;
+Issue 17's short outage: `--down 4.6,4.8,5,5.2,5.4,5.6 --receipts 100 --target 3` (all delivered
+<= 3 s after an outage of about 5 s, whatever its exact length). Each BIN_DIR is measured in turn, so an older build can be set beside the current one;
 the first is the one judged against the target.
 """
 import argparse, concurrent.futures, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -35,7 +35,7 @@ def ofd_control(ctl, **faults):
     call(f"{ctl}/ofd/v1/_control", json.dumps(faults).encode(), {"Content-Type": "application/json"})
 
 
-def scenario(bin_dir):
+def scenario(bin_dir, down_secs):
     data = tempfile.mkdtemp(prefix="kkt-recovery-", dir="/var/tmp")
     cfg = os.path.join(data, "config.toml")
     open(cfg, "w").write("[kkt]\nwrite_slips = false\n")
@@ -70,7 +70,7 @@ def scenario(bin_dir):
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(post, range(N)))
         assert all(a["status"] == "printed" for a in answers)
-        time.sleep(max(0.0, DOWN_SECS - (time.monotonic() - down_at)))
+        time.sleep(max(0.0, down_secs - (time.monotonic() - down_at)))
         before = call(f"{base}/v1/kkt/buffer/status")
         ofd_control(ctl, down=False, latency_ms=LATENCY_MS)
         back = time.monotonic()
@@ -86,7 +86,7 @@ def scenario(bin_dir):
                 sys.exit(f"not delivered in 10 min: {s}")
             time.sleep(0.01)
         stats = call(f"{ctl}/ofd/v1/_stats")["stats"]
-        return {"bin": os.path.relpath(bin_dir, ROOT), "first": first, "done": done, "breaker": before["breaker"]["state"],
+        return {"bin": os.path.relpath(bin_dir, ROOT), "down": down_secs, "first": first, "done": done, "breaker": before["breaker"]["state"],
                 "retrying": before["retrying"], "unique": stats["unique_keys"], "dups": stats["duplicates"]}
     finally:
         if daemon:
@@ -98,24 +98,30 @@ def scenario(bin_dir):
 def main():
     global N, DOWN_SECS, TARGET_SECS
     ap = argparse.ArgumentParser()
-    ap.add_argument("--down", type=float, default=DOWN_SECS)
+    ap.add_argument("--down", default=str(DOWN_SECS),
+                    help="outage length in seconds; a comma-separated list sweeps it (where the breaker's probes fall against the OFD's return depends on it: the worst counts)")
     ap.add_argument("--receipts", type=int, default=N)
     ap.add_argument("--target", type=float, default=TARGET_SECS)
     ap.add_argument("bins", nargs="*")
     a = ap.parse_args()
-    N, DOWN_SECS, TARGET_SECS = a.receipts, a.down, a.target
+    N, TARGET_SECS = a.receipts, a.target
+    downs = [float(d) for d in a.down.split(",")]
     bins = a.bins
     if not bins:
         subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "kkt-adapterd", "--bin", "mock-ofd"],
                        cwd=ROOT, check=True)
         bins = [os.path.join(ROOT, "target", "release")]
-    runs = [scenario(b) for b in bins]
-    print(f"{N} receipts, OFD down {DOWN_SECS} s, then up at {LATENCY_MS} ms; default policy; no button pressed\n")
-    print("| build | breaker at the OFD's return | receipts in backoff | first delivery after | all delivered after | OFD got (unique / duplicates) |")
-    print("|---|---|---:|---:|---:|---|")
+    runs = [scenario(b, d) for b in bins for d in downs]
+    print(f"{N} receipts, then the OFD down as given, then up at {LATENCY_MS} ms; default policy; no button pressed\n")
+    print("| build | OFD down | breaker at the OFD's return | receipts in backoff | first delivery after | all delivered after | OFD got (unique / duplicates) |")
+    print("|---|---:|---|---:|---:|---:|---|")
     for r in runs:
-        print(f"| {r['bin']} | {r['breaker']} | {r['retrying']} | {r['first']:.1f} s | {r['done']:.1f} s | {r['unique']} / {r['dups']} |")
-    ok = runs[0]["done"] <= TARGET_SECS and all(r["dups"] == 0 and r["unique"] == N for r in runs)
+        print(f"| {r['bin']} | {r['down']:.1f} s | {r['breaker']} | {r['retrying']} | {r['first']:.1f} s | {r['done']:.1f} s | {r['unique']} / {r['dups']} |")
+    for b in bins:
+        worst = max(r["done"] for r in runs if r["bin"] == os.path.relpath(b, ROOT))
+        print(f"worst, {os.path.relpath(b, ROOT)}: all delivered {worst:.1f} s after the OFD's return")
+    first_bin = os.path.relpath(bins[0], ROOT)
+    ok = max(r["done"] for r in runs if r["bin"] == first_bin) <= TARGET_SECS and all(r["dups"] == 0 and r["unique"] == N for r in runs)
     print("\nRESULT:", f"target met (<= {TARGET_SECS} s)" if ok else "TARGET MISSED")
 
 

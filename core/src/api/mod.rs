@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui", get(ui::root))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))
+        .route("/ui/locales/{file}", get(ui::locale))
         .merge(admin)
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed);

@@ -187,14 +187,6 @@ pub enum DeviceError {
     NeedsReview { reason: String, candidates: Vec<Candidate> },
 }
 
-impl DeviceError {
-    /// The register certainly did not register anything (or will not take it): a refusal
-    /// before the FN write, or a receipt it will not take now.
-    pub fn is_final(&self) -> bool {
-        matches!(self, DeviceError::Refused { .. } | DeviceError::NotTaken { .. })
-    }
-}
-
 /// The FN's own exchange with the OFD (a register whose FN sends documents itself, §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FnExchange {
@@ -317,4 +309,46 @@ pub trait Kkt: Send + Sync {
 
     /// A short description for logs and status (`mock FN 9999…`, `ATOL at http://…`).
     fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(not_sent: i64, first: Option<i64>, last: Option<i64>) -> FnExchange {
+        FnExchange {
+            not_sent,
+            first_not_sent: first,
+            first_not_sent_at: None,
+            link_error: None,
+            last_document: last,
+        }
+    }
+
+    #[test]
+    fn a_reading_confirms_only_documents_that_existed_when_it_began() {
+        // "Nothing unsent" when the FN's last document was 10 says nothing of document 11.
+        assert!(reading(0, None, Some(10)).confirms(10));
+        assert!(!reading(0, None, Some(10)).confirms(11));
+        assert!(
+            !reading(0, None, None).confirms(1),
+            "a reading that does not say proves nothing"
+        );
+        assert!(reading(2, Some(9), Some(10)).confirms(8));
+        assert!(!reading(2, Some(9), Some(10)).confirms(9));
+    }
+
+    #[test]
+    fn a_receipt_tag_is_sixteen_characters_and_stable() {
+        let tag = receipt_tag("0b9a8a36-3f0e-4c44-9d6f-2f0f4b1d9c11");
+        assert_eq!(tag.chars().count(), 16);
+        assert!(
+            tag.starts_with("KA")
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        );
+        assert_eq!(tag, receipt_tag("0b9a8a36-3f0e-4c44-9d6f-2f0f4b1d9c11"));
+        assert_ne!(tag, receipt_tag("0b9a8a36-3f0e-4c44-9d6f-2f0f4b1d9c12"));
+    }
 }

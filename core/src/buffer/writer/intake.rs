@@ -97,17 +97,25 @@ impl Writer {
     /// The answer for a known key: the stored bytes, 422 when the body differs, 409 while its
     /// first request still waits for the register, `202 awaiting_device` after that.
     fn replay(&mut self, req: &AdmitRequest) -> rusqlite::Result<Option<Result<Admission, AdmitError>>> {
-        type Row = (String, String, ReceiptStatus, Option<u16>, Option<Vec<u8>>);
+        type Row = (
+            String,
+            String,
+            ReceiptStatus,
+            Option<u16>,
+            Option<Vec<u8>>,
+            Option<String>,
+        );
         let row: Option<Row> = self
             .conn
             .prepare_cached(
-                "SELECT id, body_hash, status, response_status, response_body FROM receipts WHERE idempotency_key = ?1",
+                "SELECT id, body_hash, status, response_status, response_body, last_error FROM receipts
+                 WHERE idempotency_key = ?1",
             )?
             .query_row([&req.idempotency_key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })
             .optional()?;
-        let Some((id, hash, status, http_status, body)) = row else {
+        let Some((id, hash, status, http_status, body, held)) = row else {
             return Ok(None);
         };
         if hash != req.body_hash {
@@ -131,7 +139,10 @@ impl Writer {
                 }
                 Some(InDevice::Answered) | None => {}
             }
-            let reason = "the fiscal register has not registered this receipt yet";
+            // Held (§10.4): the register's own reason; else it simply has not got to it yet.
+            let reason = held
+                .as_deref()
+                .unwrap_or("the fiscal register has not registered this receipt yet");
             let (code, body) = (self.answer)(&Answer::AwaitingDevice {
                 receipt_id: &id,
                 reason,

@@ -114,6 +114,17 @@ impl AtolKkt {
     pub(super) fn look_up(&self, task: &Task, mut entry: Entry) -> Result<Option<Fiscalized>, DeviceError> {
         match (entry.state, entry.doc_number) {
             (State::Done, Some(n)) => {
+                // Registered, its result perhaps not stored: read back from the same FN only.
+                let now = self.fn_now()?;
+                if now.serial != entry.fn_number {
+                    return Err(DeviceError::NeedsReview {
+                        reason: format!(
+                            "чек записан в ФН {} документом № {n}, но сейчас в ККТ ФН {}: сверьте вручную",
+                            entry.fn_number, now.serial
+                        ),
+                        candidates: Vec::new(),
+                    });
+                }
                 let doc = self.read_document(n)?;
                 return self.result_of(task, &doc, &entry.fn_number).map(Some);
             }
