@@ -46,6 +46,9 @@ if cargo tree -p kkt-core -e normal,build --prefix none | grep -Ei '^(tauri|gtk|
 fi
 echo "ok: no tauri/gtk/webkit/wry/tao in kkt-core's dependency tree"
 
+step "layout: no production file over 500 lines, no module cycle in the core"
+python3 tests/tools/layout.py
+
 step "unit, worker, black-box and process tests (instrumented for coverage)"
 # Coverage is reported for the core crate: the mock OFD, the test support and the desktop shell
 # (exercised by the desktop tests below, not instrumented) are not counted.

@@ -6,9 +6,9 @@ use crate::alerts::{self, Alerter, Notifier};
 use crate::api::{self, AppState};
 use crate::breaker::Breaker;
 use crate::buffer::{Buffer, BufferConfig};
+use crate::counters::Metrics;
 use crate::datadir;
 use crate::kkt::{Kkt, MockKkt, MockKktConfig};
-use crate::metrics::Metrics;
 use crate::ofd::{FnDelivery, HttpOfd, Ofd, SimulatedOfd};
 use crate::retention::{self, Retention};
 use crate::settings::Settings;
@@ -163,8 +163,8 @@ impl App {
             buffer,
             worker: handle,
             metrics,
-            admin_token: token.into(),
-            pos_token: settings.http.pos_token.as_ref().map(|t| t.expose_secret().into()),
+            admin_token: Arc::new(secrecy::SecretString::from(token)),
+            pos_token: settings.http.pos_token.clone().map(Arc::new),
             allowed_hosts: settings.http.allowed_hosts.clone().into(),
             local_addr: addr,
             in_flight: Arc::new(Mutex::new(Default::default())),
@@ -227,8 +227,9 @@ impl App {
         self.mock_kkt.as_deref()
     }
 
+    /// The admin token, for the desktop shell to hand to its window and for tests.
     pub fn admin_token(&self) -> &str {
-        &self.state.admin_token
+        self.state.admin_token.expose_secret()
     }
 
     /// Starts delivering operator alerts to `notifier` (once; later calls do nothing).

@@ -12,9 +12,35 @@
 //! outage is found within about 2.5 s; a long outage still gets at most one probe a minute,
 //! and the OFD sees probes thin out as the outage lasts. Closing resets it.
 
-use crate::settings::BreakerPolicy;
-use serde::Serialize;
+use crate::units;
+use serde::{Deserialize, Serialize};
 use tokio::time::{Duration, Instant};
+
+/// `[breaker]`: the circuit breaker's policy (docs/contract.md §3, §1a).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerPolicy {
+    pub failure_threshold: u32,
+    /// The shortest open period (the first, after the breaker trips); after a failed probe the
+    /// next comes after half the outage so far.
+    #[serde(rename = "open_initial_secs", with = "units::secs")]
+    pub open_initial: Duration,
+    /// The longest open period: the seed's 60 s, the upper bound of the adaptive one.
+    #[serde(rename = "open_secs", with = "units::secs")]
+    pub open_max: Duration,
+    pub half_open_successes: u32,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            failure_threshold: 5,
+            open_initial: Duration::from_secs(1),
+            open_max: Duration::from_secs(60),
+            half_open_successes: 2,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -25,6 +51,8 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 3] = [State::Closed, State::Open, State::HalfOpen];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Closed => "closed",

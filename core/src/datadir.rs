@@ -21,6 +21,15 @@ pub fn require_existing(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks the settings' data directory before anything (logs, lock, database) is written into
+/// it: one that was given must exist.
+pub fn check(settings: &Settings) -> anyhow::Result<()> {
+    if settings.data_dir_explicit {
+        require_existing(&settings.data_dir)?;
+    }
+    Ok(())
+}
+
 /// Creates the data directory (the default one only) and takes its lock, so two instances never
 /// write one database. The lock is held as long as the returned file is open.
 pub fn lock(dir: &Path, explicit: bool) -> anyhow::Result<File> {

@@ -23,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod breaker;
 pub mod buffer;
+pub mod counters;
 pub mod datadir;
 pub mod events;
 pub mod failpoint;
@@ -35,7 +36,9 @@ pub mod retention;
 pub mod settings;
 pub mod signals;
 pub mod status;
+pub mod telemetry;
 pub mod time;
+pub mod units;
 pub mod worker;
 
 pub use app::App;

@@ -41,7 +41,7 @@ pub enum FnAgeLevel {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BreakerView {
-    pub state: &'static str,
+    pub state: crate::breaker::State,
     pub consecutive_failures: u32,
     pub opened_at: Option<String>,
     pub next_probe_at: Option<String>,
@@ -68,6 +68,14 @@ pub struct FnAge {
     pub warn_after_days: f64,
     pub critical_after_days: f64,
     pub blocks_after_days: u64,
+}
+
+/// Where delivered receipts go: the built-in OFD simulator (`demo`) or a real OFD (`live`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Demo,
+    Live,
 }
 
 /// The body of `GET /v1/kkt/buffer/status` (a superset of the original adapter's).
@@ -99,7 +107,7 @@ pub struct Status {
     pub breaker: BreakerView,
     pub worker: WorkerView,
     /// `demo` with the built-in OFD simulator, `live` with a configured OFD URL.
-    pub mode: &'static str,
+    pub mode: Mode,
     pub ofd: String,
     pub ofd_misconfigured: Option<u16>,
     pub fn_age: FnAge,
@@ -150,7 +158,7 @@ pub struct Components {
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
     pub status: Verdict,
-    pub mode: &'static str,
+    pub mode: Mode,
     /// True past the critical FN-age threshold (the fiscal drive blocks at 30 days).
     pub fn_age_critical: bool,
     pub components: Components,
@@ -183,10 +191,10 @@ impl Status {
             component(Healthy, None)
         };
         let circuit_breaker = match s.breaker.state {
-            "closed" => component(Healthy, None),
+            crate::breaker::State::Closed => component(Healthy, None),
             other => component(
                 Degraded,
-                Some(format!("circuit breaker {other}: the OFD is unreachable")),
+                Some(format!("circuit breaker {}: the OFD is unreachable", other.as_str())),
             ),
         };
         let age = s.fn_age.oldest_unsynced_age_seconds.unwrap_or(0);
@@ -298,7 +306,7 @@ impl StatusSource {
             oldest_pending_age_seconds: age_secs(now_ms, c.oldest_pending_ms),
             last_sync_at: c.last_synced_ms.map(rfc3339),
             breaker: BreakerView {
-                state: b.state.as_str(),
+                state: b.state,
                 consecutive_failures: b.consecutive_failures,
                 opened_at: b.opened_at.map(|i| rfc3339(to_ms(i))),
                 next_probe_at: b.next_probe_at.map(|i| rfc3339(to_ms(i))),
@@ -314,7 +322,7 @@ impl StatusSource {
                 heartbeat_stale,
                 in_flight: w.in_flight,
             },
-            mode: if w.demo { "demo" } else { "live" },
+            mode: if w.demo { Mode::Demo } else { Mode::Live },
             ofd: w.ofd,
             ofd_misconfigured: w.misconfigured.map(|(s, _)| s),
             fn_age: FnAge {
@@ -372,7 +380,7 @@ impl Status {
             || !self.device.ready
         {
             TrayState::Attention
-        } else if self.breaker.state == "open" {
+        } else if self.breaker.state == crate::breaker::State::Open {
             TrayState::Offline
         } else if self.pending + self.syncing > 0 {
             TrayState::Waiting
@@ -418,7 +426,7 @@ impl Status {
             FnAgeLevel::Blocked => parts.insert(0, "ФН ЗАБЛОКИРОВАН (30 дней без ОФД)".to_string()),
             FnAgeLevel::Warning | FnAgeLevel::Critical => parts.push("ФН: срок!".to_string()),
         }
-        if self.mode == "demo" {
+        if self.mode == Mode::Demo {
             parts.push("ДЕМО".to_string());
         }
         parts.join(" · ")
@@ -451,7 +459,7 @@ pub(crate) mod tests {
             oldest_pending_age_seconds: None,
             last_sync_at: None,
             breaker: BreakerView {
-                state: "closed",
+                state: crate::breaker::State::Closed,
                 consecutive_failures: 0,
                 opened_at: None,
                 next_probe_at: None,
@@ -467,7 +475,7 @@ pub(crate) mod tests {
                 heartbeat_stale: false,
                 in_flight: 0,
             },
-            mode: "live",
+            mode: Mode::Live,
             ofd: String::new(),
             ofd_misconfigured: None,
             storage_error: None,
@@ -492,7 +500,7 @@ pub(crate) mod tests {
         assert_eq!(s.tray_state(), TrayState::Ok);
         s.pending = 3;
         assert_eq!(s.tray_state(), TrayState::Waiting);
-        s.breaker.state = "open";
+        s.breaker.state = crate::breaker::State::Open;
         s.network_status = NetworkStatus::Offline;
         assert_eq!(s.tray_state(), TrayState::Offline);
         s.dlq_size = 1;
@@ -542,7 +550,7 @@ pub(crate) mod tests {
     #[test]
     fn demo_mode_is_visible_but_not_an_alarm() {
         let mut s = status();
-        s.mode = "demo";
+        s.mode = Mode::Demo;
         assert_eq!(s.tray_state(), TrayState::Ok);
         assert_eq!(s.status_line(), "всё отправлено · ОФД на связи · ДЕМО");
     }

@@ -30,7 +30,9 @@
 mod device;
 mod documents;
 mod faults;
+mod jobs;
 mod server;
+mod slow;
 
 pub use documents::{Document, Item};
 pub use faults::Faults;

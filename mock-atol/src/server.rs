@@ -11,8 +11,9 @@
 
 use crate::device::{Fn, is_fiscal};
 use crate::faults::Faults;
+use crate::jobs::run_job;
+use crate::slow::trickle;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,29 +27,29 @@ use std::time::Duration;
 
 /// One subtask's state.
 #[derive(Debug, Clone)]
-struct Sub {
-    status: &'static str,
-    code: i64,
-    description: String,
-    result: Value,
+pub(crate) struct Sub {
+    pub(crate) status: &'static str,
+    pub(crate) code: i64,
+    pub(crate) description: String,
+    pub(crate) result: Value,
 }
 
-struct Job {
-    subs: Vec<Sub>,
+pub(crate) struct Job {
+    pub(crate) subs: Vec<Sub>,
 }
 
-struct Inner {
-    device: Fn,
-    faults: Faults,
-    jobs: HashMap<String, Job>,
-    number: u64,
-    state_file: Option<PathBuf>,
+pub(crate) struct Inner {
+    pub(crate) device: Fn,
+    pub(crate) faults: Faults,
+    pub(crate) jobs: HashMap<String, Job>,
+    pub(crate) number: u64,
+    pub(crate) state_file: Option<PathBuf>,
     /// `Authorization` header value every call must carry, when set.
-    auth: Option<String>,
+    pub(crate) auth: Option<String>,
 }
 
 impl Inner {
-    fn save(&self) {
+    pub(crate) fn save(&self) {
         if let Some(path) = &self.state_file
             && let Ok(text) = serde_json::to_string(&self.device)
         {
@@ -60,9 +61,9 @@ impl Inner {
     }
 }
 
-type Shared = Arc<Mutex<Inner>>;
+pub(crate) type Shared = Arc<Mutex<Inner>>;
 
-fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
+pub(crate) fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -206,186 +207,6 @@ async fn post_request(State(s): State<Shared>, headers: axum::http::HeaderMap, b
         Json(json!({"number": number, "uuid": uuid, "isBlocked": false, "blockedUUID": "", "blockReason": ""})),
     )
         .into_response()
-}
-
-/// What happens to a fiscal receipt task after the FN wrote it (a fault), taken once.
-enum AfterWrite {
-    Normal,
-    Lost,
-    Error(i64),
-    Blocked(u64),
-    Hang,
-}
-
-fn after_write(f: &mut Faults) -> AfterWrite {
-    if std::mem::take(&mut f.crash_after_register) {
-        AfterWrite::Lost
-    } else if let Some(code) = f.error_after_write.take() {
-        AfterWrite::Error(code)
-    } else if std::mem::take(&mut f.blocked_after_write) {
-        AfterWrite::Blocked(f.block_ms.max(1))
-    } else if f.hang_after_write {
-        AfterWrite::Hang
-    } else {
-        AfterWrite::Normal
-    }
-}
-
-/// The description the driver gives a code (S6 `KKTErrorType.cs`).
-fn describe(code: i64) -> &'static str {
-    match code {
-        2 => "Нет связи",
-        44 => "Нет бумаги",
-        177 => "Закрытие чека прервано",
-        241 => "Соединение с ККТ потеряно",
-        _ => "Ошибка",
-    }
-}
-
-/// Executes a job's tasks in order, as the device would.
-async fn run_job(s: Shared, uuid: String, tasks: Vec<Value>) {
-    for (i, task) in tasks.iter().enumerate() {
-        loop {
-            let (task_ms, hang) = {
-                let mut inner = lock(&s);
-                let Some(job) = inner.jobs.get_mut(&uuid) else { return };
-                job.subs[i].status = "inProgress";
-                (inner.faults.task_ms, inner.faults.hang)
-            };
-            tokio::time::sleep(Duration::from_millis(task_ms.max(1))).await;
-            if !hang {
-                break;
-            }
-        }
-        let (outcome, after) = {
-            let mut inner = lock(&s);
-            let faults = inner.faults.clone();
-            let outcome = inner.device.execute(task, &uuid, &faults);
-            let kind = task["type"].as_str().unwrap_or_default();
-            let after = if outcome.is_ok() && is_fiscal(kind) && kind != "openShift" && kind != "closeShift" {
-                after_write(&mut inner.faults)
-            } else {
-                AfterWrite::Normal
-            };
-            inner.save();
-            match after {
-                AfterWrite::Lost => {
-                    // Registered in the FN, then the server died before it stored the result.
-                    inner.jobs.remove(&uuid);
-                    return;
-                }
-                AfterWrite::Blocked(_) => {
-                    if let Some(job) = inner.jobs.get_mut(&uuid) {
-                        job.subs[i].status = "blocked";
-                        job.subs[i].code = 2;
-                        job.subs[i].description = "Нет связи".into();
-                    }
-                }
-                _ => {}
-            }
-            (outcome, after)
-        };
-        let outcome = match after {
-            AfterWrite::Normal | AfterWrite::Lost => outcome,
-            AfterWrite::Error(code) => Err((code, describe(code).to_string())),
-            AfterWrite::Blocked(ms) => {
-                // The link failed after the FN wrote it; the server blocks its queue, then
-                // finds the FN's number grown and calls the task done with what it knows.
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let number = lock(&s).device.last_doc;
-                Ok(json!({"fiscalParams": {"fiscalDocumentNumber": number}, "warnings": {"notPrinted": true}}))
-            }
-            AfterWrite::Hang => {
-                while lock(&s).faults.hang_after_write {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                outcome
-            }
-        };
-        let mut inner = lock(&s);
-        let Some(job) = inner.jobs.get_mut(&uuid) else { return };
-        match outcome {
-            Ok(result) => {
-                job.subs[i] = Sub {
-                    status: "ready",
-                    code: 0,
-                    description: "Ошибок нет".into(),
-                    result,
-                }
-            }
-            Err((code, description)) => {
-                job.subs[i] = Sub {
-                    status: "error",
-                    code,
-                    description,
-                    result: Value::Null,
-                };
-                for later in job.subs.iter_mut().skip(i + 1) {
-                    *later = Sub {
-                        status: "interrupted",
-                        code: 502,
-                        description: "Выполнение прервано из-за предыдущих ошибок".into(),
-                        result: Value::Null,
-                    };
-                }
-                return;
-            }
-        }
-    }
-}
-
-/// An answer dribbled out a byte every 50 ms (the `trickle` fault).
-fn trickle(text: String) -> Response {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .body(Body::new(slow::Bytes::new(text.into_bytes())))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-/// A body that yields one byte every 50 ms.
-mod slow {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use std::time::Duration;
-
-    pub struct Bytes {
-        bytes: Vec<u8>,
-        at: usize,
-        sleep: Pin<Box<tokio::time::Sleep>>,
-    }
-
-    impl Bytes {
-        pub fn new(bytes: Vec<u8>) -> Bytes {
-            Bytes {
-                bytes,
-                at: 0,
-                sleep: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
-            }
-        }
-    }
-
-    impl http_body::Body for Bytes {
-        type Data = axum::body::Bytes;
-        type Error = std::io::Error;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-            if self.at >= self.bytes.len() {
-                return Poll::Ready(None);
-            }
-            if self.sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let next = tokio::time::Instant::now() + Duration::from_millis(50);
-            self.sleep.as_mut().reset(next);
-            let byte = self.bytes[self.at];
-            self.at += 1;
-            Poll::Ready(Some(Ok(http_body::Frame::data(axum::body::Bytes::from(vec![byte])))))
-        }
-    }
 }
 
 async fn get_request(State(s): State<Shared>, headers: axum::http::HeaderMap, Path(uuid): Path<String>) -> Response {

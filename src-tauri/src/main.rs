@@ -7,7 +7,6 @@
 // output goes to the log files (logs.rs); debug builds keep the console for development.
 #![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 
-mod logs;
 mod notifier;
 mod shell;
 mod tray;
@@ -73,11 +72,11 @@ fn main() -> ExitCode {
         }
     };
     // Before the log files: they would otherwise create a data directory that must exist.
-    if let Err(e) = settings.check_data_dir() {
+    if let Err(e) = kkt_core::datadir::check(&settings) {
         eprintln!("kkt-adapter: {e:#}");
         return ExitCode::FAILURE;
     }
-    let _logs = logs::init(&settings.data_dir);
+    let _telemetry = kkt_core::telemetry::init(Some(&settings.data_dir.join("logs")));
     match shell::run(settings, args.hidden, args.window_in_process) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

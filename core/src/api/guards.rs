@@ -1,11 +1,13 @@
-//! Local-security guards: the `Host` check against DNS rebinding, refusal of foreign browser
-//! origins, the admin bearer token (a layer on the admin routes), and JSON answers for unknown routes and methods.
+//! Local-security guards, each a layer: the `Host` check against DNS rebinding and refusal of
+//! foreign browser origins (every route), the POS token (the tills' routes, LAN mode), the
+//! admin bearer token (the operator's routes); and JSON answers for unknown routes and methods.
 
 use super::{ApiError, AppState};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
 
 /// The host part of a `Host` header or an origin's authority (`[::1]:8000` → `::1`).
 fn host_name(authority: &str) -> &str {
@@ -99,24 +101,25 @@ fn same_token(given: &str, expected: &str) -> bool {
 
 /// The admin routes' layer: `Authorization: Bearer <admin token>`, compared in constant time.
 pub async fn admin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let admitted = bearer(request.headers()).is_some_and(|given| same_token(given, &state.admin_token));
+    let admitted = bearer(request.headers()).is_some_and(|given| same_token(given, state.admin_token.expose_secret()));
     if !admitted {
         return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
 }
 
-/// With a POS token configured (LAN mode), receipt calls need it (or the admin token).
-pub fn require_pos(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.pos_token else {
-        return Ok(());
-    };
-    let given = bearer(headers).ok_or(ApiError::PosUnauthorized)?;
-    if same_token(given, expected) || same_token(given, &state.admin_token) {
-        Ok(())
-    } else {
-        Err(ApiError::PosUnauthorized)
+/// The tills' routes' layer: with a POS token configured (LAN mode), `Authorization: Bearer
+/// <POS token>` (or the admin token); on loopback without one, open.
+pub async fn pos_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.pos_token {
+        let admitted = bearer(request.headers()).is_some_and(|given| {
+            same_token(given, expected.expose_secret()) || same_token(given, state.admin_token.expose_secret())
+        });
+        if !admitted {
+            return ApiError::PosUnauthorized.into_response();
+        }
     }
+    next.run(request).await
 }
 
 pub async fn not_found() -> ApiError {

@@ -10,12 +10,13 @@ mod receipts;
 mod review;
 mod shift;
 mod status;
+mod telemetry;
 mod ui;
 
 pub use error::ApiError;
 
 use crate::buffer::Buffer;
-use crate::metrics::Metrics;
+use crate::counters::Metrics;
 use crate::status::StatusSource;
 use crate::worker::WorkerHandle;
 use axum::Router;
@@ -31,9 +32,10 @@ pub struct AppState {
     pub worker: WorkerHandle,
     pub status: StatusSource,
     pub metrics: Arc<Metrics>,
-    pub admin_token: Arc<str>,
+    /// Stays a secret type until it is compared (`guards`): `Debug` prints `***`.
+    pub admin_token: Arc<secrecy::SecretString>,
     /// When set, receipt intake and lookup need `Authorization: Bearer <pos token>` (LAN mode).
-    pub pos_token: Option<Arc<str>>,
+    pub pos_token: Option<Arc<secrecy::SecretString>>,
     /// Host names accepted besides loopback names (DNS-rebinding guard).
     pub allowed_hosts: Arc<[String]>,
     /// The address the API is bound to (its IP is an accepted Host too).
@@ -51,17 +53,44 @@ pub struct AppState {
     pub zone: crate::time::Zone,
 }
 
-/// The whole API as a router, without serving it (tests call it directly or over a socket).
+/// The whole API as a router, without serving it (tests call it directly or over a socket):
+/// one router per audience, each guard a layer — the public reads, the tills' calls (the POS
+/// token in LAN mode), the operator's changes (the admin token) — behind the local-security
+/// layer and a request span.
 pub fn router(state: AppState) -> Router {
-    // Changes an operator makes: one auth layer for all of them, not a check in each handler.
-    let admin = Router::new()
-        .route("/v1/kkt/buffer/sync", post(admin::sync_now))
-        .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
-        .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
-        .route("/v1/kkt/shift/close", post(shift::close))
-        .route("/v1/kkt/receipt/{receipt_id}/resolve", post(review::resolve))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guards::admin_only));
-    let api = Router::new()
+    use axum::middleware::from_fn_with_state as guard;
+    Router::new()
+        .merge(public())
+        .merge(pos().route_layer(guard(state.clone(), guards::pos_only)))
+        .merge(admin().route_layer(guard(state.clone(), guards::admin_only)))
+        .fallback(guards::not_found)
+        .method_not_allowed_fallback(guards::method_not_allowed)
+        .layer(guard(state.clone(), guards::local_only))
+        .layer(axum::middleware::from_fn(telemetry::request_span))
+        .with_state(state)
+}
+
+/// What anyone on the machine (or, in LAN mode, the network) may read: health, metrics, the
+/// status, the shift, the 24-hour activity, the window's files, the OpenAPI spec.
+fn public() -> Router<AppState> {
+    Router::new()
+        .route("/v1/health", get(status::health))
+        .route("/metrics", get(status::metrics))
+        .route("/v1/kkt/buffer/status", get(status::buffer_status))
+        .route("/v1/kkt/worker/status", get(status::worker_status))
+        .route("/v1/kkt/shift", get(shift::show))
+        .route("/v1/kkt/activity", get(browse::activity))
+        .route("/openapi.json", get(ui::openapi))
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
+        .route("/ui/locales/{file}", get(ui::locale))
+}
+
+/// The tills' calls: receipts and what is read about them (the POS token in LAN mode).
+fn pos() -> Router<AppState> {
+    Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
         .route("/v1/kkt/receipt/{receipt_id}/slip", get(browse::slip))
@@ -69,24 +98,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kkt/receipts", get(browse::search))
         .route("/v1/kkt/receipts.csv", get(browse::day_csv))
         .route("/v1/kkt/dlq.csv", get(browse::dlq_csv))
-        .route("/v1/kkt/activity", get(browse::activity))
-        .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/events", get(status::events))
         .route("/v1/kkt/dlq", get(admin::dlq_list))
         .route("/v1/kkt/review", get(review::list))
-        .route("/v1/kkt/shift", get(shift::show))
-        .route("/v1/kkt/worker/status", get(status::worker_status))
-        .route("/v1/health", get(status::health))
-        .route("/metrics", get(status::metrics))
-        .route("/openapi.json", get(ui::openapi))
-        .route("/", get(ui::root))
-        .route("/ui", get(ui::root))
-        .route("/ui/", get(ui::index))
-        .route("/ui/{file}", get(ui::asset))
-        .route("/ui/locales/{file}", get(ui::locale))
-        .merge(admin)
-        .fallback(guards::not_found)
-        .method_not_allowed_fallback(guards::method_not_allowed);
-    api.layer(axum::middleware::from_fn_with_state(state.clone(), guards::local_only))
-        .with_state(state)
+}
+
+/// Changes an operator makes (the admin token).
+fn admin() -> Router<AppState> {
+    Router::new()
+        .route("/v1/kkt/buffer/sync", post(admin::sync_now))
+        .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
+        .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
+        .route("/v1/kkt/shift/close", post(shift::close))
+        .route("/v1/kkt/receipt/{receipt_id}/resolve", post(review::resolve))
 }

@@ -9,7 +9,7 @@ use crate::kkt::DeviceError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -127,8 +127,7 @@ struct ReviewList {
 }
 
 /// `GET /v1/kkt/review`: the receipts waiting for a decision, oldest first.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    super::guards::require_pos(&state, &headers)?;
+pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     let receipts = state.buffer.review().await?;
     Ok(Json(ReviewList {
         count: receipts.len(),

