@@ -60,6 +60,9 @@ step "build the programs for the end-to-end tests"
 cargo build --bin kkt-adapterd --bin mock-ofd --bin mock-atol
 cargo build -p kkt-adapter-desktop
 
+step "the desktop shell on Tauri's mock runtime (start, window, stop in order; no display)"
+cargo test -p kkt-adapter-desktop
+
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 (cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs review.test.mjs)

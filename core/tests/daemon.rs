@@ -165,3 +165,36 @@ async fn sigkill_during_sends_loses_nothing_and_the_restart_delivers_each_receip
     let r = post(&client, &d.base, "k0").await;
     assert_eq!(r.headers()["idempotent-replayed"], "true");
 }
+
+/// Every line says what it belongs to (issue 18): a request's lines carry its
+/// `request{method, path}` span, a sync cycle's its `cycle{n, manual}` span.
+#[tokio::test]
+async fn log_lines_carry_the_request_and_the_cycle_they_belong_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--admin-token", "span-test-token"]);
+    let client = reqwest::Client::new();
+    assert_eq!(post(&client, &d.base, "span-1").await.status(), 200);
+    let closed = client
+        .post(format!("{}/v1/kkt/shift/close", d.base))
+        .bearer_auth("span-test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut request, mut cycle) = (None, None);
+    while (request.is_none() || cycle.is_none()) && Instant::now() < deadline {
+        match d.log.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains("shift closed") => request = Some(line),
+            Ok(line) if line.contains("sync cycle completed") => cycle = Some(line),
+            _ => {}
+        }
+    }
+    let request = request.expect("the shift was closed in the log");
+    assert!(
+        request.contains("request{method=POST path=/v1/kkt/shift/close"),
+        "{request}"
+    );
+    let cycle = cycle.expect("a sync cycle delivered the receipt");
+    assert!(cycle.contains("cycle{n=") && cycle.contains("manual=false"), "{cycle}");
+}

@@ -4,7 +4,7 @@
 //! database: every command goes through the core.
 
 // A release build on Windows is a GUI program: no console window opens beside the tray. Its
-// output goes to the log files (logs.rs); debug builds keep the console for development.
+// output goes to the log files (kkt_core::telemetry); debug builds keep the console for development.
 #![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 
 mod notifier;
@@ -77,7 +77,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let _telemetry = kkt_core::telemetry::init(Some(&settings.data_dir.join("logs")));
-    match shell::run(settings, args.hidden, args.window_in_process) {
+    let options = shell::Options {
+        hidden: args.hidden,
+        window_in_process: args.window_in_process,
+        tray: true,
+    };
+    match shell::run(settings, options) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             tracing::error!("{e:#}");

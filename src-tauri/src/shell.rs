@@ -8,7 +8,7 @@ use anyhow::Context;
 use kkt_core::{App, Settings};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tauri::{AppHandle, Manager, RunEvent};
+use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime};
 
 /// What the event handlers need.
 struct Shell {
@@ -25,8 +25,18 @@ pub fn context() -> tauri::Context<tauri::Wry> {
     tauri::generate_context!("../tauri.conf.json")
 }
 
+/// How the shell starts.
+pub struct Options {
+    /// Start in the tray without opening the window (autostart).
+    pub hidden: bool,
+    /// The window inside this process (WebDriver), not a window process of its own.
+    pub window_in_process: bool,
+    /// Show the tray icon (off only where no tray can exist: tests on the mock runtime).
+    pub tray: bool,
+}
+
 /// Opens the manager's window, or brings it forward if it is open.
-fn show_window(app: &AppHandle) {
+fn show_window<R: Runtime>(app: &AppHandle<R>) {
     let Some(shell) = app.try_state::<Shell>() else { return };
     match &shell.window {
         Some(process) => process.show(&shell.url, &shell.token),
@@ -40,8 +50,9 @@ fn show_window(app: &AppHandle) {
     }
 }
 
-/// Stops the core (no receipt left half-sent), then ends the program with exit code 0.
-fn quit(app: &AppHandle) {
+/// Closes the window process and stops the core (no receipt left half-sent, the database and
+/// its lock released). Once: a second call finds nothing to stop.
+async fn stop_core<R: Runtime>(app: &AppHandle<R>) {
     // The window process sees the end of its input and closes.
     if let Some(shell) = app.try_state::<Shell>()
         && let Some(w) = &shell.window
@@ -51,17 +62,22 @@ fn quit(app: &AppHandle) {
     let core = app
         .try_state::<Shell>()
         .and_then(|s| s.core.lock().ok().and_then(|mut c| c.take()));
+    if let Some(core) = core {
+        core.shutdown().await;
+    }
+}
+
+/// Stops the core, then ends the program with exit code 0.
+fn quit<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        if let Some(core) = core {
-            core.shutdown().await;
-        }
+        stop_core(&app).await;
         kkt_core::signals::stopped();
         app.exit(0);
     });
 }
 
-fn on_menu(app: &AppHandle, id: &str) {
+fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     match id {
         tray::OPEN => show_window(app),
         tray::SYNC => {
@@ -88,7 +104,7 @@ fn on_menu(app: &AppHandle, id: &str) {
 /// leaves it as it is (as the Windows installer's "start with Windows" box or the user left it).
 /// Linux desktops: an XDG autostart entry. Windows: the user's `Run` registry key, through
 /// `tauri-plugin-autostart` (the value is named after the product, as the installer writes it).
-fn apply_autostart(app: &tauri::AppHandle, wanted: Option<bool>) {
+fn apply_autostart<R: Runtime>(app: &AppHandle<R>, wanted: Option<bool>) {
     let Some(enabled) = wanted else { return };
     #[cfg(target_os = "linux")]
     {
@@ -135,20 +151,43 @@ fn apply_autostart(app: &tauri::AppHandle, wanted: Option<bool>) {
     }
 }
 
-pub fn run(settings: Settings, hidden: bool, window_in_process: bool) -> anyhow::Result<u8> {
-    let context = context();
+/// The desktop app on the real runtime: one instance per user, then [`run_app`], then its loop.
+pub fn run(settings: Settings, options: Options) -> anyhow::Result<u8> {
+    let builder = tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+        // A second launch: show this instance's window instead of fighting for the port and database.
+        tracing::info!("second launch: showing the existing window");
+        show_window(app);
+    }));
+    let app = run_app(builder, context(), settings, options)?;
+    app.run(|_app, event| {
+        if let RunEvent::ExitRequested { code: None, api, .. } = event {
+            // The last window was closed: the tray keeps the app (and the counter) running.
+            api.prevent_exit();
+        }
+    });
+    Ok(0)
+}
+
+/// Builds the app on any runtime (tests drive it on `tauri::test::mock_builder()`): starts the
+/// core, the tray and its status loop, the window unless `hidden`, and the signal handlers.
+pub fn run_app<R: Runtime>(
+    builder: Builder<R>,
+    context: tauri::Context<R>,
+    settings: Settings,
+    options: Options,
+) -> anyhow::Result<tauri::App<R>> {
+    let Options {
+        hidden,
+        window_in_process,
+        tray: with_tray,
+    } = options;
     let autostart = settings.desktop.autostart;
     let settings = Mutex::new(Some(settings));
     // Before anything else starts: a SIGTERM during start-up must still mean an orderly stop.
     let signals = tauri::async_runtime::block_on(async { kkt_core::app::ShutdownSignals::install() })
         .context("cannot install the signal handlers")?;
     let signals = Mutex::new(Some(signals));
-    let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            // A second launch: show this instance's window instead of fighting for the port and database.
-            tracing::info!("second launch: showing the existing window");
-            show_window(app);
-        }))
+    builder
         .setup(move |app| {
             #[cfg(windows)]
             app.handle().plugin(tauri_plugin_autostart::init(
@@ -174,28 +213,30 @@ pub fn run(settings: Settings, hidden: bool, window_in_process: bool) -> anyhow:
             };
             app.manage(shell);
             apply_autostart(app.handle(), autostart);
-            let mut tray = Tray::create(app.handle(), on_menu)?;
-            tray.update(&status.snapshot())?;
+            if with_tray {
+                let mut tray = Tray::create(app.handle(), on_menu)?;
+                tray.update(&status.snapshot())?;
+                let handle = app.handle().clone();
+                // The tray follows the status snapshot; it runs on the main thread, as GTK wants.
+                tauri::async_runtime::spawn(async move {
+                    let tray = Arc::new(Mutex::new(tray));
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let s = status.snapshot();
+                        let tray = tray.clone();
+                        let _ = handle.run_on_main_thread(move || {
+                            if let Ok(mut t) = tray.lock()
+                                && let Err(e) = t.update(&s)
+                            {
+                                tracing::warn!(error = %e, "cannot update the tray");
+                            }
+                        });
+                    }
+                });
+            }
             if !hidden {
                 show_window(app.handle());
             }
-            let handle = app.handle().clone();
-            // The tray follows the status snapshot; it runs on the main thread, as GTK wants.
-            tauri::async_runtime::spawn(async move {
-                let tray = Arc::new(Mutex::new(tray));
-                loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let s = status.snapshot();
-                    let tray = tray.clone();
-                    let _ = handle.run_on_main_thread(move || {
-                        if let Ok(mut t) = tray.lock()
-                            && let Err(e) = t.update(&s)
-                        {
-                            tracing::warn!(error = %e, "cannot update the tray");
-                        }
-                    });
-                }
-            });
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 signals.recv().await;
@@ -205,12 +246,8 @@ pub fn run(settings: Settings, hidden: bool, window_in_process: bool) -> anyhow:
             Ok(())
         })
         .build(context)
-        .context("cannot start the desktop app")?;
-    app.run(|_app, event| {
-        if let RunEvent::ExitRequested { code: None, api, .. } = event {
-            // The last window was closed: the tray keeps the app (and the counter) running.
-            api.prevent_exit();
-        }
-    });
-    Ok(0)
+        .context("cannot start the desktop app")
 }
+
+#[cfg(test)]
+mod tests;

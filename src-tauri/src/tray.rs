@@ -5,7 +5,7 @@ use kkt_core::status::{Status, TrayState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Wry};
+use tauri::{AppHandle, Runtime};
 
 pub const OPEN: &str = "open";
 pub const SYNC: &str = "sync";
@@ -22,14 +22,17 @@ fn icon(state: TrayState) -> tauri::Result<Image<'static>> {
 }
 
 /// The tray and the parts of it that change.
-pub struct Tray {
-    icon: TrayIcon,
-    status: MenuItem<Wry>,
+pub struct Tray<R: Runtime> {
+    icon: TrayIcon<R>,
+    status: MenuItem<R>,
     shown: Option<(TrayState, String)>,
 }
 
-impl Tray {
-    pub fn create(app: &AppHandle, on_menu: impl Fn(&AppHandle, &str) + Send + Sync + 'static) -> tauri::Result<Tray> {
+impl<R: Runtime> Tray<R> {
+    pub fn create(
+        app: &AppHandle<R>,
+        on_menu: impl Fn(&AppHandle<R>, &str) + Send + Sync + 'static,
+    ) -> tauri::Result<Tray<R>> {
         let status = MenuItem::with_id(app, "status", "KKT Adapter…", false, None::<&str>)?;
         let menu = Menu::with_items(
             app,

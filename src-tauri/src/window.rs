@@ -18,14 +18,14 @@
 use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
-use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 pub const TOKEN_ENV: &str = "KKT_WINDOW_TOKEN";
 pub const LABEL: &str = "main";
 
 /// Builds the window at `url` (the API's `/ui/`), handing the admin token to the page before it
 /// loads, so nobody has to type it.
-pub fn build(app: &AppHandle, url: &str, token: &str) -> anyhow::Result<()> {
+pub fn build<R: Runtime>(app: &AppHandle<R>, url: &str, token: &str) -> anyhow::Result<()> {
     // The token rides in the fragment (the page keeps it for the session) and in an init script.
     let url = format!("{url}#token={token}").parse()?;
     let token = serde_json::to_string(token)?;
@@ -38,7 +38,7 @@ pub fn build(app: &AppHandle, url: &str, token: &str) -> anyhow::Result<()> {
 }
 
 /// Brings an existing window forward.
-pub fn focus(app: &AppHandle) -> bool {
+pub fn focus<R: Runtime>(app: &AppHandle<R>) -> bool {
     match app.get_webview_window(LABEL) {
         Some(w) => {
             let _ = w.show();

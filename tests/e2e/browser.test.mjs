@@ -121,3 +121,31 @@ test("a wrong admin token shows an error and changes nothing", async (t) => {
   assert.equal(await text(page, "dlq-count"), "1");
   await page.screenshot({ path: join(OUT, "browser-wrong-token.png"), fullPage: true });
 });
+
+test("the page runs under its Content Security Policy: nothing it does is refused, inline script is", async (t) => {
+  const { daemon } = await setup(t);
+  await daemon.receipt("csp-1");
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, locale: "ru-RU" });
+  await context.addInitScript((tok) => {
+    sessionStorage.setItem("kkt-admin-token", tok);
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  }, TOKEN);
+  const page = await context.newPage();
+  const answer = await page.goto(`${daemon.base}/ui/`);
+  assert.match(answer.headers()["content-security-policy"], /default-src 'none'; script-src 'self'/);
+  await waitFor("the counts on the page", async () => (await text(page, "synced-count")) !== "");
+  // An inline script (what an injected value would become) does not run.
+  const ran = await page.evaluate(() => {
+    const s = document.createElement("script");
+    s.textContent = "window.__inline = true";
+    document.body.append(s);
+    return window.__inline === true;
+  });
+  assert.equal(ran, false, "an inline script ran despite the CSP");
+  const violations = await page.evaluate(() => window.__violations);
+  assert.deepEqual(violations.filter((v) => !v.startsWith("script-src inline") && !v.startsWith("script-src-elem inline")), [],
+    "the page's own work was refused by its CSP");
+  assert.ok(violations.length >= 1, "the inline script was refused and reported");
+  await context.close();
+});

@@ -4,7 +4,12 @@ tests, and a one-way module graph in the core (no cycle among its top-level modu
 
   python3 tests/tools/layout.py            # check; exit 1 with the offenders
   python3 tests/tools/layout.py --graph    # print the module graph (for the README)
-  python3 tests/tools/layout.py --tree     # print the core's file tree with line counts
+  python3 tests/tools/layout.py --tree     # print the file tree with line counts and summaries
+  python3 tests/tools/layout.py --write    # redraw the README's tree and graph from the code
+
+The README's "Architecture" tree and module graph sit between `<!-- layout:tree -->` /
+`<!-- layout:graph -->` markers and `<!-- /layout -->`; the check fails when they differ from
+the code (a file added, split, grown or re-described), so the picture cannot go stale.
 
 Edges are `crate::<module>` paths in a module's production code (`use crate::x…`,
 `crate::x::y(…)`), tests excluded (`#[cfg(test)]` onwards, `tests.rs`, `tests/` folders). A
@@ -98,30 +103,90 @@ def cycles(edges):
     return out
 
 
+def summary(text, width=84):
+    """The first sentence of a file's `//!` doc (cut at a word, with "…", past `width`)."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("//!"):
+            if words or (line.strip() and not line.startswith("#![")):
+                break
+            continue
+        body = line[3:].strip()
+        if not body:
+            break
+        words.append(body)
+    first = re.split(r"(?<=[.:;])\s", " ".join(words), maxsplit=1)[0].rstrip(".:;")
+    if len(first) > width:
+        first = first[: width].rsplit(" ", 1)[0].rstrip(",;:—-( ") + " …"
+    return first
+
+
 def tree():
-    lines = []
-    for path in rust_files("core/src"):
-        rel = os.path.relpath(path, os.path.join(ROOT, "core"))
-        lines.append(f"{rel}  {len(production(open(path, encoding='utf-8').read()))}")
-    return "\n".join(lines)
+    out = []
+    for base in PRODUCTION:
+        out.append(f"{base}/")
+        files = list(rust_files(base))
+        seen = set()
+        for path in files:
+            rel = os.path.relpath(path, os.path.join(ROOT, base))
+            parts = rel.split(os.sep)
+            for depth in range(len(parts) - 1):
+                folder = os.sep.join(parts[: depth + 1])
+                if folder not in seen:
+                    seen.add(folder)
+                    out.append(f"{'  ' * (depth + 1)}{parts[depth]}/")
+            text = open(path, encoding="utf-8").read()
+            n = len(production(text))
+            name = f"{'  ' * len(parts)}{parts[-1]}"
+            out.append(f"{name:<26}{n:>4}  {summary(text)}".rstrip())
+    return "\n".join(out)
+
+
+def graph_text(edges):
+    return "\n".join(
+        f"{m} → {', '.join(sorted(t for t in edges[m] if t in edges)) or '(leaf)'}" for m in sorted(edges)
+    )
+
+
+README = os.path.join(ROOT, "README.md")
+BLOCKS = {"tree": tree, "graph": lambda: graph_text(graph())}
+
+
+def redraw(readme):
+    for name, make in BLOCKS.items():
+        marker = f"<!-- layout:{name} -->"
+        end = "<!-- /layout -->"
+        a = readme.index(marker) + len(marker)
+        b = readme.index(end, a)
+        readme = readme[:a] + "\n```text\n" + make() + "\n```\n" + readme[b:]
+    return readme
 
 
 def main():
     edges = graph()
     if "--graph" in sys.argv:
-        for m in sorted(edges):
-            print(f"{m} → {', '.join(sorted(t for t in edges[m] if t in edges)) or '(leaf)'}")
+        print(graph_text(edges))
         return
     if "--tree" in sys.argv:
         print(tree())
         return
+    readme = open(README, encoding="utf-8").read()
+    fresh = redraw(readme)
+    if "--write" in sys.argv:
+        open(README, "w", encoding="utf-8").write(fresh)
+        print("README.md: the architecture tree and module graph redrawn from the code")
+        return
+    stale = fresh != readme
     bad = too_long()
     loops = cycles(edges)
     for path, n in bad:
         print(f"{path}: {n} lines before its tests (at most {LIMIT}): split it by concept")
     for comp in loops:
         print(f"module cycle: {' ↔ '.join(comp)}")
-    if bad or loops:
+    if stale:
+        print("README.md: the architecture tree or module graph differs from the code: "
+              "run `python3 tests/tools/layout.py --write`")
+    if bad or loops or stale:
         sys.exit(1)
     print(f"layout ok: no production file over {LIMIT} lines, no module cycle among {len(edges)} core modules")
 

@@ -1,18 +1,30 @@
 //! What a till gets for a receipt (docs/contract.md §1, §7). The buffer stores these exact
 //! bytes with the receipt, so every replay of the key returns them again.
 
-use crate::buffer::Answer;
+use crate::buffer::{Answer, ReceiptState};
 use crate::kkt::FiscalDoc;
 use crate::money::Kopecks;
 use crate::receipt::VatSum;
 use serde::Serialize;
 
+/// What the till's answer says happened (its `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Registered and the slip printed.
+    Printed,
+    /// Registered; the slip did not print (the receipt is stored and will be sent).
+    Buffered,
+    /// Stored; the register has not registered it yet (202).
+    AwaitingDevice,
+}
+
 /// `200`: registered (`printed`, or `buffered` when the slip did not print).
 #[derive(Serialize)]
 struct Registered<'a> {
-    status: &'a str,
+    status: Outcome,
     receipt_id: &'a str,
-    sync_status: &'a str,
+    sync_status: ReceiptState,
     fiscal_doc: FiscalAnswer<'a>,
     /// What the cashier hands back (cash paid beyond the total).
     change: Kopecks,
@@ -33,7 +45,7 @@ struct FiscalAnswer<'a> {
 /// `202`: stored, the register has not registered it yet.
 #[derive(Serialize)]
 struct Awaiting<'a> {
-    status: &'a str,
+    status: Outcome,
     receipt_id: &'a str,
     reason: &'a str,
     message: &'a str,
@@ -84,9 +96,13 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
                 );
             }
             let body = Registered {
-                status: if print_error.is_none() { "printed" } else { "buffered" },
+                status: if print_error.is_none() {
+                    Outcome::Printed
+                } else {
+                    Outcome::Buffered
+                },
                 receipt_id,
-                sync_status: "pending",
+                sync_status: ReceiptState::Pending,
                 fiscal_doc: FiscalAnswer {
                     doc,
                     vat: receipt.vat_sums(),
@@ -99,7 +115,7 @@ pub fn receipt(answer: &Answer<'_>) -> (u16, Vec<u8>) {
         }
         Answer::AwaitingDevice { receipt_id, reason } => {
             let body = Awaiting {
-                status: "awaiting_device",
+                status: Outcome::AwaitingDevice,
                 receipt_id,
                 reason,
                 message: "The receipt is stored and will be fiscalized as soon as the register is ready; \

@@ -4,7 +4,7 @@
 //! registers the receipt now, or voids it — each an event with the manager's words.
 
 use super::{ApiError, AppState};
-use crate::buffer::{ReceiptStatus, Resolution};
+use crate::buffer::{ReceiptState, Resolution};
 use crate::kkt::DeviceError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -32,7 +32,7 @@ pub struct Decision {
 struct Decided {
     receipt_id: String,
     action: &'static str,
-    status: ReceiptStatus,
+    status: ReceiptState,
     #[serde(skip_serializing_if = "Option::is_none")]
     fiscal_doc_number: Option<i64>,
     message: &'static str,
@@ -64,7 +64,7 @@ pub async fn resolve(
         .task(id.clone())
         .await?
         .ok_or(ApiError::NotFound("receipt"))?;
-    if status != ReceiptStatus::NeedsReview {
+    if status != ReceiptState::NeedsReview {
         return Err(ApiError::NotInReview(format!(
             "the receipt is {}, not waiting for a decision",
             status.as_str()
@@ -97,11 +97,11 @@ pub async fn resolve(
     let action = resolution.action();
     let status = state.buffer.resolve(id.clone(), resolution, d.comment).await?;
     let (code, message) = match status {
-        ReceiptStatus::Fiscalizing => (
+        ReceiptState::Fiscalizing => (
             StatusCode::ACCEPTED,
             "sent to the register again; the till's next try of its key gets the result",
         ),
-        ReceiptStatus::Voided => (StatusCode::OK, "voided: it will not be registered"),
+        ReceiptState::Voided => (StatusCode::OK, "voided: it will not be registered"),
         _ => (
             StatusCode::OK,
             "attached: the receipt has this document and goes on to the OFD",

@@ -51,7 +51,7 @@ pub async fn events(
 #[derive(Serialize)]
 struct WorkerStatusBody {
     #[serde(flatten)]
-    status: crate::worker::WorkerStatus,
+    status: crate::worker::WorkerState,
     heartbeat_stale: bool,
     interval_seconds: f64,
     batch_size: usize,

@@ -45,9 +45,22 @@ pub async fn root() -> Redirect {
     Redirect::permanent("/ui/")
 }
 
+/// The window's Content Security Policy (issue 18/19): its own modules, styles, images and API
+/// only — no inline script or style, no other origin, no plugins, no framing. The desktop
+/// window loads this page from the API, so this header is what guards it there too
+/// (tauri.conf.json's `csp` covers only files Tauri itself would serve).
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                       connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 fn serve(body: &'static str, kind: &'static str) -> Response {
     (
-        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
         body,
     )
         .into_response()
@@ -107,7 +120,19 @@ mod tests {
             }
             let lines = body.lines().count();
             assert!(lines <= 400, "ui/{name} has {lines} lines (at most 400)");
+            // The CSP allows no eval and no inline style set from script.
+            for banned in ["eval(", "new Function", ".style.", "setAttribute(\"style\""] {
+                assert!(!body.contains(banned), "ui/{name} uses {banned}, which the CSP forbids");
+            }
         }
+        for banned in ["<script>", " style=\"", " onclick=", "<style"] {
+            assert!(
+                !INDEX.contains(banned),
+                "index.html has {banned}, which the CSP forbids"
+            );
+        }
+        let page = serve(INDEX, "text/html");
+        assert_eq!(page.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         let ru: serde_json::Value = serde_json::from_str(file_text("locales/ru.json")).unwrap();
         let en: serde_json::Value = serde_json::from_str(file_text("locales/en.json")).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();

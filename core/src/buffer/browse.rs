@@ -3,7 +3,7 @@
 //! and filtered in SQL on a read connection.
 
 use super::Error;
-use super::ReceiptStatus;
+use super::ReceiptState;
 use crate::money::Kopecks;
 use crate::time::rfc3339;
 use rusqlite::{Connection, params};
@@ -35,7 +35,7 @@ pub struct ReceiptRow {
     #[serde(rename = "type")]
     pub kind: String,
     pub total: Kopecks,
-    pub status: ReceiptStatus,
+    pub status: ReceiptState,
     pub synced_at: Option<String>,
     pub idempotency_key: String,
     pub dlq_reason: Option<String>,

@@ -2,7 +2,7 @@
 //! writer's lifetime counters.
 
 use super::{
-    Admission, AdmitError, AdmitRequest, Claimed, Disposition, Error, ReceiptStatus, Resolution, ResolveError, device,
+    Admission, AdmitError, AdmitRequest, Claimed, Disposition, Error, ReceiptState, Resolution, ResolveError, device,
 };
 use crate::events::NewEvent;
 use std::sync::Mutex;
@@ -55,7 +55,7 @@ pub(crate) enum Command {
         receipt_id: String,
         resolution: Box<Resolution>,
         comment: String,
-        reply: oneshot::Sender<Result<ReceiptStatus, ResolveError>>,
+        reply: oneshot::Sender<Result<ReceiptState, ResolveError>>,
     },
     /// Something changed that may let waiting receipts through (a shift closed).
     WakeDevice,

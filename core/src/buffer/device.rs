@@ -72,6 +72,7 @@ fn register(kkt: &dyn Kkt, jobs: Vec<Job>) -> Vec<Done> {
     let mut to_send = Vec::new();
     for job in jobs {
         if job.resume {
+            let _span = tracing::info_span!("register", receipt_id = %job.task.id).entered();
             match guarded("lookup", || kkt.lookup(&job.task)).and_then(|r| r) {
                 Ok(Some(found)) => {
                     tracing::info!(receipt_id = %job.task.id, "the register had registered an interrupted receipt");
@@ -99,6 +100,8 @@ fn register(kkt: &dyn Kkt, jobs: Vec<Job>) -> Vec<Done> {
         return done;
     }
     let tasks: Vec<Task> = to_send.iter().map(|j| j.task.clone()).collect();
+    // A driver that registers one receipt at a time opens `register{receipt_id}` per receipt.
+    let _span = tracing::info_span!("register", receipt_id = %tasks[0].id, batch = tasks.len()).entered();
     let results = guarded("fiscalize", || kkt.fiscalize(&tasks))
         .ok()
         .filter(|r| r.len() == tasks.len())

@@ -6,7 +6,7 @@
 //! takes all commands waiting, applies them in one transaction, commits once (one fsync for the
 //! batch), and only then replies. Reads use their own WAL connections and never wait on writes.
 //!
-//! A receipt's life ([`ReceiptStatus`]): `fiscalizing` (the intent row: stored, not yet
+//! A receipt's life ([`ReceiptState`]): `fiscalizing` (the intent row: stored, not yet
 //! registered by the register) → `pending` → `syncing` → `synced`; `failed` is the dead-letter
 //! queue; `refused` is a receipt the register itself refused (answered 422, never sent
 //! anywhere); `needs_review` waits for a person, `voided` is what a person voided.
@@ -34,7 +34,7 @@ pub use model::{
 };
 pub use open::{BufferConfig, legacy_kkt_counters};
 pub use read::{DlqEntry, EventPage, ReceiptView, ReviewEntry};
-pub use state::{DeadReason, PrintStatus, ReceiptStatus};
+pub use state::{DeadReason, PrintState, ReceiptState};
 
 use crate::events::{Event, NewEvent};
 use crate::kkt::{FiscalDoc, Task};
@@ -190,7 +190,7 @@ impl Buffer {
         receipt_id: String,
         resolution: Resolution,
         comment: String,
-    ) -> Result<ReceiptStatus, ResolveError> {
+    ) -> Result<ReceiptState, ResolveError> {
         self.call(|reply| Command::Resolve {
             receipt_id,
             resolution: Box::new(resolution),
@@ -202,7 +202,7 @@ impl Buffer {
     }
 
     /// A receipt as the register would get it, and where it stands (for a decision on it).
-    pub async fn task(&self, id: String) -> Result<Option<(Task, ReceiptStatus)>, Error> {
+    pub async fn task(&self, id: String) -> Result<Option<(Task, ReceiptState)>, Error> {
         self.reads.run(move |c| read::task(c, &id)).await
     }
 

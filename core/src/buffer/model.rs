@@ -1,7 +1,7 @@
 //! What goes into the buffer and what comes out: a receipt to admit and the answer its till
 //! gets, a person's decision, the counts, a claimed receipt and what became of its send.
 
-use super::{DeadReason, ReceiptStatus};
+use super::{DeadReason, ReceiptState};
 use crate::kkt::{FiscalDoc, Fiscalized};
 use crate::receipt::Receipt;
 use serde::Serialize;
@@ -75,7 +75,7 @@ pub enum ResolveError {
     #[error("no such receipt")]
     NotFound,
     #[error("the receipt is {}, not waiting for a decision", .0.as_str())]
-    NotInReview(ReceiptStatus),
+    NotInReview(ReceiptState),
     #[error("document {number} of FN {fn_number} is already receipt {other}'s")]
     NumberTaken {
         number: i64,

@@ -1,6 +1,6 @@
 //! Read side: a few WAL read connections, used from `spawn_blocking`, never blocked by the writer.
 
-use super::{Error, ReceiptStatus};
+use super::{Error, ReceiptState};
 use crate::events::{Event, EventKind};
 use crate::kkt::FiscalDoc;
 use crate::money::Kopecks;
@@ -63,7 +63,7 @@ impl Pool {
 #[derive(Debug, Serialize)]
 pub struct ReceiptView {
     pub receipt_id: String,
-    pub status: ReceiptStatus,
+    pub status: ReceiptState,
     pub pos_id: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -173,8 +173,8 @@ pub(crate) fn fiscal_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Res
 }
 
 /// A receipt as the register would get it, and its status.
-pub(crate) fn task(c: &Connection, id: &str) -> Result<Option<(crate::kkt::Task, ReceiptStatus)>, Error> {
-    let row: Option<(String, i64, ReceiptStatus)> = c
+pub(crate) fn task(c: &Connection, id: &str) -> Result<Option<(crate::kkt::Task, ReceiptState)>, Error> {
+    let row: Option<(String, i64, ReceiptState)> = c
         .prepare_cached("SELECT request_json, created_at, status FROM receipts WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -240,14 +240,14 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
              FROM receipts WHERE id = ?1",
         )?
         .query_row([id], |r| {
-            let status: ReceiptStatus = r.get(0)?;
+            let status: ReceiptState = r.get(0)?;
             let request: String = r.get(12)?;
             let created: i64 = r.get(6)?;
             let next: i64 = r.get::<_, i64>(7)?.max(created);
             let (s, i, b): (Option<u16>, Option<String>, Option<String>) = (r.get(9)?, r.get(10)?, r.get(11)?);
             Ok(ReceiptView {
                 receipt_id: id.to_string(),
-                next_attempt_at: (status == ReceiptStatus::Pending).then(|| rfc3339(next)),
+                next_attempt_at: (status == ReceiptState::Pending).then(|| rfc3339(next)),
                 status,
                 pos_id: r.get(1)?,
                 kind: r.get(2)?,
@@ -270,7 +270,7 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
                 }),
                 request: RawValue::from_string(request).unwrap_or_else(|_| empty_object()),
                 registered_as: r.get(13)?,
-                candidates: (status == ReceiptStatus::NeedsReview)
+                candidates: (status == ReceiptState::NeedsReview)
                     .then(|| r.get::<_, Option<String>>(14))
                     .transpose()?
                     .flatten()

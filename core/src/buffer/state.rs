@@ -6,7 +6,7 @@ use serde::Serialize;
 /// Where a receipt is in its life, stored as text in `receipts.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReceiptStatus {
+pub enum ReceiptState {
     /// Stored (the intent row); the register has not registered it yet.
     Fiscalizing,
     /// Registered; waiting to be sent to the OFD.
@@ -26,46 +26,46 @@ pub enum ReceiptStatus {
     Voided,
 }
 
-impl ReceiptStatus {
-    pub const ALL: [ReceiptStatus; 8] = [
-        ReceiptStatus::Fiscalizing,
-        ReceiptStatus::Pending,
-        ReceiptStatus::Syncing,
-        ReceiptStatus::Synced,
-        ReceiptStatus::Failed,
-        ReceiptStatus::Refused,
-        ReceiptStatus::NeedsReview,
-        ReceiptStatus::Voided,
+impl ReceiptState {
+    pub const ALL: [ReceiptState; 8] = [
+        ReceiptState::Fiscalizing,
+        ReceiptState::Pending,
+        ReceiptState::Syncing,
+        ReceiptState::Synced,
+        ReceiptState::Failed,
+        ReceiptState::Refused,
+        ReceiptState::NeedsReview,
+        ReceiptState::Voided,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            ReceiptStatus::Fiscalizing => "fiscalizing",
-            ReceiptStatus::Pending => "pending",
-            ReceiptStatus::Syncing => "syncing",
-            ReceiptStatus::Synced => "synced",
-            ReceiptStatus::Failed => "failed",
-            ReceiptStatus::Refused => "refused",
-            ReceiptStatus::NeedsReview => "needs_review",
-            ReceiptStatus::Voided => "voided",
+            ReceiptState::Fiscalizing => "fiscalizing",
+            ReceiptState::Pending => "pending",
+            ReceiptState::Syncing => "syncing",
+            ReceiptState::Synced => "synced",
+            ReceiptState::Failed => "failed",
+            ReceiptState::Refused => "refused",
+            ReceiptState::NeedsReview => "needs_review",
+            ReceiptState::Voided => "voided",
         }
     }
 
     /// The status stored as `name`; parsed once, where a row is read.
-    pub fn parse(name: &str) -> Option<ReceiptStatus> {
-        ReceiptStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    pub fn parse(name: &str) -> Option<ReceiptState> {
+        ReceiptState::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
-impl rusqlite::types::FromSql for ReceiptStatus {
+impl rusqlite::types::FromSql for ReceiptState {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         let name = value.as_str()?;
-        ReceiptStatus::parse(name)
+        ReceiptState::parse(name)
             .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown receipt status {name:?}").into()))
     }
 }
 
-impl rusqlite::types::ToSql for ReceiptStatus {
+impl rusqlite::types::ToSql for ReceiptState {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(self.as_str().into())
     }
@@ -86,7 +86,7 @@ pub enum DeadReason {
 /// Whether a registered receipt's slip came out (`print_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PrintStatus {
+pub enum PrintState {
     Printed,
     PrintFailed,
 }
@@ -135,7 +135,7 @@ stored_as_text!(DeadReason {
     DocumentUnreadable => "document_unreadable",
 });
 
-stored_as_text!(PrintStatus {
+stored_as_text!(PrintState {
     Printed => "printed",
     PrintFailed => "print_failed",
 });
@@ -146,14 +146,14 @@ mod tests {
 
     #[test]
     fn every_state_reads_back_as_itself_and_the_schema_allows_exactly_the_receipt_statuses() {
-        for s in ReceiptStatus::ALL {
-            assert_eq!(ReceiptStatus::parse(s.as_str()), Some(s));
+        for s in ReceiptState::ALL {
+            assert_eq!(ReceiptState::parse(s.as_str()), Some(s));
         }
         for r in DeadReason::ALL {
             assert_eq!(DeadReason::parse(r.as_str()), Some(*r));
         }
-        for p in PrintStatus::ALL {
-            assert_eq!(PrintStatus::parse(p.as_str()), Some(*p));
+        for p in PrintState::ALL {
+            assert_eq!(PrintState::parse(p.as_str()), Some(*p));
         }
         // The last migration's CHECK names the same statuses as the enum, no more, no fewer.
         let schema = include_str!("schema.rs");
@@ -165,7 +165,7 @@ mod tests {
             .next()
             .unwrap();
         let mut named: Vec<&str> = check.split(',').map(|s| s.trim().trim_matches('\'')).collect();
-        let mut ours: Vec<&str> = ReceiptStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let mut ours: Vec<&str> = ReceiptState::ALL.iter().map(|s| s.as_str()).collect();
         named.sort_unstable();
         ours.sort_unstable();
         assert_eq!(named, ours);

@@ -1,7 +1,7 @@
 //! The fiscal register (KKT) seam: `trait Kkt`, what a device returns, and the drivers.
 //!
 //! A register assigns the fiscal attributes itself — document number, fiscal sign, FN, shift —
-//! so intake is (docs/contract.md §7, ARCHITECTURE "Real registers"):
+//! so intake is (docs/contract.md §7 and §10; README "Architecture"):
 //! 1. the buffer makes an **intent row** durable (key, body, status `fiscalizing`);
 //! 2. the buffer's device thread hands the device a [`Task`] whose id is the receipt id (stable
 //!    across retries and restarts) and waits for its [`Fiscalized`] result;

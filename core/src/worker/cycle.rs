@@ -9,14 +9,15 @@ use crate::ofd::SendOutcome;
 use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 impl Worker {
     /// One cycle: batches of claims until nothing is due, the breaker refuses, a manual sync is
     /// asked for (an automatic cycle yields to it), or cancellation.
     pub(super) async fn cycle(&self, cancel: &CancellationToken) -> CycleReport {
         let started = self.clock.instant();
-        let mut report = {
-            let mut s = lock(&self.shared.status);
+        let report = {
+            let mut s = lock(&self.shared.state);
             s.cycles += 1;
             let manual = s.manual_sync_queued.take().is_some();
             let report = CycleReport {
@@ -28,6 +29,17 @@ impl Worker {
             s.current_cycle = Some(report);
             report
         };
+        let span = tracing::info_span!("cycle", n = report.cycle, manual = report.manual);
+        self.batches(report, started, cancel).instrument(span).await
+    }
+
+    /// The cycle's work, inside its `cycle{n, manual}` span.
+    async fn batches(
+        &self,
+        mut report: CycleReport,
+        started: tokio::time::Instant,
+        cancel: &CancellationToken,
+    ) -> CycleReport {
         // A manual sync ignores backoff and sends one probe through an open breaker.
         let mut force = report.manual;
         if report.manual {
@@ -40,7 +52,7 @@ impl Worker {
             }
         }
         for _ in 0..MAX_BATCHES_PER_CYCLE {
-            if cancel.is_cancelled() || (!report.manual && lock(&self.shared.status).manual_sync_queued.is_some()) {
+            if cancel.is_cancelled() || (!report.manual && lock(&self.shared.state).manual_sync_queued.is_some()) {
                 break;
             }
             let transition = lock(&self.shared.breaker).poll(self.clock.instant());

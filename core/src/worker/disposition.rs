@@ -57,7 +57,7 @@ impl Worker {
             SendOutcome::Misconfigured { http_status, body } => {
                 let error = format!("HTTP {http_status} (check the OFD URL and token): {body}");
                 let first = {
-                    let mut s = lock(&self.shared.status);
+                    let mut s = lock(&self.shared.state);
                     s.last_error = Some(error.clone());
                     let first = s.misconfigured.is_none();
                     if first {

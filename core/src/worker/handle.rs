@@ -1,7 +1,7 @@
 //! The handle the rest of the program holds: wake the worker, ask for a manual sync and wait for
 //! it, read its state, its breaker and its clock.
 
-use super::{CycleReport, Shared, SyncPolicy, SyncTicket, WorkerStatus, lock};
+use super::{CycleReport, Shared, SyncPolicy, SyncTicket, WorkerState, lock};
 use crate::breaker;
 use crate::ofd::Ofd;
 use crate::time::Clock;
@@ -29,7 +29,7 @@ impl WorkerHandle {
     /// worker has stopped.
     pub fn request_sync(&self) -> Option<SyncTicket> {
         let ticket = {
-            let mut s = lock(&self.shared.status);
+            let mut s = lock(&self.shared.state);
             if !s.running {
                 return None;
             }
@@ -53,7 +53,7 @@ impl WorkerHandle {
         let mut rx = self.shared.progress.subscribe();
         let done = tokio::time::timeout(limit, rx.wait_for(|p| p.finished >= n || p.stopped)).await;
         match done {
-            Ok(Ok(_)) => lock(&self.shared.status).last_manual_sync.filter(|r| r.cycle == n),
+            Ok(Ok(_)) => lock(&self.shared.state).last_manual_sync.filter(|r| r.cycle == n),
             _ => None,
         }
     }
@@ -64,8 +64,8 @@ impl WorkerHandle {
         self.wait_for_cycle(n, Duration::MAX).await
     }
 
-    pub fn status(&self) -> WorkerStatus {
-        lock(&self.shared.status).clone()
+    pub fn status(&self) -> WorkerState {
+        lock(&self.shared.state).clone()
     }
 
     /// The breaker as the worker last left it. Reading never changes it: the open → half-open

@@ -25,7 +25,7 @@ mod report;
 
 pub use handle::WorkerHandle;
 pub use policy::{SyncPolicy, backoff};
-pub use report::{CycleReport, SyncTicket, WorkerStatus};
+pub use report::{CycleReport, SyncTicket, WorkerState};
 
 use crate::breaker::{self, Breaker};
 use crate::buffer::Buffer;
@@ -53,7 +53,7 @@ pub(crate) struct Progress {
 
 pub(crate) struct Shared {
     breaker: Mutex<Breaker>,
-    status: Mutex<WorkerStatus>,
+    state: Mutex<WorkerState>,
     progress: watch::Sender<Progress>,
 }
 
@@ -81,16 +81,16 @@ pub fn new(
     metrics: Arc<Metrics>,
 ) -> (Worker, WorkerHandle) {
     // The heartbeat starts now: if the loop never runs, it goes stale and health says so.
-    let status = WorkerStatus {
+    let status = WorkerState {
         demo: ofd.is_simulator(),
         ofd: ofd.describe(),
         running: true,
         heartbeat_ms: Some(clock.now_ms()),
-        ..WorkerStatus::default()
+        ..WorkerState::default()
     };
     let shared = Arc::new(Shared {
         breaker: Mutex::new(breaker),
-        status: Mutex::new(status),
+        state: Mutex::new(status),
         progress: watch::Sender::new(Progress::default()),
     });
     let wake = Arc::new(Notify::new());
@@ -159,8 +159,8 @@ impl Worker {
         }
     }
 
-    fn set(&self, f: impl FnOnce(&mut WorkerStatus)) {
-        f(&mut lock(&self.shared.status));
+    fn set(&self, f: impl FnOnce(&mut WorkerState)) {
+        f(&mut lock(&self.shared.state));
     }
 
     fn beat(&self) {

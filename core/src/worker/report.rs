@@ -40,7 +40,7 @@ impl SyncTicket {
 
 /// What the worker is doing, for status pages and health.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct WorkerStatus {
+pub struct WorkerState {
     pub running: bool,
     pub demo: bool,
     pub ofd: String,

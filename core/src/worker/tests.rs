@@ -2,7 +2,7 @@
 //! breaker periods and the 5 s tick are advanced, never slept through.
 
 use super::*;
-use crate::buffer::{AdmitRequest, ReceiptStatus};
+use crate::buffer::{AdmitRequest, ReceiptState};
 use crate::events::EventKind;
 use crate::ofd::SendOutcome;
 use crate::settings::BreakerPolicy;
@@ -246,7 +246,7 @@ fn new_handle_placeholder() -> WorkerHandle {
         ofd: ScriptedOfd::new(delivered()),
         shared: Arc::new(Shared {
             breaker: Mutex::new(Breaker::new(BreakerPolicy::default())),
-            status: Mutex::new(WorkerStatus::default()),
+            state: Mutex::new(WorkerState::default()),
             progress: watch::Sender::new(Progress::default()),
         }),
         clock: Clock::new(),
@@ -271,7 +271,7 @@ async fn a_single_receipt_is_delivered_and_marked_synced() {
     rig.handle.wake();
     rig.until(MINUTE, "synced", |c| c.synced == 1).await;
     let r = rig.receipt(&ids[0]).await;
-    assert_eq!(r.status, ReceiptStatus::Synced);
+    assert_eq!(r.status, ReceiptState::Synced);
     assert!(r.synced_at.is_some());
     assert_eq!(rig.ofd.calls(), ids);
 }
@@ -338,7 +338,7 @@ async fn a_transient_failure_returns_the_receipt_to_pending_with_backoff() {
     let report = rig.handle.sync_now().await.unwrap();
     assert_eq!((report.synced, report.failed), (0, 1));
     let r = rig.receipt(&ids[0]).await;
-    assert_eq!((r.status, r.retry_count), (ReceiptStatus::Pending, 1));
+    assert_eq!((r.status, r.retry_count), (ReceiptState::Pending, 1));
     assert_eq!(r.last_error.as_deref(), Some("connection refused"));
     // Not due before the backoff (5 s ± 20 %) has passed: a cycle sends nothing.
     assert_eq!(rig.tick().await.synced, 0);
@@ -562,7 +562,7 @@ async fn a_receipt_is_moved_to_the_dlq_after_twenty_failed_attempts() {
     rig.until(Duration::from_secs(4 * 3600), "DLQ", |c| c.failed == 1).await;
     assert_eq!(ofd.calls().len(), 20, "exactly twenty real attempts");
     let r = rig.receipt(&ids[0]).await;
-    assert_eq!((r.status, r.retry_count), (ReceiptStatus::Failed, 20));
+    assert_eq!((r.status, r.retry_count), (ReceiptState::Failed, 20));
     let dlq = rig.buffer.dlq().await.unwrap();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].reason, "max_retries_exceeded");
@@ -591,7 +591,7 @@ async fn a_rejection_moves_the_receipt_to_the_dlq_at_once_and_a_retry_delivers_i
     assert_eq!(moved, ids);
     assert_eq!(rig.receipt(&ids[0]).await.retry_count, 0);
     rig.handle.sync_now().await.unwrap();
-    assert_eq!(rig.receipt(&ids[0]).await.status, ReceiptStatus::Synced);
+    assert_eq!(rig.receipt(&ids[0]).await.status, ReceiptState::Synced);
     assert!(rig.event_kinds().await.contains(&EventKind::DlqRetried));
 }
 
@@ -624,7 +624,7 @@ async fn a_misconfigured_ofd_is_retried_and_raises_one_alarm() {
     let ids = rig.add(3).await;
     rig.handle.sync_now().await.unwrap();
     assert_eq!(rig.handle.status().misconfigured.map(|m| m.0), Some(401));
-    assert_eq!(rig.receipt(&ids[0]).await.status, ReceiptStatus::Pending);
+    assert_eq!(rig.receipt(&ids[0]).await.status, ReceiptState::Pending);
     let alarms = rig
         .event_kinds()
         .await

@@ -4,7 +4,7 @@
 use super::{InDevice, Writer, intake, results};
 use crate::buffer::device::Done;
 use crate::buffer::device::{Job, Work};
-use crate::buffer::{Admission, AdmitError, Claimed, Command, Error, Purged, ReceiptStatus, ResolveError};
+use crate::buffer::{Admission, AdmitError, Claimed, Command, Error, Purged, ReceiptState, ResolveError};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
@@ -40,8 +40,8 @@ pub(super) enum Reply {
     Ids(oneshot::Sender<Result<Vec<String>, Error>>, Vec<String>),
     Purged(oneshot::Sender<Result<Purged, Error>>, Purged),
     Resolved(
-        oneshot::Sender<Result<ReceiptStatus, ResolveError>>,
-        Result<ReceiptStatus, ResolveError>,
+        oneshot::Sender<Result<ReceiptState, ResolveError>>,
+        Result<ReceiptState, ResolveError>,
     ),
 }
 

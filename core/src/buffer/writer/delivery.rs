@@ -3,7 +3,7 @@
 
 use super::Writer;
 use crate::buffer::read::fiscal_from_row;
-use crate::buffer::{Claimed, Disposition, ReceiptStatus};
+use crate::buffer::{Claimed, Disposition, ReceiptState};
 use crate::events::EventKind;
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
@@ -20,7 +20,7 @@ impl Writer {
                  WHERE status = ?3 AND next_attempt_at <= ?1
                  ORDER BY fiscal_doc_number LIMIT ?2",
             )?
-            .query_map(params![now_ms, limit as i64, ReceiptStatus::Pending], |r| {
+            .query_map(params![now_ms, limit as i64, ReceiptState::Pending], |r| {
                 Ok(Claimed {
                     receipt_id: r.get(0)?,
                     retry_count: r.get(1)?,
@@ -34,9 +34,9 @@ impl Writer {
         for c in &claimed {
             self.conn
                 .prepare_cached("UPDATE receipts SET status = ?3, lease_until = ?2 WHERE id = ?1")?
-                .execute(params![c.receipt_id, now_ms + lease_ms, ReceiptStatus::Syncing])?;
+                .execute(params![c.receipt_id, now_ms + lease_ms, ReceiptState::Syncing])?;
             self.tally
-                .moved(Some(ReceiptStatus::Pending), Some(ReceiptStatus::Syncing), None);
+                .moved(Some(ReceiptState::Pending), Some(ReceiptState::Syncing), None);
             if c.retry_count > 0 {
                 self.tally.retrying(-1);
             }
@@ -57,7 +57,7 @@ impl Writer {
             .prepare_cached(
                 "SELECT retry_count, fn_number, fiscal_doc_number FROM receipts WHERE id = ?1 AND status = ?2",
             )?
-            .query_row(params![id, ReceiptStatus::Syncing], |r| {
+            .query_row(params![id, ReceiptState::Syncing], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
@@ -76,16 +76,9 @@ impl Writer {
                         "UPDATE receipts SET status = ?6, synced_at = ?2, lease_until = NULL, ofd_status = ?3,
                          ofd_response = ?4, ofd_id = ?5, last_error = NULL WHERE id = ?1",
                     )?
-                    .execute(params![
-                        id,
-                        now_ms,
-                        http_status,
-                        response,
-                        ofd_id,
-                        ReceiptStatus::Synced
-                    ])?;
+                    .execute(params![id, now_ms, http_status, response, ofd_id, ReceiptState::Synced])?;
                 self.tally
-                    .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Synced), None);
+                    .moved(Some(ReceiptState::Syncing), Some(ReceiptState::Synced), None);
                 self.last_synced_ms = Some(self.last_synced_ms.map_or(now_ms, |t| t.max(now_ms)));
                 if let (Some(f), Some(n)) = (fn_number, doc_number) {
                     self.confirmed.push((f, n));
@@ -106,9 +99,9 @@ impl Writer {
                         "UPDATE receipts SET status = ?4, retry_count = retry_count + 1, last_error = ?2,
                          next_attempt_at = ?3, lease_until = NULL WHERE id = ?1",
                     )?
-                    .execute(params![id, error, next_attempt_at_ms, ReceiptStatus::Pending])?;
+                    .execute(params![id, error, next_attempt_at_ms, ReceiptState::Pending])?;
                 self.tally
-                    .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Pending), None);
+                    .moved(Some(ReceiptState::Syncing), Some(ReceiptState::Pending), None);
                 self.tally.retrying(1);
                 let details = json!({"attempt": retry_count + 1, "error": error, "next_attempt_at": crate::time::rfc3339(next_attempt_at_ms)});
                 self.event(EventKind::ReceiptFailed, Some(id), details, now_ms)
@@ -126,7 +119,7 @@ impl Writer {
                     )?
                     .execute(params![
                         id,
-                        ReceiptStatus::Failed,
+                        ReceiptState::Failed,
                         attempts,
                         error,
                         http_status,
@@ -134,7 +127,7 @@ impl Writer {
                         now_ms
                     ])?;
                 self.tally
-                    .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Failed), None);
+                    .moved(Some(ReceiptState::Syncing), Some(ReceiptState::Failed), None);
                 self.event(
                     EventKind::ReceiptFailed,
                     Some(id),
@@ -157,14 +150,14 @@ impl Writer {
                         "UPDATE receipts SET status = ?4, last_error = ?2, next_attempt_at = ?3, lease_until = NULL
                          WHERE id = ?1",
                     )?
-                    .execute(params![id, reason, next_attempt_at_ms, ReceiptStatus::Pending])?;
+                    .execute(params![id, reason, next_attempt_at_ms, ReceiptState::Pending])?;
                 self.back_to_pending(retry_count);
                 self.event(EventKind::SyncReleased, Some(id), json!({"reason": reason}), now_ms)
             }
             Disposition::Release => {
                 self.conn
                     .prepare_cached("UPDATE receipts SET status = ?2, lease_until = NULL WHERE id = ?1")?
-                    .execute(params![id, ReceiptStatus::Pending])?;
+                    .execute(params![id, ReceiptState::Pending])?;
                 self.back_to_pending(retry_count);
                 self.event(EventKind::SyncReleased, Some(id), json!({}), now_ms)
             }
@@ -174,7 +167,7 @@ impl Writer {
     /// A syncing receipt went back to pending, its attempts unchanged.
     fn back_to_pending(&mut self, retry_count: u32) {
         self.tally
-            .moved(Some(ReceiptStatus::Syncing), Some(ReceiptStatus::Pending), None);
+            .moved(Some(ReceiptState::Syncing), Some(ReceiptState::Pending), None);
         if retry_count > 0 {
             self.tally.retrying(1);
         }
@@ -187,14 +180,14 @@ impl Writer {
             .prepare_cached(
                 "SELECT id, retry_count FROM receipts WHERE status = ?2 AND (?1 IS NULL OR lease_until <= ?1)",
             )?
-            .query_map(params![expired_before, ReceiptStatus::Syncing], |r| {
+            .query_map(params![expired_before, ReceiptState::Syncing], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
         for (id, retry_count) in &ids {
             self.conn
                 .prepare_cached("UPDATE receipts SET status = ?2, lease_until = NULL WHERE id = ?1")?
-                .execute(params![id, ReceiptStatus::Pending])?;
+                .execute(params![id, ReceiptState::Pending])?;
             self.back_to_pending(*retry_count);
             self.event(
                 EventKind::LeaseRecovered,
@@ -211,7 +204,7 @@ impl Writer {
         let n = self
             .conn
             .prepare_cached("UPDATE receipts SET next_attempt_at = 0 WHERE status = ?2 AND next_attempt_at > ?1")?
-            .execute(params![now_ms, ReceiptStatus::Pending])?;
+            .execute(params![now_ms, ReceiptState::Pending])?;
         if n > 0 {
             self.event(
                 EventKind::BackoffCleared,
@@ -229,7 +222,7 @@ impl Writer {
             .conn
             .prepare_cached(
                 // The partial index `receipts_dlq` is for `status = 'failed'`: SQLite uses it only
-                // for that very text, not a bound value (ReceiptStatus::Failed).
+                // for that very text, not a bound value (ReceiptState::Failed).
                 "SELECT id FROM receipts INDEXED BY receipts_dlq
                  WHERE status = 'failed' AND (?1 IS NULL OR id = ?1) ORDER BY dlq_moved_at",
             )?
@@ -241,9 +234,9 @@ impl Writer {
                     "UPDATE receipts SET status = ?2, retry_count = 0, next_attempt_at = 0, lease_until = NULL,
                      dlq_reason = NULL, dlq_moved_at = NULL WHERE id = ?1",
                 )?
-                .execute(params![id, ReceiptStatus::Pending])?;
+                .execute(params![id, ReceiptState::Pending])?;
             self.tally
-                .moved(Some(ReceiptStatus::Failed), Some(ReceiptStatus::Pending), None);
+                .moved(Some(ReceiptState::Failed), Some(ReceiptState::Pending), None);
             self.event(EventKind::DlqRetried, Some(id), json!({}), now_ms)?;
         }
         Ok(ids)

@@ -4,7 +4,7 @@
 use super::results::Outcome;
 use super::{InDevice, Writer};
 use crate::buffer::device::{Done, Job, Work};
-use crate::buffer::{Admission, AdmitError, AdmitRequest, Answer, ReceiptStatus};
+use crate::buffer::{Admission, AdmitError, AdmitRequest, Answer, ReceiptState};
 use crate::kkt::{DeviceError, Task};
 use crate::receipt::Receipt;
 use chrono::{DateTime, TimeZone, Utc};
@@ -59,10 +59,10 @@ impl Writer {
                 r.total.0,
                 request_json,
                 now.timestamp_millis(),
-                ReceiptStatus::Fiscalizing
+                ReceiptState::Fiscalizing
             ])?;
         *unsynced += 1;
-        self.tally.moved(None, Some(ReceiptStatus::Fiscalizing), None);
+        self.tally.moved(None, Some(ReceiptState::Fiscalizing), None);
         in_batch.insert(req.idempotency_key);
         Ok(Step::Register(Task::new(id, req.receipt, now)))
     }
@@ -78,7 +78,7 @@ impl Writer {
         type Row = (
             String,
             String,
-            ReceiptStatus,
+            ReceiptState,
             Option<u16>,
             Option<Vec<u8>>,
             Option<String>,
@@ -108,7 +108,7 @@ impl Writer {
         if let Some(body) = body {
             return Ok(Some(Ok(admission(http_status.unwrap_or(200), body))));
         }
-        if status == ReceiptStatus::Fiscalizing {
+        if status == ReceiptState::Fiscalizing {
             match self.in_device.get(&id) {
                 Some(InDevice::Waiting) => return Ok(Some(Err(AdmitError::InProgress))),
                 Some(InDevice::Unstored) => {
@@ -127,7 +127,7 @@ impl Writer {
             });
             return Ok(Some(Ok(admission(code, body))));
         }
-        if status == ReceiptStatus::NeedsReview {
+        if status == ReceiptState::NeedsReview {
             // Kept for a person (§10.5): the till keeps asking, and gets the final answer once
             // the manager has settled it.
             let reason = "the register may already hold this receipt and cannot tell: the shop's manager decides \

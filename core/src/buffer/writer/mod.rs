@@ -21,7 +21,7 @@ mod review;
 mod tally;
 
 use super::device::{Done, Job, Work};
-use super::{AnswerFn, Command, Counts, Error, ReceiptStatus, WriterStats};
+use super::{AnswerFn, Command, Counts, Error, ReceiptState, WriterStats};
 use crate::events::{Event, EventKind};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
@@ -109,7 +109,7 @@ impl Writer {
         // One scan at start; from then on the writer, which marks receipts synced, keeps it.
         w.last_synced_ms = w.conn.query_row(
             "SELECT max(synced_at) FROM receipts WHERE status = ?1",
-            [ReceiptStatus::Synced],
+            [ReceiptState::Synced],
             |r| r.get(0),
         )?;
         w.resume = w.interrupted_intents()?;

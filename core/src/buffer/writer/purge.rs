@@ -3,7 +3,7 @@
 
 use super::Writer;
 use crate::buffer::Purged;
-use crate::buffer::ReceiptStatus;
+use crate::buffer::ReceiptState;
 use rusqlite::{OptionalExtension, params};
 
 impl Writer {
@@ -29,7 +29,7 @@ impl Writer {
                     "SELECT id FROM receipts INDEXED BY receipts_order
                      WHERE status = ?3 AND created_at < ?1 LIMIT ?2",
                 )?
-                .query_map(params![cutoff_ms, room as i64, ReceiptStatus::Refused], |r| r.get(0))?
+                .query_map(params![cutoff_ms, room as i64, ReceiptState::Refused], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             ids.extend(refused);
         }
@@ -39,10 +39,10 @@ impl Writer {
                 .conn
                 .prepare_cached("DELETE FROM buffer_events WHERE receipt_id = ?1")?
                 .execute([id])?;
-            let gone: Option<ReceiptStatus> = self
+            let gone: Option<ReceiptState> = self
                 .conn
                 .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status IN (?2, ?3) RETURNING status")?
-                .query_row(params![id, ReceiptStatus::Synced, ReceiptStatus::Refused], |r| r.get(0))
+                .query_row(params![id, ReceiptState::Synced, ReceiptState::Refused], |r| r.get(0))
                 .optional()?;
             if let Some(status) = gone {
                 self.tally.moved(Some(status), None, None);

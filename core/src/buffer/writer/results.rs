@@ -3,7 +3,7 @@
 
 use super::{InDevice, Writer};
 use crate::buffer::device::{Done, Work};
-use crate::buffer::{Admission, AdmitError, Answer, AnswerFn, PrintStatus, ReceiptStatus};
+use crate::buffer::{Admission, AdmitError, Answer, AnswerFn, PrintState, ReceiptState};
 use crate::events::EventKind;
 use crate::kkt::{Candidate, DeviceError, Fiscalized};
 use crate::receipt::Receipt;
@@ -70,7 +70,7 @@ impl Writer {
         let changed = match &done.result {
             Ok(f) => {
                 let taken_ms = done.task.requested_at.timestamp_millis();
-                let from = ReceiptStatus::Fiscalizing;
+                let from = ReceiptState::Fiscalizing;
                 self.store_registered(id, from, taken_ms, r.kind, f, code, &body, now_ms)?
             }
             Err(DeviceError::Refused { code: device_code, .. }) => self
@@ -84,14 +84,14 @@ impl Writer {
                     done.result.as_ref().err().map(ToString::to_string),
                     code,
                     body,
-                    ReceiptStatus::Refused,
-                    ReceiptStatus::Fiscalizing
+                    ReceiptState::Refused,
+                    ReceiptState::Fiscalizing
                 ])
                 .inspect(|n| {
                     tracing::warn!(receipt_id = %id, %device_code, "the fiscal register refused a receipt");
                     if *n > 0 {
                         self.tally
-                            .moved(Some(ReceiptStatus::Fiscalizing), Some(ReceiptStatus::Refused), None);
+                            .moved(Some(ReceiptState::Fiscalizing), Some(ReceiptState::Refused), None);
                     }
                 })?,
             Err(_) => 0,
@@ -125,7 +125,7 @@ impl Writer {
     pub(super) fn store_registered(
         &mut self,
         id: &str,
-        from: ReceiptStatus,
+        from: ReceiptState,
         taken_ms: i64,
         kind: crate::receipt::ReceiptType,
         f: &Fiscalized,
@@ -154,23 +154,23 @@ impl Writer {
                 doc.receipt_number,
                 doc.qr_code_data,
                 if f.print_error.is_none() {
-                    PrintStatus::Printed
+                    PrintState::Printed
                 } else {
-                    PrintStatus::PrintFailed
+                    PrintState::PrintFailed
                 },
                 f.print_error,
                 code,
                 body,
                 now_ms,
                 registered_as,
-                ReceiptStatus::Pending,
+                ReceiptState::Pending,
                 from,
             ])
             .inspect(|n| {
                 if *n > 0 {
                     self.tally.moved(
                         Some(from),
-                        Some(ReceiptStatus::Pending),
+                        Some(ReceiptState::Pending),
                         Some((doc.fiscal_doc_number, taken_ms)),
                     );
                 }
@@ -208,9 +208,9 @@ impl Writer {
             let deleted = self
                 .conn
                 .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status = ?2")?
-                .execute(params![id, ReceiptStatus::Fiscalizing])?;
+                .execute(params![id, ReceiptState::Fiscalizing])?;
             if deleted > 0 {
-                self.tally.moved(Some(ReceiptStatus::Fiscalizing), None, None);
+                self.tally.moved(Some(ReceiptState::Fiscalizing), None, None);
             }
             tracing::warn!(receipt_id = %id, %message, "the fiscal register did not take a receipt");
             return Ok(Outcome::Refusal(AdmitError::NotTaken {
@@ -223,7 +223,7 @@ impl Writer {
             .prepare_cached(
                 "UPDATE receipts SET last_error = ?2 WHERE id = ?1 AND status = ?3 AND last_error IS NOT ?2",
             )?
-            .execute(params![id, message, ReceiptStatus::Fiscalizing])?;
+            .execute(params![id, message, ReceiptState::Fiscalizing])?;
         if changed > 0 {
             let r = &done.task.receipt;
             tracing::warn!(receipt_id = %id, %message, "a receipt already answered waits until the register takes it");
@@ -253,12 +253,12 @@ impl Writer {
                 id,
                 reason,
                 candidates_json,
-                ReceiptStatus::NeedsReview,
-                ReceiptStatus::Fiscalizing
+                ReceiptState::NeedsReview,
+                ReceiptState::Fiscalizing
             ])?;
         if changed > 0 {
             self.tally
-                .moved(Some(ReceiptStatus::Fiscalizing), Some(ReceiptStatus::NeedsReview), None);
+                .moved(Some(ReceiptState::Fiscalizing), Some(ReceiptState::NeedsReview), None);
             tracing::error!(receipt_id = %id, %reason, "a receipt needs a person's decision");
             let details = json!({"pos_id": r.pos_id, "total": r.total.to_decimal_string(), "reason": reason,
                                  "candidates": candidates});

@@ -2,7 +2,7 @@
 
 use super::{InDevice, Writer};
 use crate::buffer::device::Job;
-use crate::buffer::{Answer, ReceiptStatus, Resolution, ResolveError};
+use crate::buffer::{Answer, ReceiptState, Resolution, ResolveError};
 use crate::events::EventKind;
 use crate::kkt::Task;
 use crate::receipt::Receipt;
@@ -20,8 +20,8 @@ impl Writer {
         resolution: Resolution,
         comment: &str,
         now_ms: i64,
-    ) -> rusqlite::Result<(Result<ReceiptStatus, ResolveError>, Option<Job>)> {
-        let row: Option<(ReceiptStatus, String, i64)> = self
+    ) -> rusqlite::Result<(Result<ReceiptState, ResolveError>, Option<Job>)> {
+        let row: Option<(ReceiptState, String, i64)> = self
             .conn
             .prepare_cached("SELECT status, request_json, created_at FROM receipts WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -29,7 +29,7 @@ impl Writer {
         let Some((status, json, created)) = row else {
             return Ok((Err(ResolveError::NotFound), None));
         };
-        if status != ReceiptStatus::NeedsReview {
+        if status != ReceiptState::NeedsReview {
             return Ok((Err(ResolveError::NotInReview(status)), None));
         }
         let receipt: Receipt = serde_json::from_str(&json)
@@ -47,20 +47,20 @@ impl Writer {
                     return Ok((Err(taken), None));
                 }
                 let (code, body) = self.answer_for(id, &receipt, f);
-                let from = ReceiptStatus::NeedsReview;
+                let from = ReceiptState::NeedsReview;
                 self.store_registered(id, from, created, receipt.kind, f, code, &body, now_ms)?;
                 self.registered_event(id, &receipt, f, now_ms)?;
                 details["fiscal_doc_number"] = json!(f.doc.fiscal_doc_number);
-                (ReceiptStatus::Pending, None)
+                (ReceiptState::Pending, None)
             }
             Resolution::Register => {
                 self.conn
                     .prepare_cached(
                         "UPDATE receipts SET status = ?2, last_error = NULL, review_json = NULL WHERE id = ?1",
                     )?
-                    .execute(params![id, ReceiptStatus::Fiscalizing])?;
+                    .execute(params![id, ReceiptState::Fiscalizing])?;
                 self.tally
-                    .moved(Some(ReceiptStatus::NeedsReview), Some(ReceiptStatus::Fiscalizing), None);
+                    .moved(Some(ReceiptState::NeedsReview), Some(ReceiptState::Fiscalizing), None);
                 let at = Utc.timestamp_millis_opt(created).single().unwrap_or_else(Utc::now);
                 let mut task = Task::new(id.to_string(), receipt.clone(), at);
                 task.forced = true;
@@ -70,7 +70,7 @@ impl Writer {
                     reply: None,
                     resume: false,
                 };
-                (ReceiptStatus::Fiscalizing, Some(job))
+                (ReceiptState::Fiscalizing, Some(job))
             }
             Resolution::Void => {
                 let (code, body) = (self.answer)(&Answer::Voided {
@@ -81,10 +81,10 @@ impl Writer {
                     .prepare_cached(
                         "UPDATE receipts SET status = ?2, response_status = ?3, response_body = ?4 WHERE id = ?1",
                     )?
-                    .execute(params![id, ReceiptStatus::Voided, code, body])?;
+                    .execute(params![id, ReceiptState::Voided, code, body])?;
                 self.tally
-                    .moved(Some(ReceiptStatus::NeedsReview), Some(ReceiptStatus::Voided), None);
-                (ReceiptStatus::Voided, None)
+                    .moved(Some(ReceiptState::NeedsReview), Some(ReceiptState::Voided), None);
+                (ReceiptState::Voided, None)
             }
         };
         tracing::warn!(receipt_id = %id, action = resolution.action(), %comment, "a person settled a receipt in review");

@@ -6,13 +6,13 @@
 //! is looked up again after the commit — three index seeks, on delivery, not on intake. A full recount ([`recount`]) runs once at start, and a test proves the two equal
 //! after every kind of change.
 
-use crate::buffer::{Counts, Error, ReceiptStatus};
+use crate::buffer::{Counts, Error, ReceiptState};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Changes of the open transaction.
 #[derive(Debug, Default, Clone)]
 struct Delta {
-    by_status: [i64; ReceiptStatus::ALL.len()],
+    by_status: [i64; ReceiptState::ALL.len()],
     retrying: i64,
     /// The first in line ([`Place`]) of the receipts that joined pending/syncing, and the DLQ.
     joined_waiting: Option<Place>,
@@ -33,25 +33,25 @@ pub(super) struct Tally {
     open: Delta,
 }
 
-fn index(s: ReceiptStatus) -> usize {
-    ReceiptStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
+fn index(s: ReceiptState) -> usize {
+    ReceiptState::ALL.iter().position(|x| *x == s).unwrap_or(0)
 }
 
-fn slot(c: &mut Counts, s: ReceiptStatus) -> &mut u64 {
+fn slot(c: &mut Counts, s: ReceiptState) -> &mut u64 {
     match s {
-        ReceiptStatus::Fiscalizing => &mut c.fiscalizing,
-        ReceiptStatus::Pending => &mut c.pending,
-        ReceiptStatus::Syncing => &mut c.syncing,
-        ReceiptStatus::Synced => &mut c.synced,
-        ReceiptStatus::Failed => &mut c.failed,
-        ReceiptStatus::Refused => &mut c.refused,
-        ReceiptStatus::NeedsReview => &mut c.needs_review,
-        ReceiptStatus::Voided => &mut c.voided,
+        ReceiptState::Fiscalizing => &mut c.fiscalizing,
+        ReceiptState::Pending => &mut c.pending,
+        ReceiptState::Syncing => &mut c.syncing,
+        ReceiptState::Synced => &mut c.synced,
+        ReceiptState::Failed => &mut c.failed,
+        ReceiptState::Refused => &mut c.refused,
+        ReceiptState::NeedsReview => &mut c.needs_review,
+        ReceiptState::Voided => &mut c.voided,
     }
 }
 
-fn waiting(s: ReceiptStatus) -> bool {
-    matches!(s, ReceiptStatus::Pending | ReceiptStatus::Syncing)
+fn waiting(s: ReceiptState) -> bool {
+    matches!(s, ReceiptState::Pending | ReceiptState::Syncing)
 }
 
 fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -71,7 +71,7 @@ impl Tally {
 
     /// A receipt (at `place` in the delivery order, if known) went from `from` to `to` (`None`:
     /// inserted / deleted). Joining the waiting sets without a place makes the commit look.
-    pub(super) fn moved(&mut self, from: Option<ReceiptStatus>, to: Option<ReceiptStatus>, place: Option<Place>) {
+    pub(super) fn moved(&mut self, from: Option<ReceiptState>, to: Option<ReceiptState>, place: Option<Place>) {
         if let Some(f) = from {
             self.open.by_status[index(f)] -= 1;
         }
@@ -80,8 +80,8 @@ impl Tally {
         }
         let was_waiting = from.is_some_and(waiting);
         let is_waiting = to.is_some_and(waiting);
-        let was_failed = from == Some(ReceiptStatus::Failed);
-        let is_failed = to == Some(ReceiptStatus::Failed);
+        let was_failed = from == Some(ReceiptState::Failed);
+        let is_failed = to == Some(ReceiptState::Failed);
         if (was_waiting && !is_waiting) || (was_failed && !is_failed) {
             self.open.left = true;
         }
@@ -113,7 +113,7 @@ impl Tally {
     pub(super) fn commit(&mut self, conn: &Connection, last_synced_ms: Option<i64>) -> Result<Counts, Error> {
         let d = std::mem::take(&mut self.open);
         let c = &mut self.committed;
-        for (s, by) in ReceiptStatus::ALL.iter().zip(d.by_status) {
+        for (s, by) in ReceiptState::ALL.iter().zip(d.by_status) {
             let n = slot(c, *s);
             *n = (*n as i64 + by).max(0) as u64;
         }
@@ -141,7 +141,7 @@ impl Tally {
 /// `created_at`: a receipt held back or settled in review is numbered after receipts taken later.)
 fn first_in_line(conn: &Connection) -> rusqlite::Result<(Option<Place>, Option<Place>)> {
     let mut found: [Option<Place>; 3] = [None; 3];
-    let statuses = [ReceiptStatus::Pending, ReceiptStatus::Syncing, ReceiptStatus::Failed];
+    let statuses = [ReceiptState::Pending, ReceiptState::Syncing, ReceiptState::Failed];
     for (slot, status) in found.iter_mut().zip(statuses) {
         *slot = conn
             .prepare_cached(
@@ -163,7 +163,7 @@ pub(super) fn recount(
 ) -> Result<(Counts, Option<Place>, Option<Place>), Error> {
     let mut c = Counts::default();
     let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM receipts GROUP BY status")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, ReceiptStatus>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, ReceiptState>(0)?, r.get::<_, i64>(1)?)))?;
     for row in rows {
         let (status, n) = row?;
         *slot(&mut c, status) = n.max(0) as u64;
@@ -173,7 +173,7 @@ pub(super) fn recount(
     c.oldest_unsynced_ms = unsynced.map(|p| p.1);
     c.retrying = conn
         .prepare_cached("SELECT count(*) FROM receipts WHERE status = ?1 AND retry_count > 0")?
-        .query_row(params![ReceiptStatus::Pending], |r| r.get::<_, i64>(0))? as u64;
+        .query_row(params![ReceiptState::Pending], |r| r.get::<_, i64>(0))? as u64;
     c.last_synced_ms = last_synced_ms;
     Ok((c, waiting, unsynced))
 }

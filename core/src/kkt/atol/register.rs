@@ -45,6 +45,7 @@ enum Settled {
 impl AtolKkt {
     /// Registers a receipt; `again`: the shift was just closed or opened for it.
     pub(super) fn register(&self, task: &Task, again: bool) -> Result<Fiscalized, DeviceError> {
+        let _span = tracing::info_span!("register", receipt_id = %task.id).entered();
         let prior = self.journal.get(&task.id)?;
         let (mut attempt, mut searched_to, mut candidates) = (1, None, Vec::new());
         if let Some(e) = prior {
