@@ -19,7 +19,7 @@ const FIRST_RUN: Duration = Duration::from_secs(10);
 pub struct Retention {
     pub keep: Duration,
     pub every: Duration,
-    /// Where the mock register writes slips (`<data dir>/receipts/YYYY-MM-DD/`), if it does.
+    /// Where the mock register writes its slip rolls (`<data dir>/receipts/YYYY-MM-DD.txt`), if it does.
     pub slip_dir: Option<PathBuf>,
 }
 
@@ -72,22 +72,32 @@ pub async fn purge_once(buffer: &Buffer, r: &Retention, now_ms: i64) -> Result<S
     Ok(sum)
 }
 
-/// Removes slip folders (`YYYY-MM-DD`) of days before `cutoff`; returns how many.
+/// Removes the slip rolls (`YYYY-MM-DD.txt`; earlier versions' `YYYY-MM-DD` folders) of days
+/// before `cutoff`; returns how many days.
 fn purge_slips(dir: &Path, cutoff: NaiveDate) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(day) = name
-            .to_str()
-            .and_then(|n| NaiveDate::parse_from_str(n, "%Y-%m-%d").ok())
-        else {
+        let path = entry.path();
+        let Some(name) = name.to_str() else { continue };
+        // A roll is a file `YYYY-MM-DD.txt`; an earlier version's day is a folder `YYYY-MM-DD`.
+        let (day, roll) = match name.strip_suffix(".txt") {
+            Some(day) => (day, true),
+            None => (name, false),
+        };
+        let Ok(day) = NaiveDate::parse_from_str(day, "%Y-%m-%d") else {
             continue;
         };
-        if day < cutoff && entry.path().is_dir() {
-            match std::fs::remove_dir_all(entry.path()) {
+        if day < cutoff && roll == path.is_file() && (roll || path.is_dir()) {
+            let gone = if roll {
+                std::fs::remove_file(&path)
+            } else {
+                std::fs::remove_dir_all(&path)
+            };
+            match gone {
                 Ok(()) => removed += 1,
-                Err(e) => tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove old slips"),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove old slips"),
             }
         }
     }
@@ -121,14 +131,26 @@ mod tests {
             std::fs::write(dir.path().join(d).join("00000001.txt"), "slip").unwrap();
         }
         std::fs::write(dir.path().join("2026-01-01"), "a file, not a folder").unwrap();
+        for roll in ["2026-10-27.txt", "2026-10-29.txt", "2026-10-30.txt.bak"] {
+            std::fs::write(dir.path().join(roll), "slip\n").unwrap();
+        }
         let cutoff = NaiveDate::from_ymd_opt(2026, 10, 29).unwrap();
-        assert_eq!(purge_slips(dir.path(), cutoff), 2);
+        assert_eq!(purge_slips(dir.path(), cutoff), 3, "two old folders and one old roll");
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, ["2026-01-01", "2026-10-29", "notes"]);
+        assert_eq!(
+            left,
+            [
+                "2026-01-01",
+                "2026-10-29",
+                "2026-10-29.txt",
+                "2026-10-30.txt.bak",
+                "notes"
+            ]
+        );
         assert_eq!(purge_slips(&dir.path().join("missing"), cutoff), 0);
     }
 }

@@ -85,12 +85,26 @@ struct Threads {
     stop_checkpoints: Arc<AtomicBool>,
 }
 
-/// Waits for a writer reply on the blocking pool. Tokio then knows work is under way, so a
-/// paused test clock does not jump to its next timer (the 10 s answer bound, the worker's tick)
-/// while the writer commits: tests see the order of events production sees. It is the one path
-/// in tests and production alike, at the cost of a blocking-pool hop per call.
-fn wait_for_writer<T: Send + 'static>(rx: oneshot::Receiver<T>) -> tokio::task::JoinHandle<Option<T>> {
-    tokio::task::spawn_blocking(move || rx.blocking_recv().ok())
+/// Waits for a writer reply. In production that is a plain await of the oneshot.
+///
+/// The crate's own unit tests run the worker under tokio's paused clock, which jumps to the next
+/// timer (the 10 s answer bound, the worker's tick) as soon as every task waits — including
+/// while the writer thread, outside the runtime, is committing. There the wait goes through the
+/// blocking pool, so tokio knows work is under way and the tests see the order production sees.
+/// (That hop cost a blocking-pool thread and two context switches per request: issue 18
+/// measured it at ~15 % of intake's CPU.)
+async fn wait_for_writer<T: Send + 'static>(rx: oneshot::Receiver<T>) -> Option<T> {
+    #[cfg(test)]
+    {
+        tokio::task::spawn_blocking(move || rx.blocking_recv().ok())
+            .await
+            .ok()
+            .flatten()
+    }
+    #[cfg(not(test))]
+    {
+        rx.await.ok()
+    }
 }
 
 impl Buffer {
@@ -98,7 +112,7 @@ impl Buffer {
     async fn call<T: Send + 'static>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(make(tx)).await.map_err(|_| Error::Closed)?;
-        wait_for_writer(rx).await.ok().flatten().ok_or(Error::Closed)
+        wait_for_writer(rx).await.ok_or(Error::Closed)
     }
 
     /// Phase 1: store the intent durably, have the register fiscalize and print it, and answer;
@@ -114,26 +128,27 @@ impl Buffer {
         };
         let closed = || AdmitError::Storage(Error::Closed.to_string());
         self.commands.send(command).await.map_err(|_| closed())?;
-        let mut done = wait_for_writer(done_rx);
+        let mut done = Box::pin(wait_for_writer(done_rx));
         tokio::select! {
-            answer = &mut done => return answer.map_err(|_| closed())?.ok_or_else(closed)?,
+            answer = &mut done => return answer.ok_or_else(closed)?,
             _ = tokio::time::sleep(self.answer_within) => {}
         }
         // Past the bound: once the intent is durable the till is told to come back; before
         // that (storage itself is slow) nothing is promised yet, so keep waiting.
         let Ok(receipt_id) = stored_rx.await else {
-            return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
+            return done.await.ok_or_else(closed)?;
         };
-        if done.is_finished() {
-            return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
+        // Answered meanwhile (the commit and the timer raced): that answer stands.
+        if let Some(answer) = futures::FutureExt::now_or_never(&mut done) {
+            return answer.ok_or_else(closed)?;
         }
         let (may_tx, may_rx) = oneshot::channel();
         let asked = self
             .commands
             .send(Command::AnsweredAwaiting(receipt_id.clone(), may_tx))
             .await;
-        if asked.is_err() || !wait_for_writer(may_rx).await.ok().flatten().unwrap_or(false) {
-            return done.await.map_err(|_| closed())?.ok_or_else(closed)?;
+        if asked.is_err() || !wait_for_writer(may_rx).await.unwrap_or(false) {
+            return done.await.ok_or_else(closed)?;
         }
         let reason = format!(
             "the fiscal register has not answered within {} s",

@@ -49,7 +49,7 @@ pub struct KktSettings {
     /// A shift lasts this long (1–24 h).
     #[serde(rename = "shift_hours", with = "units::hours")]
     pub shift_length: Duration,
-    /// Readable text slips under `<data>/receipts/<date>/`.
+    /// Readable text slips, one roll a day: `<data>/receipts/<date>.txt`.
     pub write_slips: bool,
     /// The longest a till waits for the register before it gets `202 awaiting_device`.
     #[serde(rename = "answer_within_ms", with = "units::ms")]

@@ -40,6 +40,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+/// The line between two slips on the roll (where the printer cuts).
+pub const CUT: &str = "✂ - - - - - - - - - - - - - - - - - - - -";
+
 /// 54-FZ: the FN blocks after this long without the OFD's confirmation.
 pub const FN_BLOCK_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -53,7 +56,7 @@ pub struct MockKktConfig {
     /// Counters a new, empty memory starts from: the numbers an older version kept in the
     /// buffer, so an upgrade continues the numbering instead of starting again at 1.
     pub seed: KktCounters,
-    /// Where slips are written (`<data dir>/receipts`); `None` prints nowhere.
+    /// Where the day's slip rolls are written (`<data dir>/receipts`); `None` prints nowhere.
     pub slip_dir: Option<PathBuf>,
     /// Simulated print time per receipt.
     pub print_latency: Duration,
@@ -90,6 +93,8 @@ pub struct MockKkt {
     config: MockKktConfig,
     memory: Mutex<Connection>,
     faults: Mutex<MockFaults>,
+    /// Today's paper roll, open for appending: `<slip_dir>/YYYY-MM-DD.txt`.
+    roll: Mutex<Option<(String, std::fs::File)>>,
 }
 
 /// The 10-digit fiscal sign: derived from the document's identity, so it is stable and unique.
@@ -121,6 +126,7 @@ impl MockKkt {
             config,
             memory: Mutex::new(conn),
             faults: Mutex::new(MockFaults::default()),
+            roll: Mutex::new(None),
         })
     }
 
@@ -153,21 +159,32 @@ impl MockKkt {
             receipts_in_shift: s.receipts_in_shift,
         })
     }
+    /// Prints the slip on the day's paper roll (`<slip_dir>/YYYY-MM-DD.txt`, slips one after
+    /// another with a cut line between them, as a printer's roll holds them). One file a day,
+    /// kept open: a file per receipt made the file system the mock's slowest part.
     fn print(&self, task: &Task, doc: &FiscalDoc) -> Option<String> {
+        use std::io::Write;
         if !self.config.print_latency.is_zero() {
             std::thread::sleep(self.config.print_latency);
         }
         let dir = self.config.slip_dir.as_ref()?;
         let day = doc.fiscal_datetime.get(..10).unwrap_or("unknown");
-        let dir = dir.join(day);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return Some(format!("printer error: slip folder: {e}"));
-        }
-        let path = dir.join(format!("{:08}.txt", doc.fiscal_doc_number));
         let text = slip::text(&self.config.seller, &self.config.zone, &task.id, &task.receipt, doc);
-        std::fs::write(&path, text)
+        let mut roll = self.roll.lock().unwrap_or_else(|p| p.into_inner());
+        if roll.as_ref().is_none_or(|(d, _)| d != day) {
+            *roll = None;
+            let path = dir.join(format!("{day}.txt"));
+            let opened = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&path));
+            match opened {
+                Ok(f) => *roll = Some((day.to_string(), f)),
+                Err(e) => return Some(format!("printer error: slip roll {}: {e}", path.display())),
+            }
+        }
+        let (_, file) = roll.as_mut()?;
+        file.write_all(format!("{text}\n{CUT}\n\n").as_bytes())
             .err()
-            .map(|e| format!("printer error: slip {}: {e}", path.display()))
+            .map(|e| format!("printer error: slip roll: {e}"))
     }
 
     /// Runs `f` on the current FN's state in one transaction and saves the state if it succeeds.

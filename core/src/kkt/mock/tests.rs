@@ -257,9 +257,23 @@ fn printing_writes_a_readable_slip() {
     .unwrap();
     let r = k.fiscalize(&[sale("abc", at(10, 15))]).remove(0).unwrap();
     assert_eq!(r.print_error, None);
-    let slip = std::fs::read_to_string(dir.path().join("2026-11-28/00000002.txt")).unwrap();
-    assert!(slip.contains("ИТОГ") && slip.contains("=100.00"), "{slip}");
-    assert!(slip.contains(&r.doc.fiscal_sign));
+    let second = k.fiscalize(&[sale("def", at(10, 16))]).remove(0).unwrap();
+    // The day's roll: both slips, in order, a cut line after each.
+    let roll = std::fs::read_to_string(dir.path().join("2026-11-28.txt")).unwrap();
+    let slips: Vec<&str> = roll
+        .split(super::CUT)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(slips.len(), 2, "{roll}");
+    assert!(slips[0].contains("ИТОГ") && slips[0].contains("=100.00"), "{roll}");
+    assert!(slips[0].contains(&r.doc.fiscal_sign));
+    assert!(slips[1].contains(&second.doc.fiscal_sign));
+    // Another day starts another roll.
+    k.fiscalize(&[sale("ghi", at(10, 15) + Span::days(1))])
+        .remove(0)
+        .unwrap();
+    assert!(dir.path().join("2026-11-29.txt").exists());
 }
 
 #[test]
