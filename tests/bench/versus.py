@@ -172,7 +172,7 @@ def main():
                 finally:
                     p.terminate(); p.wait(timeout=30)
         print(f"wrk -t2 -c32 -d{a.seconds}s, a new sale per request (tests/bench/versus.lua), {a.rounds} rounds each, alternating\n")
-        print("| adapter | receipts/s (each round) | p50 / p99 ms (each round) | non-2xx | socket errors |")
+        print("| adapter | receipts/s (each round) | p50–p99 ms (each round, / between rounds) | non-2xx | socket errors |")
         print("|---|---|---|---:|---:|")
         for name, rs in rows.items():
             rps = " / ".join(f"{r['rps']:,.0f}" for r in rs)
