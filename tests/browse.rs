@@ -13,7 +13,9 @@ fn body(pos: &str, rubles: &str) -> String {
 }
 
 async fn text(t: &TestApp, path: &str) -> (u16, String, String) {
-    let r = t.get_with(path, &[]).await;
+    let r = t
+        .get_with(path, &[("Authorization", &format!("Bearer {}", t.token))])
+        .await;
     let status = r.status().as_u16();
     let ctype = r
         .headers()
@@ -116,7 +118,12 @@ async fn the_slip_and_the_qr_image_of_a_printed_receipt() {
         assert!(slip.contains(part), "the slip shows {part}:\n{slip}");
     }
     assert!(slip.contains(&fd.to_string()), "{slip}");
-    let r = t.get_with(&format!("/v1/kkt/receipt/{id}/qr.svg"), &[]).await;
+    let r = t
+        .get_with(
+            &format!("/v1/kkt/receipt/{id}/qr.svg"),
+            &[("Authorization", &format!("Bearer {}", t.token))],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
     let svg = r.text().await.unwrap();

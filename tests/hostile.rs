@@ -404,17 +404,32 @@ fn cases(token: &str) -> Vec<(String, Vec<u8>, u16)> {
         ),
         (
             "events after=abc",
-            request("GET", "/v1/kkt/buffer/events?after=abc", &[], b""),
+            request(
+                "GET",
+                "/v1/kkt/buffer/events?after=abc",
+                &[("Authorization", &admin)],
+                b"",
+            ),
             400,
         ),
         (
             "events limit=-1",
-            request("GET", "/v1/kkt/buffer/events?limit=-1", &[], b""),
+            request(
+                "GET",
+                "/v1/kkt/buffer/events?limit=-1",
+                &[("Authorization", &admin)],
+                b"",
+            ),
             400,
         ),
         (
             "events limit huge",
-            request("GET", "/v1/kkt/buffer/events?limit=99999999999999", &[], b""),
+            request(
+                "GET",
+                "/v1/kkt/buffer/events?limit=99999999999999",
+                &[("Authorization", &admin)],
+                b"",
+            ),
             400,
         ),
         (

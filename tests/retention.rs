@@ -66,7 +66,7 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
 
     let t = TestApp::start_with(|s| {
         s.listen = "0.0.0.0:0".parse().unwrap();
-        s.http.pos_token = Some("till-secret".into());
+        s.http.pos_token = Some("till-secret-0123456789abcdef-0123456789".into());
     })
     .await;
     // The tills reach the machine by an address: any IP literal is a valid Host on 0.0.0.0.
@@ -83,11 +83,11 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
         }
         r.send()
     };
-    for token in [None, Some("wrong"), Some("till-secret ")] {
+    for token in [None, Some("wrong"), Some("till-secret-0123456789abcdef-0123456789 ")] {
         let r = post(token, "k1").await.unwrap();
         let code = r.status().as_u16();
         let body: serde_json::Value = r.json().await.unwrap();
-        if token == Some("till-secret ") {
+        if token == Some("till-secret-0123456789abcdef-0123456789 ") {
             // Surrounding blanks are trimmed from the header value: this is the right token.
             assert_eq!(code, 200, "{body}");
         } else {
@@ -95,7 +95,9 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
             assert_eq!(body["code"], "unauthorized");
         }
     }
-    let r = post(Some("till-secret"), "k2").await.unwrap();
+    let r = post(Some("till-secret-0123456789abcdef-0123456789"), "k2")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let id = r.json::<serde_json::Value>().await.unwrap()["receipt_id"]
         .as_str()
@@ -117,12 +119,57 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
     }
     assert_eq!(t.get_with("/v1/kkt/buffer/status", &[]).await.status(), 200);
     // A page of another address may not call; the adapter's own page (Origin = Host) may.
-    let host = "192.0.2.10:8000";
-    let foreign = [("Host", host), ("Origin", "http://203.0.113.7")];
+    // (Host and Origin carry the adapter's own port: an Origin is compared in full.)
+    let port = t.app().local_addr().port();
+    let host = format!("192.0.2.10:{port}");
+    let foreign = [("Host", host.as_str()), ("Origin", "http://203.0.113.7")];
     assert_eq!(t.get_with("/v1/kkt/buffer/status", &foreign).await.status(), 403);
-    let own = [("Host", host), ("Origin", "http://192.0.2.10:8000")];
+    let own_origin = format!("http://192.0.2.10:{port}");
+    let own = [("Host", host.as_str()), ("Origin", own_origin.as_str())];
     assert_eq!(t.get_with("/v1/kkt/buffer/status", &own).await.status(), 200);
     // A foreign host name is still refused.
     let rebinding = t.get_with("/v1/health", &[("Host", "evil.example")]).await;
     assert_eq!(rebinding.status(), 403);
+}
+
+#[tokio::test]
+async fn a_dlq_entry_past_retention_loses_its_personal_data_and_stays() {
+    let ofd = mock_ofd().await;
+    ofd.set_faults(mock_ofd::Faults {
+        reject_pos_ids: vec!["POS-BAD".into()],
+        ..Default::default()
+    });
+    let t = TestApp::start_with(|s| {
+        s.ofd_url = Some(ofd.url());
+        s.buffer.retention = Duration::from_millis(300);
+        s.buffer.purge_interval = Duration::from_millis(100);
+    })
+    .await;
+    let body = SEED_BODY.replace("POS-001", "POS-BAD").replace(
+        r#""type":"sale","#,
+        r#""type":"sale","customer":{"phone":"+79001234567"},"cashier":{"name":"Петрова","inn":"500100732259"},"#,
+    );
+    let bad = t.receipt(&body).await;
+    let id = bad["receipt_id"].as_str().unwrap();
+    let path = format!("/v1/kkt/receipt/{id}");
+    let kept = wait_for(Duration::from_secs(20), "the contact removed", || async {
+        let (_, v) = t.get(&path).await;
+        (v["status"] == "failed" && v["request"].get("customer").is_none()).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        kept["request"]["cashier"]["name"], "Петрова",
+        "the name stays, the INN goes: {kept}"
+    );
+    assert!(kept["request"]["cashier"].get("inn").is_none(), "{kept}");
+    assert!(!kept.to_string().contains("+79001234567") && !kept.to_string().contains("500100732259"));
+    assert!(
+        kept["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event_type"] == "personal_data_removed"),
+        "{kept}"
+    );
+    assert_eq!(n(&t.status().await, "dlq_size"), 1, "the entry itself stays in the DLQ");
 }

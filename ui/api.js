@@ -1,17 +1,9 @@
-// The window's calls to the adapter. The admin token (when known) goes with every call: in LAN
-// mode the DLQ, events and receipt lookup need it; on loopback the read-only calls ignore it.
+// The window's calls to the adapter. The admin token (when known) goes with every call: the
+// DLQ, events, receipts, slips and CSVs need it (SECURITY.md "Who reads what").
+// In the desktop window the shell sets window.__KKT_ADMIN_TOKEN__ (read-only, on this origin
+// only); in a plain browser the manager types it once and it stays in this tab's sessionStorage.
 import { t } from "./i18n.js";
 import { $, showResult } from "./format.js";
-
-// The desktop shell hands the admin token over in the URL fragment (never sent to the server);
-// keep it for this session and take it out of the address at once.
-(function takeTokenFromFragment() {
-  const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
-  if (m) {
-    sessionStorage.setItem("kkt-admin-token", decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-})();
 
 export function token() {
   return window.__KKT_ADMIN_TOKEN__ || sessionStorage.getItem("kkt-admin-token") || "";
@@ -54,4 +46,26 @@ export async function adminPost(path, body) {
     showResult(`${t("error")} ${r.status}: ${answer.message || ""}`, "bad");
   }
   return { status: r.status, ok: r.ok, answer };
+}
+
+/** Downloads `path` with the token (a plain link cannot carry one) under the link's file name. */
+export async function download(link) {
+  const r = await fetch(link.getAttribute("href"), { cache: "no-store", headers: authHeaders() });
+  if (r.status === 401) { $("token-box").hidden = false; showResult(t("need-token"), "bad"); return; }
+  if (!r.ok) { showResult(`${t("error")} ${r.status}`, "bad"); return; }
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = link.getAttribute("download") || "export.csv";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/** Every link with data-auth-download fetches with the token instead of navigating. */
+export function wireDownloads() {
+  for (const link of document.querySelectorAll("a[data-auth-download]")) {
+    link.addEventListener("click", (ev) => { ev.preventDefault(); download(link); });
+  }
 }

@@ -4,7 +4,7 @@
 // locales/, one module per part of the page.
 import { load, t, applyLanguage, switchLanguage } from "./i18n.js";
 import { $, setText, showResult } from "./format.js";
-import { token, saveToken, getJson, needToken, adminPost } from "./api.js";
+import { token, saveToken, getJson, needToken, adminPost, authHeaders, wireDownloads } from "./api.js";
 import { render, lastStatus } from "./status.js";
 import { renderDlq } from "./dlq.js";
 import { renderEvents } from "./events.js";
@@ -81,12 +81,25 @@ $("receipt-panel").addEventListener("keydown", (k) => { if (k.key === "Escape") 
 $("f-date").addEventListener("change", updateDayExport);
 updateDayExport();
 $("token-box").hidden = Boolean(token());
+wireDownloads();
+
+/** The POS token for the tills' set-up, when intake needs one (admin token only). */
+async function showPosToken() {
+  if (!token()) return;
+  const r = await fetch("/v1/kkt/pos-token", { cache: "no-store", headers: authHeaders() }).catch(() => null);
+  if (!r || !r.ok) return;
+  const p = await r.json();
+  $("pos-token-box").hidden = !p.required;
+  setText($("pos-token-value"), p.shared || t("pos-token-per-till"));
+  setText($("pos-token-tills"), p.tills.length ? t("pos-token-tills", { tills: p.tills.join(", ") }) : "");
+}
 
 await load();
 applyLanguage();
 poll();
 pollChart();
 startReview(openReceipt);
+showPosToken();
 // The program's version (the workspace's, from Cargo.toml), once: it cannot change while the page lives.
 // /v1/health answers 503 with the same body when something is unhealthy, so its status is not checked.
 fetch("/v1/health", { cache: "no-store" }).then((r) => r.json()).then((h) => setText($("app-version"), h.version)).catch(() => {});

@@ -65,7 +65,9 @@ export async function openReceipt(id) {
   const qr = $("receipt-qr");
   qr.hidden = n == null;
   if (n != null) {
-    qr.src = `/v1/kkt/receipt/${encodeURIComponent(id)}/qr.svg`;
+    // Fetched with the token (an <img src> cannot carry one) and shown as a data: image.
+    const svg = await fetch(`/v1/kkt/receipt/${encodeURIComponent(id)}/qr.svg`, { headers: authHeaders() });
+    if (svg.ok) qr.src = `data:image/svg+xml;base64,${btoa(unescape(encodeURIComponent(await svg.text())))}`;
     qr.alt = t("qr-alt", { n });
     qr.title = v.fiscal_doc.qr_code_data;
   }

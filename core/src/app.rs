@@ -94,9 +94,11 @@ impl App {
 
     /// [`App::build`] on a given clock: tests move it forward (a shift's 24 hours, the FN's 30 days).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<App> {
-        settings.check_lan_mode()?;
+        settings.check_security()?;
+        datadir::private_umask();
         let lock = datadir::lock(&settings.data_dir, settings.data_dir_explicit)?;
         let token = datadir::admin_token(&settings)?;
+        let pos_token = datadir::pos_token(&settings)?;
         let (kkt, mock_kkt) = open_kkt(&settings)?;
         tracing::info!(kkt = %kkt.describe(), "fiscal register");
         let kkt_delivers_itself = settings.kkt.driver == crate::settings::KktDriver::Atol;
@@ -164,7 +166,12 @@ impl App {
             worker: handle,
             metrics,
             admin_token: Arc::new(secrecy::SecretString::from(token)),
-            pos_token: settings.http.pos_token.clone().map(Arc::new),
+            access: Arc::new(api::Access::new(
+                settings.http.read_token.clone(),
+                pos_token,
+                settings.http.pos_tokens.clone().into_iter().collect(),
+                settings.http.require_pos_token,
+            )),
             allowed_hosts: settings.http.allowed_hosts.clone().into(),
             local_addr: addr,
             in_flight: Arc::new(Mutex::new(Default::default())),
@@ -184,14 +191,10 @@ impl App {
         };
         tracker.spawn(retention::run(state.buffer.clone(), retention, cancel.child_token()));
         let router = api::router(state.clone());
+        let limits = settings.http.limits();
         let stop = cancel.child_token();
         tracker.spawn(async move {
-            let served = axum::serve(api::conn::Listener(listener), router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the HTTP server failed");
-            }
+            api::serve::serve(listener, router, limits, stop).await;
         });
         tracing::info!(%addr, data_dir = %settings.data_dir.display(), "KKT Adapter listening on http://{addr}");
         Ok(App {
@@ -228,6 +231,12 @@ impl App {
     }
 
     /// The admin token, for the desktop shell to hand to its window and for tests.
+    /// The API's router on this app's state, for tests that play a peer the socket cannot (a
+    /// LAN address: `api::Peer` set by hand on the request).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
     pub fn admin_token(&self) -> &str {
         self.state.admin_token.expose_secret()
     }

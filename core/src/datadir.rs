@@ -1,5 +1,8 @@
 //! The data and config directories' own files: the instance lock (one program per data
-//! directory) and the admin token file (made at first start, readable by the user only).
+//! directory), the admin token file (made at first start, readable by the user only), and the
+//! protection of everything in them (SECURITY.md "Files"): on Unix a 077 umask, directories
+//! 0700 and files 0600, existing ones tightened at start; on Windows a protected DACL (the user
+//! and SYSTEM only) on the directories, inherited by their files (`protect_windows.rs`).
 
 use crate::settings::Settings;
 use anyhow::{Context, bail};
@@ -30,6 +33,54 @@ pub fn check(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes every file and directory this process creates private to its user (Unix: umask 077).
+/// Called first thing by both programs, before the log files are opened.
+pub fn private_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only swaps the process's file mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Tightens `dir` and what it holds (two levels: `receipts/`, `logs/`) to the user alone: on
+/// Unix directories 0700 and files 0600 (files made by an older version were 0644); on Windows
+/// a protected DACL for the user and SYSTEM on `dir`, which its files inherit. Errors are
+/// logged, not fatal: a file we cannot tighten is still ours to use.
+pub fn protect(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn walk(path: &Path, depth: u8) {
+            let Ok(meta) = std::fs::symlink_metadata(path) else {
+                return;
+            };
+            if meta.file_type().is_symlink() {
+                return;
+            }
+            let want = if meta.is_dir() { 0o700 } else { 0o600 };
+            if meta.permissions().mode() & 0o7777 != want
+                && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make this file private to the user");
+            }
+            if meta.is_dir()
+                && depth > 0
+                && let Ok(entries) = std::fs::read_dir(path)
+            {
+                for entry in entries.flatten() {
+                    walk(&entry.path(), depth - 1);
+                }
+            }
+        }
+        walk(dir, 2);
+    }
+    #[cfg(windows)]
+    if let Err(e) = crate::protect_windows::protect_dir(dir) {
+        tracing::warn!(path = %dir.display(), error = %e, "cannot set the user-only access list");
+    }
+}
+
 /// Creates the data directory (the default one only) and takes its lock, so two instances never
 /// write one database. The lock is held as long as the returned file is open.
 pub fn lock(dir: &Path, explicit: bool) -> anyhow::Result<File> {
@@ -37,6 +88,7 @@ pub fn lock(dir: &Path, explicit: bool) -> anyhow::Result<File> {
         require_existing(dir)?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    protect(dir);
     let path = dir.join("kkt-adapter.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -65,21 +117,82 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     if let Ok(text) = std::fs::read_to_string(&path) {
         let t = text.trim().to_string();
         if !t.is_empty() {
+            // The file's mode is not trusted: tightened to the user alone (a shared config
+            // directory gets only the token file tightened, the service's is root-owned).
+            tighten_file(&path);
+            crate::settings::token_shape(&t)
+                .map_err(|why| anyhow::anyhow!("the admin token in {} {why}", path.display()))?;
             return Ok(t);
         }
     }
+    let token = write_new_token(settings, &path)?;
+    tracing::info!(path = %path.display(), "generated the admin token");
+    Ok(token)
+}
+
+/// The shared POS token: given in settings; or, when `[http] require_pos_token` asks for one and
+/// none is given, read from (or generated into) `pos_token` in the config directory, 0600, so
+/// the window can show it for the tills' set-up.
+pub fn pos_token(settings: &Settings) -> anyhow::Result<Option<secrecy::SecretString>> {
+    let h = &settings.http;
+    if h.pos_token.is_some() || !h.require_pos_token || !h.pos_tokens.is_empty() {
+        return Ok(h.pos_token.clone());
+    }
+    let path = settings.config_dir.join("pos_token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let t = text.trim().to_string();
+        if !t.is_empty() {
+            tighten_file(&path);
+            crate::settings::token_shape(&t)
+                .map_err(|why| anyhow::anyhow!("the POS token in {} {why}", path.display()))?;
+            return Ok(Some(t.into()));
+        }
+    }
+    let token = write_new_token(settings, &path)?;
+    tracing::info!(path = %path.display(), "generated the POS token (http.require_pos_token)");
+    Ok(Some(token.into()))
+}
+
+/// A new random token (64 hex digits) written to `path`, readable by the user only.
+fn write_new_token(settings: &Settings, path: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(&settings.config_dir)
         .with_context(|| format!("cannot create the config directory {}", settings.config_dir.display()))?;
+    #[cfg(windows)]
+    protect(&settings.config_dir);
     let token = hex::encode(rand::random::<[u8; 32]>());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     std::io::Write::write_all(&mut file, token.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated the admin token");
     Ok(token)
+}
+
+/// An existing token file readable by others is made owner-only (Unix); a file another user
+/// owns (the `.deb`'s root-owned `/etc/kkt-adapter/admin_token`, 0640 to the service's group)
+/// is left as its installer made it.
+fn tighten_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() == me && meta.mode() & 0o077 != 0 {
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), "the admin token file was readable by others: now 0600")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot make the admin token file private")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }

@@ -33,10 +33,13 @@ pub enum EventKind {
     ReceiptNeedsReview,
     /// A person settled a receipt in review (attach, register, void) — with their words.
     ReceiptResolved,
+    /// A DLQ entry past the retention period lost the customer's contact and the cashier's
+    /// INN (SECURITY.md "Personal data").
+    PersonalDataRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::ReceiptAdded,
         EventKind::SyncStarted,
         EventKind::ReceiptSynced,
@@ -56,6 +59,7 @@ impl EventKind {
         EventKind::ReceiptHeld,
         EventKind::ReceiptNeedsReview,
         EventKind::ReceiptResolved,
+        EventKind::PersonalDataRemoved,
     ];
 
     /// The kind stored under `name`, if any.
@@ -84,6 +88,7 @@ impl EventKind {
             EventKind::ReceiptHeld => "receipt_held",
             EventKind::ReceiptNeedsReview => "receipt_needs_review",
             EventKind::ReceiptResolved => "receipt_resolved",
+            EventKind::PersonalDataRemoved => "personal_data_removed",
         }
     }
 }

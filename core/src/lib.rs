@@ -31,6 +31,8 @@ pub mod kkt;
 pub mod metrics;
 pub mod money;
 pub mod ofd;
+#[cfg(windows)]
+pub mod protect_windows;
 pub mod receipt;
 pub mod retention;
 pub mod settings;

@@ -29,6 +29,8 @@ pub struct Summary {
     pub receipts: usize,
     pub events: usize,
     pub slip_days: usize,
+    /// DLQ entries whose personal data was removed (they stay in the DLQ).
+    pub scrubbed: usize,
 }
 
 /// Purges everything older than `now_ms - keep`, in short steps.
@@ -36,10 +38,15 @@ pub async fn purge_once(buffer: &Buffer, r: &Retention, now_ms: i64) -> Result<S
     let cutoff_ms = now_ms.saturating_sub(r.keep.as_millis() as i64);
     let mut sum = Summary::default();
     loop {
-        let Purged { receipts, events } = buffer.purge(cutoff_ms, STEP).await?;
+        let Purged {
+            receipts,
+            events,
+            scrubbed,
+        } = buffer.purge(cutoff_ms, STEP).await?;
         sum.receipts += receipts;
         sum.events += events;
-        if receipts < STEP && events < STEP {
+        sum.scrubbed += scrubbed;
+        if receipts < STEP && events < STEP && scrubbed < STEP {
             break;
         }
         tokio::task::yield_now().await;
@@ -63,6 +70,7 @@ pub async fn purge_once(buffer: &Buffer, r: &Retention, now_ms: i64) -> Result<S
             "receipts": sum.receipts,
             "events": sum.events,
             "slip_days": sum.slip_days,
+            "personal_data_removed": sum.scrubbed,
             "older_than": crate::time::rfc3339(cutoff_ms),
         });
         buffer

@@ -165,7 +165,7 @@ async fn sigkill_during_a_manual_dlq_retry_leaves_each_entry_either_retried_or_s
         "--listen",
         &listen,
         "--admin-token",
-        "crash-admin",
+        "crash-admin-token-0123456789abcdef-0123",
     ];
     let client = reqwest::Client::new();
     let mut kills = 0;
@@ -192,7 +192,7 @@ async fn sigkill_during_a_manual_dlq_retry_leaves_each_entry_either_retried_or_s
     for delay_ms in [0u64, 2, 5, 20] {
         let retry = client
             .post(format!("{base}/v1/kkt/dlq/retry"))
-            .bearer_auth("crash-admin")
+            .bearer_auth("crash-admin-token-0123456789abcdef-0123")
             .send();
         let retry = tokio::spawn(retry);
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
@@ -223,7 +223,7 @@ async fn sigkill_during_a_manual_dlq_retry_leaves_each_entry_either_retried_or_s
     // Whatever is left is retried now; everything is delivered once.
     let r = client
         .post(format!("{base}/v1/kkt/dlq/retry"))
-        .bearer_auth("crash-admin")
+        .bearer_auth("crash-admin-token-0123456789abcdef-0123")
         .send()
         .await
         .unwrap();

@@ -171,12 +171,12 @@ async fn sigkill_during_sends_loses_nothing_and_the_restart_delivers_each_receip
 #[tokio::test]
 async fn log_lines_carry_the_request_and_the_cycle_they_belong_to() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &["--admin-token", "span-test-token"]);
+    let d = Daemon::start(dir.path(), &["--admin-token", "span-test-token-0123456789abcdef-0123"]);
     let client = reqwest::Client::new();
     assert_eq!(post(&client, &d.base, "span-1").await.status(), 200);
     let closed = client
         .post(format!("{}/v1/kkt/shift/close", d.base))
-        .bearer_auth("span-test-token")
+        .bearer_auth("span-test-token-0123456789abcdef-0123")
         .send()
         .await
         .unwrap();

@@ -45,13 +45,32 @@ fn has_display() -> bool {
         || cfg!(any(target_os = "windows", target_os = "macos"))
 }
 
+/// The command line with token values masked, for messages (a shared terminal, a log).
+fn redacted(args: impl Iterator<Item = String>) -> Vec<String> {
+    const SECRET: [&str; 2] = ["--admin-token", "--pos-token"];
+    let mut out = Vec::new();
+    let mut mask_next = false;
+    for a in args {
+        if std::mem::take(&mut mask_next) {
+            out.push("***".into());
+        } else if let Some((flag, _)) = a.split_once('=').filter(|(f, _)| SECRET.contains(f)) {
+            out.push(format!("{flag}=***"));
+        } else {
+            mask_next = SECRET.contains(&a.as_str());
+            out.push(a);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
+    kkt_core::datadir::private_umask();
     let args = Args::parse();
     if !has_display() {
         eprintln!(
             "kkt-adapter: no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set).\n\
              On a server or without a desktop, run the headless daemon with the same flags:\n  kkt-adapterd {}",
-            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+            redacted(std::env::args().skip(1)).join(" ")
         );
         return ExitCode::from(2);
     }
@@ -89,5 +108,25 @@ fn main() -> ExitCode {
             eprintln!("kkt-adapter: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    #[test]
+    fn tokens_on_the_command_line_are_masked_in_messages() {
+        let args = [
+            "--admin-token",
+            "s3cret-one",
+            "--listen",
+            "0.0.0.0:8000",
+            "--pos-token=s3cret-two",
+            "--hidden",
+        ];
+        let shown = super::redacted(args.iter().map(|s| s.to_string())).join(" ");
+        assert_eq!(
+            shown,
+            "--admin-token *** --listen 0.0.0.0:8000 --pos-token=*** --hidden"
+        );
     }
 }

@@ -100,10 +100,49 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     }
 }
 
+/// The Run value as the installer writes it: the program's path in quotes, then `--hidden`.
+pub fn run_value(exe: &std::path::Path) -> String {
+    format!("\"{}\" --hidden", exe.display())
+}
+
+/// Writes (or deletes) `HKCU\Software\Microsoft\Windows\CurrentVersion\Run` value `KKT Adapter`.
+#[cfg(windows)]
+fn run_key(enabled: bool) -> std::io::Result<()> {
+    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
+    use windows_sys::Win32::System::Registry::{HKEY_CURRENT_USER, REG_SZ, RegDeleteKeyValueW, RegSetKeyValueW};
+    let wide = |s: &str| s.encode_utf16().chain(std::iter::once(0)).collect::<Vec<u16>>();
+    let key = wide("Software\\Microsoft\\Windows\\CurrentVersion\\Run");
+    let name = wide("KKT Adapter");
+    // SAFETY: the key, name and data are NUL-terminated UTF-16 buffers that outlive the calls.
+    let status = unsafe {
+        if enabled {
+            let data = wide(&run_value(&std::env::current_exe()?));
+            RegSetKeyValueW(
+                HKEY_CURRENT_USER,
+                key.as_ptr(),
+                name.as_ptr(),
+                REG_SZ,
+                data.as_ptr().cast(),
+                (data.len() * 2) as u32,
+            )
+        } else {
+            match RegDeleteKeyValueW(HKEY_CURRENT_USER, key.as_ptr(), name.as_ptr()) {
+                ERROR_FILE_NOT_FOUND => ERROR_SUCCESS,
+                other => other,
+            }
+        }
+    };
+    if status == ERROR_SUCCESS {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(status as i32))
+    }
+}
+
 /// Makes start-on-login match `[desktop] autostart`: `true` turns it on, `false` off, unset
 /// leaves it as it is (as the Windows installer's "start with Windows" box or the user left it).
-/// Linux desktops: an XDG autostart entry. Windows: the user's `Run` registry key, through
-/// `tauri-plugin-autostart` (the value is named after the product, as the installer writes it).
+/// Linux desktops: an XDG autostart entry. Windows: the user's `Run` registry key, value
+/// `KKT Adapter` = [`run_value`] (quoted, as the installer writes it).
 fn apply_autostart<R: Runtime>(app: &AppHandle<R>, wanted: Option<bool>) {
     let Some(enabled) = wanted else { return };
     #[cfg(target_os = "linux")]
@@ -137,10 +176,8 @@ fn apply_autostart<R: Runtime>(app: &AppHandle<R>, wanted: Option<bool>) {
     }
     #[cfg(windows)]
     {
-        use tauri_plugin_autostart::ManagerExt;
-        let launcher = app.autolaunch();
-        let result = if enabled { launcher.enable() } else { launcher.disable() };
-        if let Err(e) = result {
+        let _ = app;
+        if let Err(e) = run_key(enabled) {
             tracing::warn!(error = %e, enabled, "cannot update the Windows autostart (Run) entry");
         }
     }
@@ -189,11 +226,6 @@ pub fn run_app<R: Runtime>(
     let signals = Mutex::new(Some(signals));
     builder
         .setup(move |app| {
-            #[cfg(windows)]
-            app.handle().plugin(tauri_plugin_autostart::init(
-                tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-                Some(vec!["--hidden"]),
-            ))?;
             let signals = signals
                 .lock()
                 .ok()

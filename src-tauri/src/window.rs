@@ -7,10 +7,14 @@
 //! webview: "Open window" starts this program again in window mode, and that process exits
 //! when its window closes, taking all of it along.
 //!
-//! The tray process talks to it over the child's stdin: a line `focus` brings the window
-//! forward (a second "Open window"); end of input (the tray quit or died) closes it. The admin
-//! token comes in the environment (`KKT_WINDOW_TOKEN`), never on the command line, where other
-//! users could read it.
+//! The tray process talks to it over the child's stdin: the first line is the admin token (never
+//! on the command line or in the environment, where other processes of the user — WebKit's own
+//! children among them — could read it); then a line `focus` brings the window forward (a
+//! second "Open window"); end of input (the tray quit or died) closes it.
+//!
+//! The page gets the token from an initialization script that sets it only on the adapter's own
+//! origin (init scripts run on every navigation), and the window refuses to navigate anywhere
+//! else: no URL fragment, no web storage (SECURITY.md "The page and the window").
 //!
 //! `--window-in-process` keeps the old arrangement (the window inside the tray process) for
 //! WebDriver automation, which drives the webview of the process it launched.
@@ -20,19 +24,36 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
-pub const TOKEN_ENV: &str = "KKT_WINDOW_TOKEN";
 pub const LABEL: &str = "main";
 
+/// The script that hands the token to the page: on the adapter's own origin only, as a
+/// read-only property (nothing else the window might show gets it).
+pub fn token_script(origin: &str, token: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "if (window.location.origin === {origin}) {{ Object.defineProperty(window, \"__KKT_ADMIN_TOKEN__\", \
+         {{ value: {token}, writable: false, configurable: false }}); }}",
+        origin = serde_json::to_string(origin)?,
+        token = serde_json::to_string(token)?,
+    ))
+}
+
 /// Builds the window at `url` (the API's `/ui/`), handing the admin token to the page before it
-/// loads, so nobody has to type it.
+/// loads, so nobody has to type it. Navigation away from the adapter's origin is refused.
 pub fn build<R: Runtime>(app: &AppHandle<R>, url: &str, token: &str) -> anyhow::Result<()> {
-    // The token rides in the fragment (the page keeps it for the session) and in an init script.
-    let url = format!("{url}#token={token}").parse()?;
-    let token = serde_json::to_string(token)?;
+    let url: tauri::Url = url.parse()?;
+    let origin = url.origin();
+    let script = token_script(&origin.ascii_serialization(), token)?;
     WebviewWindowBuilder::new(app, LABEL, WebviewUrl::External(url))
         .title("KKT Adapter")
         .inner_size(1100.0, 860.0)
-        .initialization_script(format!("window.__KKT_ADMIN_TOKEN__ = {token};"))
+        .initialization_script(script)
+        .on_navigation(move |to| {
+            let ok = to.origin() == origin;
+            if !ok {
+                tracing::warn!(url = %to, "the window refused to leave the adapter's page");
+            }
+            ok
+        })
         .build()?;
     Ok(())
 }
@@ -52,7 +73,9 @@ pub fn focus<R: Runtime>(app: &AppHandle<R>) -> bool {
 
 /// Window mode: one window, no tray, no core; exits when the window closes or the tray goes.
 pub fn run(context: tauri::Context<tauri::Wry>, url: String) -> anyhow::Result<u8> {
-    let token = std::env::var(TOKEN_ENV).unwrap_or_default();
+    let mut token = String::new();
+    std::io::stdin().lock().read_line(&mut token)?;
+    let token = token.trim().to_string();
     let app = tauri::Builder::default()
         .setup(move |app| {
             build(app.handle(), &url, &token)?;
@@ -126,10 +149,14 @@ impl WindowProcess {
 fn spawn(url: &str, token: &str) -> std::io::Result<Child> {
     let exe = std::env::current_exe()?;
     tracing::info!(exe = %exe.display(), "starting the window process");
-    Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("--window-url")
         .arg(url)
-        .env(TOKEN_ENV, token)
         .stdin(Stdio::piped())
-        .spawn()
+        .spawn()?;
+    if let Some(stdin) = child.stdin.as_mut() {
+        writeln!(stdin, "{token}")?;
+        stdin.flush()?;
+    }
+    Ok(child)
 }

@@ -91,8 +91,8 @@ def test_deb(work):
           and st.st_uid == 0 and grp.getgrgid(st.st_gid).gr_name == "kkt-adapter", oct(st.st_mode))
     token_before = open(token).read()
     st = os.stat("/var/lib/kkt-adapter")
-    check("the state directory /var/lib/kkt-adapter belongs to the service user, mode 0750",
-          st.st_uid == user.pw_uid and stat.S_IMODE(st.st_mode) == 0o750, oct(st.st_mode))
+    check("the state directory /var/lib/kkt-adapter belongs to the service user, mode 0700",
+          st.st_uid == user.pw_uid and stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode))
     check("the unit is installed and not enabled",
           os.path.isfile("/lib/systemd/system/kkt-adapterd.service")
           and not os.path.exists("/etc/systemd/system/multi-user.target.wants/kkt-adapterd.service"))

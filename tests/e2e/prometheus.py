@@ -52,7 +52,7 @@ def main():
         open(cfg, "w").write("[kkt]\nwrite_slips = false\n")
         procs.append(subprocess.Popen([os.path.join(BIN, "kkt-adapterd"), "--data-dir", data, "--config", cfg,
                                        "--listen", f"127.0.0.1:{api_port}", "--ofd-url", f"http://127.0.0.1:{ofd_port}",
-                                       "--admin-token", "prom"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                       "--admin-token", "prom-admin-token-0123456789abcdef-012"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         api = f"http://127.0.0.1:{api_port}"
         wait("kkt-adapterd", lambda: get(f"{api}/v1/health"))
 

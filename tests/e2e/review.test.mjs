@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { chromium } from "playwright-core";
 import { BIN, ROOT, OUT, run, freePort, waitFor, CHROMIUM_FLAGS } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token";
+const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
 const COFFEE = { pos_id: "POS-A", type: "sale", items: [{ name: "Кофе", price: 150, qty: 1 }], payments: [{ type: "cash", amount: 150 }] };
 let browser;
 

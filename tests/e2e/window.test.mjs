@@ -11,7 +11,7 @@ import { chromium } from "playwright-core";
 import jsQR from "jsqr";
 import { OUT, waitFor, startMockOfd, startDaemon, CHROMIUM_FLAGS } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token";
+const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
 let browser;
 
 before(async () => {

@@ -24,7 +24,7 @@ from checks import BIN, ROOT, SEED, check, finish, free_port, keep_if_failed, re
 
 WIN_BIN = os.environ.get("KKT_WIN_BIN_DIR", os.path.join(ROOT, "dist", "windows"))
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
-ADMIN = "wine-test-admin-token"
+ADMIN = "wine-test-admin-token-0123456789abcdef"
 
 
 def winpath(path):

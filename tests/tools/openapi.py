@@ -203,6 +203,24 @@ spec = {
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
   },
 }
+# Who reads what (SECURITY.md): the personal-data reads take the admin or the read token; the
+# tills' calls a POS token (or none on loopback with the defaults).
+spec["components"]["securitySchemes"].update({
+    "readToken": {"type": "http", "scheme": "bearer", "description": "[http] read_token: every read, no change"},
+    "posToken": {"type": "http", "scheme": "bearer", "description": "[http] pos_token or a till's own [http.pos_tokens] entry"},
+})
+READ = [{"adminToken": []}, {"readToken": []}]
+for path in ["/v1/kkt/receipt/{receipt_id}/slip", "/v1/kkt/receipt/{receipt_id}/qr.svg", "/v1/kkt/receipts",
+             "/v1/kkt/receipts.csv", "/v1/kkt/dlq.csv", "/v1/kkt/buffer/events", "/v1/kkt/dlq", "/v1/kkt/review"]:
+    spec["paths"][path]["get"]["security"] = READ
+    spec["paths"][path]["get"]["responses"]["401"] = err("Neither the admin nor the read token")
+spec["paths"]["/v1/kkt/receipt"]["post"]["security"] = [{"posToken": []}, {"adminToken": []}, {}]
+spec["paths"]["/v1/kkt/receipt"]["post"]["responses"]["403"] = err("pos_id_mismatch: a till's own token posting another till's pos_id")
+spec["paths"]["/v1/kkt/receipt/{receipt_id}"]["get"]["security"] = [{"adminToken": []}, {"readToken": []}, {"posToken": []}, {}]
+spec["paths"]["/v1/kkt/pos-token"] = {"get": {"summary": "The shared POS token for the tills' set-up, whether intake needs one, and the tills with their own token",
+  "security": ADMIN, "responses": {"200": ok({"type": "object", "properties": {
+    "required": {"type": "boolean"}, "shared": {"type": "string", "nullable": True},
+    "tills": {"type": "array", "items": {"type": "string"}}}})}}}
 out = pathlib.Path(__file__).resolve().parents[2] / "core" / "openapi.json"
 out.write_text(json.dumps(spec, indent=1, ensure_ascii=False) + "\n")
 print(f"wrote {out}")

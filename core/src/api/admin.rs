@@ -1,5 +1,5 @@
-//! Admin endpoints (behind the admin-token layer of `api::router`): manual sync and dead-letter
-//! retries; and the DLQ listing, which the POS token may read too.
+//! Admin endpoints (behind the admin-token layer of `api::router`): manual sync, dead-letter
+//! retries and the POS token for the tills' set-up; and the DLQ listing (admin or read token).
 
 use super::{ApiError, AppState};
 use crate::worker::{CycleReport, SyncTicket};
@@ -131,4 +131,26 @@ pub async fn dlq_retry_all(State(state): State<AppState>) -> Result<Response, Ap
         receipt_ids: ids,
     })
     .into_response())
+}
+
+#[derive(Serialize)]
+struct PosTokens {
+    /// Intake needs a POS token on loopback too (LAN mode or `require_pos_token`).
+    required: bool,
+    /// The shared POS token, to enter in the POS software's settings.
+    shared: Option<String>,
+    /// The tills that have a token of their own (their tokens are in the config file).
+    tills: Vec<String>,
+}
+
+/// `GET /v1/kkt/pos-token` (admin): what the window shows for the tills' set-up.
+pub async fn pos_token(State(state): State<AppState>) -> Response {
+    use secrecy::ExposeSecret;
+    let a = &state.access;
+    Json(PosTokens {
+        required: a.pos_token_required,
+        shared: a.pos_shared.as_ref().map(|t| t.expose_secret().to_string()),
+        tills: a.pos_tills.iter().map(|(p, _)| p.clone()).collect(),
+    })
+    .into_response()
 }

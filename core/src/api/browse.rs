@@ -153,6 +153,17 @@ fn rubles(k: Kopecks) -> String {
     k.to_decimal_string().replace('.', ",")
 }
 
+/// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab, carriage return
+/// first: OWASP "CSV Injection") gets a leading `'`, which makes it text: a till's `pos_id` or
+/// an OFD's error text `=HYPERLINK(…)` is shown, never run, when the accountant opens the file.
+pub(super) fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 fn csv_response(name: &str, rows: Vec<Vec<String>>) -> Result<Response, ApiError> {
     let mut out = csv::WriterBuilder::new()
         .delimiter(b';')
@@ -162,7 +173,8 @@ fn csv_response(name: &str, rows: Vec<Vec<String>>) -> Result<Response, ApiError
         ApiError::Internal
     };
     for row in rows {
-        out.write_record(&row).map_err(|e| failed(&e))?;
+        out.write_record(row.iter().map(|cell| neutralized(cell).into_owned()))
+            .map_err(|e| failed(&e))?;
     }
     let bytes = out.into_inner().map_err(|e| failed(&e))?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
@@ -292,4 +304,17 @@ pub async fn day_csv(
         ]);
     }
     csv_response(&format!("kkt-receipts-{day}.csv"), rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formula_cells_are_made_text_and_others_left_alone() {
+        for bad in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(super::neutralized(bad), format!("'{bad}"));
+        }
+        for good in ["POS-001", "100,00", "", "a=b", "ФД №"] {
+            assert_eq!(super::neutralized(good), good);
+        }
+    }
 }

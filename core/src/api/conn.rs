@@ -1,4 +1,4 @@
-//! The API's TCP listener. HTTP-level errors (a header block over hyper's limit → 431, a request
+//! The API's connections (`serve.rs` accepts them). HTTP-level errors (a header block over hyper's limit → 431, a request
 //! that is not HTTP → 400) are answered by hyper itself, before any handler runs, with an empty
 //! body. The contract promises the JSON error body for every error, so each connection's writes
 //! are watched: an answer head with a 4xx status and `content-length: 0` — which only hyper
@@ -15,13 +15,10 @@
 //! changes how it writes fails those tests instead of silently sending empty bodies.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-
-pub struct Listener(pub TcpListener);
+use tokio::net::TcpStream;
 
 /// Note: `Conn` keeps `is_write_vectored() == false` on purpose; hyper then flattens every answer
 /// into `poll_write`, which is where heads are inspected. Forwarding vectored writes would
@@ -31,6 +28,15 @@ pub struct Conn {
     /// A replacement answer being written, how much of it has gone out, and the length of the
     /// original head it stands for (reported as written once the replacement is out).
     replacing: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            replacing: None,
+        }
+    }
 }
 
 /// The JSON answer for a bodiless 4xx answer head, or `None` to pass `head` through.
@@ -109,37 +115,6 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-impl axum::serve::Listener for Listener {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        Conn {
-                            stream,
-                            replacing: None,
-                        },
-                        addr,
-                    );
-                }
-                // Out of file descriptors and the like: wait instead of spinning.
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
     }
 }
 

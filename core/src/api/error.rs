@@ -16,6 +16,14 @@ pub enum ApiError {
     IdempotencyInProgress,
     UnsupportedMediaType,
     PayloadTooLarge,
+    /// This address sent too many wrong tokens lately (guards::THROTTLE_AFTER a minute).
+    TooManyAuthFailures {
+        retry_after_secs: u64,
+    },
+    /// A till's own token posting or reading another till's receipt.
+    NotYourTill,
+    /// The request body did not arrive within `[http] body_timeout_secs` (api/serve.rs).
+    RequestTimeout,
     BufferFull {
         retry_after_secs: u64,
     },
@@ -179,6 +187,21 @@ impl ApiError {
                 "payload_too_large",
                 "the body is over 1 MiB".into(),
             ),
+            TooManyAuthFailures { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_auth_failures",
+                "too many wrong tokens from this address: wait and check the token".into(),
+            ),
+            NotYourTill => (
+                StatusCode::FORBIDDEN,
+                "pos_id_mismatch",
+                "this till's token may post only receipts with its own pos_id".into(),
+            ),
+            RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time; send it again".into(),
+            ),
             BufferFull { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "buffer_full",
@@ -207,7 +230,7 @@ impl ApiError {
             Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "this call needs Authorization: Bearer <admin token>".into(),
+                "this call needs Authorization: Bearer <admin token> (reads: or the read token)".into(),
             ),
             PosUnauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -253,7 +276,7 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::to_vec(&Body { code, message, details }).unwrap_or_default();
         let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        if let ApiError::BufferFull { retry_after_secs } = self
+        if let ApiError::BufferFull { retry_after_secs } | ApiError::TooManyAuthFailures { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

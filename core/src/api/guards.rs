@@ -1,6 +1,8 @@
 //! Local-security guards, each a layer: the `Host` check against DNS rebinding and refusal of
-//! foreign browser origins (every route), the POS token (the tills' routes, LAN mode), the
-//! admin bearer token (the operator's routes); and JSON answers for unknown routes and methods.
+//! foreign browser origins (every route), who is calling (`identify`, with wrong tokens
+//! throttled per address), then one guard per audience — public reads, the tills' intake,
+//! personal-data reads (admin or read token), the operator's changes (admin token); and JSON
+//! answers for unknown routes and methods. SECURITY.md "Who reads what" is the table.
 
 use super::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -45,35 +47,63 @@ fn is_allowed_host(state: &AppState, host: &str) -> bool {
     is_known_host(state, &h) || (state.local_addr.ip().is_unspecified() && h.parse::<std::net::IpAddr>().is_ok())
 }
 
-/// A page `Origin` allowed to call: a known host, or exactly the host the request is addressed
-/// to (the page this server itself served, opened by an address in LAN mode).
-fn is_allowed_origin(state: &AppState, origin_host: &str, request_host: Option<&str>) -> bool {
-    let o = normalize(origin_host);
-    is_known_host(state, &o) || request_host.is_some_and(|h| normalize(h) == o && is_allowed_host(state, h))
+/// The peer's address, put on every request by the accept loop (`serve.rs`). A request without
+/// one (a test calling the router directly) counts as from loopback.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+fn from_loopback(request: &Request) -> bool {
+    request
+        .extensions()
+        .get::<Peer>()
+        .is_none_or(|p| p.0.ip().is_loopback() || p.0.ip().to_canonical().is_loopback())
 }
 
-/// Refuses requests addressed to a foreign host name (DNS rebinding) or sent by a page of a
-/// foreign origin. Requests without an `Origin` (POS software, curl) pass the origin check.
+/// An `Origin` (`scheme://host[:port]`) split into its parts, the port defaulted by scheme.
+fn origin_parts(origin: &str) -> Option<(String, String, u16)> {
+    let (scheme, authority) = origin.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    if authority.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let host = normalize(host_name(authority));
+    let port = match authority.rsplit_once(':') {
+        Some((_, p)) if !authority.ends_with(']') => p.parse().ok()?,
+        _ => default,
+    };
+    Some((scheme, host, port))
+}
+
+/// A page `Origin` allowed to call: exactly this server's own (`http`, this port), by a known
+/// name or by the address the request was sent to. A page on another local port (another web
+/// server on this PC) or over another scheme is foreign.
+fn is_allowed_origin(state: &AppState, origin: &str, request_host: &str) -> bool {
+    let Some((scheme, host, port)) = origin_parts(origin) else {
+        return false;
+    };
+    scheme == "http"
+        && port == state.local_addr.port()
+        && (is_known_host(state, &host) || (normalize(request_host) == host && is_allowed_host(state, request_host)))
+}
+
+/// Refuses requests addressed to a foreign host name (DNS rebinding) or none at all, and those
+/// sent by a page of a foreign origin (scheme, host and port compared). Requests without an
+/// `Origin` (POS software, curl) pass the origin check.
 pub async fn local_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if let Some(host) = headers.get(header::HOST) {
-        let ok = host
-            .to_str()
-            .map(|h| is_allowed_host(&state, host_name(h)))
-            .unwrap_or(false);
-        if !ok {
-            return ApiError::Forbidden("requests must be addressed to a loopback or configured host name")
-                .into_response();
-        }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_name) else {
+        return ApiError::Forbidden("requests must carry a Host header naming this adapter").into_response();
+    };
+    if !is_allowed_host(&state, host) {
+        return ApiError::Forbidden("requests must be addressed to a loopback or configured host name").into_response();
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let request_host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_name);
-        let ok = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.split_once("://"))
-            .map(|(_, authority)| is_allowed_origin(&state, host_name(authority), request_host))
-            .unwrap_or(false);
+        let ok = origin.to_str().is_ok_and(|o| is_allowed_origin(&state, o, host));
         if !ok {
             return ApiError::Forbidden("cross-origin requests are not allowed").into_response();
         }
@@ -99,25 +129,174 @@ fn same_token(given: &str, expected: &str) -> bool {
     diff == 0
 }
 
-/// The admin routes' layer: `Authorization: Bearer <admin token>`, compared in constant time.
-pub async fn admin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let admitted = bearer(request.headers()).is_some_and(|given| same_token(given, state.admin_token.expose_secret()));
-    if !admitted {
+/// Who is calling, from the bearer token (SECURITY.md "Who reads what").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token: everything.
+    Admin,
+    /// `[http] read_token`: every read, no change.
+    Reader,
+    /// A POS token: `Some(pos_id)` for a till's own token (`[http.pos_tokens]`), `None` for
+    /// the shared `pos_token`, which cannot tell tills apart.
+    Till(Option<String>),
+    /// No token.
+    Anonymous,
+}
+
+/// The tokens and what they open, and the count of wrong tokens per address.
+pub struct Access {
+    pub read: Option<secrecy::SecretString>,
+    pub pos_shared: Option<secrecy::SecretString>,
+    pub pos_tills: Vec<(String, secrecy::SecretString)>,
+    /// Intake needs a POS token from loopback too (`[http] require_pos_token`, or any POS token
+    /// configured: LAN mode).
+    pub pos_token_required: bool,
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+/// Wrong tokens one address may send in [`THROTTLE_WINDOW`] before its token-bearing requests
+/// are refused with 429 for the rest of the window.
+pub const THROTTLE_AFTER: u32 = 10;
+pub const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Access {
+    pub fn new(
+        read: Option<secrecy::SecretString>,
+        pos_shared: Option<secrecy::SecretString>,
+        pos_tills: Vec<(String, secrecy::SecretString)>,
+        pos_token_required: bool,
+    ) -> Access {
+        let pos_token_required = pos_token_required || pos_shared.is_some() || !pos_tills.is_empty();
+        Access {
+            read,
+            pos_shared,
+            pos_tills,
+            pos_token_required,
+            failures: Default::default(),
+        }
+    }
+
+    /// An address that sent too many wrong tokens lately: seconds until it may try again.
+    /// Loopback is never throttled: every program on this PC shares 127.0.0.1, so one of them
+    /// could otherwise lock the manager's window out; guessing a 32-character token from there
+    /// is no more feasible than from anywhere (the attempts are logged).
+    fn throttled(&self, ip: std::net::IpAddr) -> Option<u64> {
+        if ip.is_loopback() || ip.to_canonical().is_loopback() {
+            return None;
+        }
+        let map = self.failures.lock().ok()?;
+        let (count, since) = map.get(&ip)?;
+        let left = THROTTLE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= THROTTLE_AFTER).then(|| left.as_secs().max(1))
+    }
+
+    fn failed(&self, ip: std::net::IpAddr) {
+        if let Ok(mut map) = self.failures.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
+            }
+            let entry = map.entry(ip).or_insert((0, std::time::Instant::now()));
+            if entry.1.elapsed() >= THROTTLE_WINDOW {
+                *entry = (0, std::time::Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+}
+
+/// Every route's first layer after the host check: who is calling (a [`Caller`] extension).
+/// A token that matches none is a failure counted against the address; past
+/// [`THROTTLE_AFTER`] in a minute, that address's token-bearing requests get 429.
+pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let ip = request
+        .extensions()
+        .get::<Peer>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0.ip());
+    let caller = match bearer(request.headers()) {
+        None => Caller::Anonymous,
+        Some(given) => {
+            if let Some(wait) = state.access.throttled(ip) {
+                return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
+            }
+            let a = &state.access;
+            let till = a.pos_tills.iter().find(|(_, t)| same_token(given, t.expose_secret()));
+            if same_token(given, state.admin_token.expose_secret()) {
+                Caller::Admin
+            } else if a.read.as_ref().is_some_and(|t| same_token(given, t.expose_secret())) {
+                Caller::Reader
+            } else if let Some((pos, _)) = till {
+                Caller::Till(Some(pos.clone()))
+            } else if a
+                .pos_shared
+                .as_ref()
+                .is_some_and(|t| same_token(given, t.expose_secret()))
+            {
+                Caller::Till(None)
+            } else {
+                a.failed(ip);
+                tracing::warn!(peer = %ip, "a request with a token that matches none");
+                return ApiError::Unauthorized.into_response();
+            }
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn caller(request: &Request) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous)
+}
+
+/// The public reads (status, shift, the window's files): anyone on loopback; from the network
+/// any token of ours (LAN mode: only health and metrics are open to the network).
+pub async fn public(request: Request, next: Next) -> Response {
+    if !from_loopback(&request) && caller(&request) == Caller::Anonymous {
         return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
 }
 
-/// The tills' routes' layer: with a POS token configured (LAN mode), `Authorization: Bearer
-/// <POS token>` (or the admin token); on loopback without one, open.
+/// Whether a caller may post receipts (and see a receipt's till view) on this request.
+pub fn may_use_intake(state: &AppState, request: &Request) -> bool {
+    match caller(request) {
+        Caller::Admin | Caller::Till(_) => true,
+        Caller::Reader => false,
+        Caller::Anonymous => from_loopback(request) && !state.access.pos_token_required,
+    }
+}
+
+/// The tills' routes' layer: a POS token (or the admin token) unless intake is open here —
+/// loopback with no POS token configured or required. The read token may look a receipt up but
+/// not post one.
 pub async fn pos_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(expected) = &state.pos_token {
-        let admitted = bearer(request.headers()).is_some_and(|given| {
-            same_token(given, expected.expose_secret()) || same_token(given, state.admin_token.expose_secret())
-        });
-        if !admitted {
-            return ApiError::PosUnauthorized.into_response();
-        }
+    let reading = request.method() == axum::http::Method::GET;
+    let admitted = may_use_intake(&state, &request) || (reading && caller(&request) == Caller::Reader);
+    if !admitted {
+        return match caller(&request) {
+            Caller::Reader => ApiError::Forbidden("the read token cannot post receipts").into_response(),
+            _ => ApiError::PosUnauthorized.into_response(),
+        };
+    }
+    next.run(request).await
+}
+
+/// What names customers, cashiers and every till's sales (receipt search, slips, QR codes, the
+/// CSVs, events, the DLQ and review lists): the admin or the read token.
+pub async fn readers_only(request: Request, next: Next) -> Response {
+    if !matches!(caller(&request), Caller::Admin | Caller::Reader) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+/// The admin routes' layer: the admin token.
+pub async fn admin_only(request: Request, next: Next) -> Response {
+    if caller(&request) != Caller::Admin {
+        return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
 }
@@ -132,7 +311,24 @@ pub async fn method_not_allowed() -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::host_name;
+    use super::{host_name, origin_parts};
+
+    #[test]
+    fn origins_are_split_into_scheme_host_and_port() {
+        assert_eq!(
+            origin_parts("http://127.0.0.1:8000"),
+            Some(("http".into(), "127.0.0.1".into(), 8000))
+        );
+        assert_eq!(
+            origin_parts("http://LocalHost"),
+            Some(("http".into(), "localhost".into(), 80))
+        );
+        assert_eq!(origin_parts("https://[::1]"), Some(("https".into(), "::1".into(), 443)));
+        assert_eq!(origin_parts("http://[::1]:9"), Some(("http".into(), "::1".into(), 9)));
+        assert_eq!(origin_parts("null"), None);
+        assert_eq!(origin_parts("file://x"), None);
+        assert_eq!(origin_parts("http://a@127.0.0.1:8000"), None);
+    }
 
     #[test]
     fn host_names_are_cut_from_their_port() {

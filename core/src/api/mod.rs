@@ -5,15 +5,18 @@ pub mod answers;
 mod browse;
 pub mod conn;
 mod error;
-mod guards;
+pub mod guards;
+mod headers;
 mod receipts;
 mod review;
+pub mod serve;
 mod shift;
 mod status;
 mod telemetry;
 mod ui;
 
 pub use error::ApiError;
+pub use guards::{Access, Caller, Peer};
 
 use crate::buffer::Buffer;
 use crate::counters::Metrics;
@@ -34,8 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Stays a secret type until it is compared (`guards`): `Debug` prints `***`.
     pub admin_token: Arc<secrecy::SecretString>,
-    /// When set, receipt intake and lookup need `Authorization: Bearer <pos token>` (LAN mode).
-    pub pos_token: Option<Arc<secrecy::SecretString>>,
+    /// The other tokens (read, POS) and what they open; wrong tokens counted per address.
+    pub access: Arc<guards::Access>,
     /// Host names accepted besides loopback names (DNS-rebinding guard).
     pub allowed_hosts: Arc<[String]>,
     /// The address the API is bound to (its IP is an accepted Host too).
@@ -54,28 +57,38 @@ pub struct AppState {
 }
 
 /// The whole API as a router, without serving it (tests call it directly or over a socket):
-/// one router per audience, each guard a layer — the public reads, the tills' calls (the POS
-/// token in LAN mode), the operator's changes (the admin token) — behind the local-security
-/// layer and a request span.
+/// one router per audience, each guard a layer — open to all (health, metrics), the public
+/// reads, the tills' calls, the personal-data reads (admin or read token), the operator's
+/// changes (the admin token) — behind who-is-calling, the local-security layer, the security
+/// headers and a request span. SECURITY.md "Who reads what" is the table.
 pub fn router(state: AppState) -> Router {
-    use axum::middleware::from_fn_with_state as guard;
+    use axum::middleware::{from_fn, from_fn_with_state as guard};
     Router::new()
-        .merge(public())
+        .merge(open())
+        .merge(public().route_layer(from_fn(guards::public)))
         .merge(pos().route_layer(guard(state.clone(), guards::pos_only)))
-        .merge(admin().route_layer(guard(state.clone(), guards::admin_only)))
+        .merge(readers().route_layer(from_fn(guards::readers_only)))
+        .merge(admin().route_layer(from_fn(guards::admin_only)))
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed)
+        .layer(guard(state.clone(), guards::identify))
         .layer(guard(state.clone(), guards::local_only))
+        .layer(from_fn(headers::secure))
         .layer(axum::middleware::from_fn(telemetry::request_span))
         .with_state(state)
 }
 
-/// What anyone on the machine (or, in LAN mode, the network) may read: health, metrics, the
-/// status, the shift, the 24-hour activity, the window's files, the OpenAPI spec.
-fn public() -> Router<AppState> {
+/// What anyone may read, from the network too: health and metrics (counts, no receipts).
+fn open() -> Router<AppState> {
     Router::new()
         .route("/v1/health", get(status::health))
         .route("/metrics", get(status::metrics))
+}
+
+/// What anyone on the machine may read (from the network: any token of ours): the status, the
+/// shift, the 24-hour activity, the window's files, the OpenAPI spec.
+fn public() -> Router<AppState> {
+    Router::new()
         .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/worker/status", get(status::worker_status))
         .route("/v1/kkt/shift", get(shift::show))
@@ -88,11 +101,17 @@ fn public() -> Router<AppState> {
         .route("/ui/locales/{file}", get(ui::locale))
 }
 
-/// The tills' calls: receipts and what is read about them (the POS token in LAN mode).
+/// The tills' calls: a receipt in, and a receipt's state back (a till's own token sees only its
+/// own receipts; without one, the view leaves out personal data).
 fn pos() -> Router<AppState> {
     Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
+}
+
+/// What names customers, cashiers and every till's sales: the admin or the read token.
+fn readers() -> Router<AppState> {
+    Router::new()
         .route("/v1/kkt/receipt/{receipt_id}/slip", get(browse::slip))
         .route("/v1/kkt/receipt/{receipt_id}/qr.svg", get(browse::qr))
         .route("/v1/kkt/receipts", get(browse::search))
@@ -111,4 +130,5 @@ fn admin() -> Router<AppState> {
         .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
         .route("/v1/kkt/shift/close", post(shift::close))
         .route("/v1/kkt/receipt/{receipt_id}/resolve", post(review::resolve))
+        .route("/v1/kkt/pos-token", get(admin::pos_token))
 }

@@ -1,9 +1,10 @@
 //! `POST /v1/kkt/receipt` (Phase 1) and `GET /v1/kkt/receipt/{id}`.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 use crate::buffer::AdmitRequest;
 use crate::counters::Intake;
 use crate::receipt::{self, Invalid};
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State, rejection::PathRejection};
@@ -46,8 +47,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match admit(&state, &headers, body).await {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let till = match caller.map(|c| c.0) {
+        Some(Caller::Till(Some(pos))) => Some(pos),
+        _ => None,
+    };
+    match admit(&state, till.as_deref(), &headers, body).await {
         Ok(response) => response,
         Err(e) => {
             state.metrics.record_intake(Intake::Refused);
@@ -56,15 +66,23 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     }
 }
 
-async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn admit(state: &AppState, till: Option<&str>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let key = idempotency_key(headers)?;
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        // The causes, outermost first: the limit's error, or the deadline's under axum's wrappers.
+        let chain = std::iter::successors(std::error::Error::source(&e), |s| s.source());
+        let (mut too_large, mut too_slow) = (false, false);
+        for cause in chain {
+            too_large |= cause.is::<http_body_util::LengthLimitError>();
+            too_slow |= cause.is::<super::serve::BodyTooSlow>();
+        }
         if too_large {
             ApiError::PayloadTooLarge
+        } else if too_slow {
+            ApiError::RequestTimeout
         } else {
             ApiError::BadRequest(format!("cannot read the body: {e}"))
         }
@@ -73,6 +91,9 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         Invalid::Malformed(m) => ApiError::MalformedJson(m),
         Invalid::Fields(f) => ApiError::Validation(f),
     })?;
+    if till.is_some_and(|pos| pos != receipt.pos_id) {
+        return Err(ApiError::NotYourTill);
+    }
     let body_hash = hex::encode(Sha256::digest(&bytes));
     {
         let mut set = state.in_flight.lock().map_err(|_| ApiError::Internal)?;
@@ -106,8 +127,13 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
     Ok(response)
 }
 
+/// A receipt: whole for the admin and read tokens and for its own till's token; another till's
+/// receipt is "not found" to a till's own token; for the shared POS token and an anonymous
+/// local caller (who cannot be told apart from any other till), without the personal data of
+/// the request (`customer`, `cashier`).
 pub async fn show(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     // A path segment that is not UTF-8 names nothing here.
@@ -115,6 +141,22 @@ pub async fn show(
     if id.len() > 64 {
         return Err(ApiError::NotFound("receipt"));
     }
-    let view = state.buffer.receipt(id).await?.ok_or(ApiError::NotFound("receipt"))?;
+    let mut view = state.buffer.receipt(id).await?.ok_or(ApiError::NotFound("receipt"))?;
+    match caller.map_or(Caller::Anonymous, |c| c.0) {
+        Caller::Admin | Caller::Reader => {}
+        Caller::Till(Some(pos)) if pos == view.pos_id => {}
+        Caller::Till(Some(_)) => return Err(ApiError::NotFound("receipt")),
+        Caller::Till(None) | Caller::Anonymous => view.request = without_personal_data(&view.request),
+    }
     Ok(Json(view).into_response())
+}
+
+/// The stored request without the customer's contact and the cashier (152-FZ personal data).
+fn without_personal_data(request: &serde_json::value::RawValue) -> Box<serde_json::value::RawValue> {
+    let mut v: serde_json::Value = serde_json::from_str(request.get()).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("customer");
+        o.remove("cashier");
+    }
+    serde_json::value::to_raw_value(&v).unwrap_or_else(|_| request.to_owned())
 }

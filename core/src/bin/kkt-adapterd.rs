@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    kkt_core::datadir::private_umask();
     let _telemetry = kkt_core::telemetry::init(None);
     let run = async {
         let signals = app::ShutdownSignals::install()?;

@@ -74,6 +74,8 @@ pub(crate) enum Command {
 pub struct Purged {
     pub receipts: usize,
     pub events: usize,
+    /// DLQ entries whose customer contact and cashier INN were removed.
+    pub scrubbed: usize,
 }
 
 /// Lifetime counters of the writer, for metrics: how well commits are grouped.

@@ -54,13 +54,31 @@ impl HttpOfd {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-        match response.text().await {
+        match capped_body(response).await {
             Ok(body) => classify(status, &body, retry_after),
             // The status arrived but the body broke off: a 2xx is still an acceptance by the OFD.
             Err(_) if (200..300).contains(&status) || status == 409 => classify(status, "", retry_after),
             Err(e) => transient(&e),
         }
     }
+}
+
+/// The most of an OFD answer read (SECURITY.md "The OFD"): what we keep of it is an excerpt
+/// for the DLQ and an `ofd_id`; an answer that never ends cannot grow the adapter's memory.
+pub const MAX_ANSWER: usize = 64 * 1024;
+
+/// The answer's body, cut at [`MAX_ANSWER`] bytes (the rest is not read; the connection is
+/// dropped with it).
+async fn capped_body(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 fn transient(e: &reqwest::Error) -> SendOutcome {

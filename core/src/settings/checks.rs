@@ -4,6 +4,7 @@
 use super::{KktDriver, Settings};
 use crate::units::DAY;
 use anyhow::bail;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 impl Settings {
@@ -52,6 +53,10 @@ impl Settings {
         {
             bail!("config: fiscal.cashier_name must be 1–64 characters");
         }
+        let h = &mut self.http;
+        h.header_timeout = h.header_timeout.clamp(Duration::from_secs(1), Duration::from_secs(300));
+        h.body_timeout = h.body_timeout.clamp(Duration::from_secs(1), Duration::from_secs(300));
+        h.max_connections = h.max_connections.max(8);
         let s = &mut self.sync;
         s.interval = s.interval.max(Duration::from_millis(10));
         s.batch_size = s.batch_size.max(1);
@@ -60,8 +65,55 @@ impl Settings {
         let b = &mut self.breaker;
         b.failure_threshold = b.failure_threshold.max(1);
         b.half_open_successes = b.half_open_successes.max(1);
-        self.check_lan_mode()?;
+        self.check_security()?;
         Ok(self)
+    }
+
+    /// What `App::build` checks of any settings, however they were made: LAN mode needs a POS
+    /// token, every token is long enough to resist guessing, the OFD is not reached in clear
+    /// text across the network (SECURITY.md "Tokens", "The OFD").
+    pub fn check_security(&self) -> anyhow::Result<()> {
+        self.check_lan_mode()?;
+        let h = &self.http;
+        let mut tokens: Vec<(String, &SecretString)> = Vec::new();
+        if let Some(t) = &self.admin_token {
+            tokens.push((
+                "the admin token (--admin-token, KKT_ADMIN_TOKEN, admin_token)".into(),
+                t,
+            ));
+        }
+        if let Some(t) = &h.pos_token {
+            tokens.push(("http.pos_token (--pos-token, KKT_POS_TOKEN)".into(), t));
+        }
+        if let Some(t) = &h.read_token {
+            tokens.push(("http.read_token".into(), t));
+        }
+        for (pos, t) in &h.pos_tokens {
+            if pos.is_empty() || pos.chars().count() > 64 {
+                bail!("config: http.pos_tokens: the till {pos:?} is not a pos_id (1–64 characters)");
+            }
+            tokens.push((format!("http.pos_tokens.{pos:?}"), t));
+        }
+        for (name, t) in &tokens {
+            token_shape(t.expose_secret()).map_err(|why| anyhow::anyhow!("config: {name} {why}"))?;
+        }
+        for (i, (a, ta)) in tokens.iter().enumerate() {
+            for (b, tb) in &tokens[i + 1..] {
+                if ta.expose_secret() == tb.expose_secret() {
+                    bail!("config: {a} and {b} are the same token: each role needs its own");
+                }
+            }
+        }
+        if let Some(url) = &self.ofd_url
+            && url.starts_with("http://")
+            && !loopback_url(url)
+        {
+            bail!(
+                "OFD URL {url:?} is plain http:// to another machine: receipts and the OFD token would cross the \
+                 network in clear text. Use https://"
+            );
+        }
+        Ok(())
     }
 
     /// User and password come together, and never travel in clear text beyond this machine.
@@ -90,10 +142,10 @@ impl Settings {
 
     /// Refuses a non-loopback address without a POS token: anyone on the network could post receipts.
     pub fn check_lan_mode(&self) -> anyhow::Result<()> {
-        if !self.listen.ip().is_loopback() && self.http.pos_token.is_none() {
+        if !self.listen.ip().is_loopback() && !self.http.has_pos_token() {
             bail!(
                 "--listen {} is not a loopback address: other machines could post receipts. LAN mode needs a POS \
-                 token (--pos-token, KKT_POS_TOKEN or [http] pos_token in the config file) that every till sends \
+                 token (--pos-token, KKT_POS_TOKEN, [http] pos_token or one per till in [http.pos_tokens]) that every till sends \
                  as `Authorization: Bearer <token>`",
                 self.listen
             );
@@ -112,4 +164,22 @@ pub fn loopback_url(url: &str) -> bool {
         None => host.split(':').next().unwrap_or_default(),
     };
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Shortest token accepted: 32 characters (the generated admin token has 64 hex digits).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// A bearer token's shape: 32–512 visible ASCII characters (what an `Authorization` header can
+/// carry unchanged). The text says what is wrong, never the token.
+pub fn token_shape(token: &str) -> Result<(), String> {
+    if token.len() < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "is {} characters long: tokens need at least {MIN_TOKEN_CHARS} (make one with `openssl rand -hex 32`)",
+            token.chars().count()
+        ));
+    }
+    if token.len() > 512 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err("must be at most 512 visible ASCII characters (no spaces)".into());
+    }
+    Ok(())
 }

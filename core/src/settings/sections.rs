@@ -2,6 +2,7 @@
 //! `[ofd]`, `[alerts]`, `[http]`, `[desktop]`); `[sync]` and `[breaker]` are the worker's and
 //! the breaker's own policy types.
 
+use crate::api::serve::Limits;
 use crate::units::{self, DAY};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -260,13 +261,66 @@ impl Default for AlertSettings {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     /// Host names accepted besides loopback names (DNS-rebinding guard).
     pub allowed_hosts: Vec<String>,
-    /// Required bearer token for receipt intake and lookup (LAN mode).
+    /// The tills' shared bearer token (LAN mode): intake, and each receipt's till view. At least
+    /// 32 characters.
     pub pos_token: Option<SecretString>,
+    /// One token per till, `"POS-001" = "…"`: it may post only its own `pos_id`'s receipts and
+    /// read only those (docs/contract.md §1 "Who reads what").
+    pub pos_tokens: std::collections::BTreeMap<String, SecretString>,
+    /// A token that reads everything the window reads (receipts, slips, CSVs, events, DLQ) and
+    /// changes nothing: for an accountant's or a back office's scripts.
+    pub read_token: Option<SecretString>,
+    /// Intake needs a POS token on loopback too (without it a program on this PC may post).
+    pub require_pos_token: bool,
+    /// A request head must arrive within this (also how long an idle connection is kept).
+    #[serde(rename = "header_timeout_secs", with = "units::secs")]
+    pub header_timeout: Duration,
+    /// A request body must arrive within this after its head (else 408).
+    #[serde(rename = "body_timeout_secs", with = "units::secs")]
+    pub body_timeout: Duration,
+    /// Open connections at most; at the cap a new one closes the oldest idle one.
+    pub max_connections: usize,
+    /// Connections one non-loopback address may hold (0: no cap).
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let limits = Limits::default();
+        HttpSettings {
+            allowed_hosts: Vec::new(),
+            pos_token: None,
+            pos_tokens: Default::default(),
+            read_token: None,
+            require_pos_token: false,
+            header_timeout: limits.header_timeout,
+            body_timeout: limits.body_timeout,
+            max_connections: limits.max_connections,
+            max_connections_per_peer: limits.max_per_peer,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Any POS token configured (shared or per till).
+    pub fn has_pos_token(&self) -> bool {
+        self.pos_token.is_some() || !self.pos_tokens.is_empty()
+    }
+
+    /// The accept loop's policy (api/serve.rs owns the type).
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+            max_per_peer: self.max_connections_per_peer,
+        }
+    }
 }
 
 /// `[desktop]`

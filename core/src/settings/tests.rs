@@ -176,10 +176,16 @@ fn a_non_loopback_address_needs_a_pos_token() {
         Settings::resolve(flags(Some("  "))).is_err(),
         "a blank token is no token"
     );
-    let s = Settings::resolve(flags(Some("till-secret"))).unwrap();
+    let short = Settings::resolve(flags(Some("till-secret"))).unwrap_err();
+    assert!(format!("{short:#}").contains("at least 32"), "{short:#}");
+    assert!(
+        !format!("{short:#}").contains("till-secret"),
+        "the message never shows the token"
+    );
+    let s = Settings::resolve(flags(Some("till-secret-0123456789abcdef-0123456789"))).unwrap();
     assert_eq!(
         s.http.pos_token.as_ref().map(|t| t.expose_secret()),
-        Some("till-secret")
+        Some("till-secret-0123456789abcdef-0123456789")
     );
     assert_eq!(s.buffer.retention, Duration::from_secs(DAY * 3 / 2));
     assert_eq!(s.buffer.max_db_bytes, 3 << 20);
@@ -276,20 +282,27 @@ fn tokens_never_show_in_a_debug_print_of_the_settings() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "admin_token = \"adm-secret-1\"\n[ofd]\ntoken = \"ofd-secret-2\"\n",
+        "admin_token = \"adm-secret-1-0123456789abcdef-0123456789\"\n[ofd]\ntoken = \"ofd-secret-2\"\n",
     )
     .unwrap();
     let s = Settings::resolve(Flags {
         config: Some(cfg),
         data_dir: Some(dir.path().into()),
-        pos_token: Some("pos-secret-3".into()),
+        pos_token: Some("pos-secret-3-0123456789abcdef-0123456789".into()),
         ..Flags::default()
     })
     .unwrap();
     let printed = format!("{s:?}");
-    for secret in ["adm-secret-1", "ofd-secret-2", "pos-secret-3"] {
+    for secret in [
+        "adm-secret-1-0123456789abcdef-0123456789",
+        "ofd-secret-2",
+        "pos-secret-3-0123456789abcdef-0123456789",
+    ] {
         assert!(!printed.contains(secret), "{secret} leaked: {printed}");
     }
-    assert_eq!(s.admin_token.as_ref().map(|t| t.expose_secret()), Some("adm-secret-1"));
+    assert_eq!(
+        s.admin_token.as_ref().map(|t| t.expose_secret()),
+        Some("adm-secret-1-0123456789abcdef-0123456789")
+    );
     assert_eq!(s.ofd.token.as_ref().map(|t| t.expose_secret()), Some("ofd-secret-2"));
 }

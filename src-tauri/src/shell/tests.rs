@@ -75,3 +75,25 @@ fn hidden_starts_the_core_without_a_window() {
     assert!(get(&addr, "/v1/health").unwrap().starts_with("HTTP/1.1 200"));
     tauri::async_runtime::block_on(stop_core(app.handle()));
 }
+
+#[test]
+fn the_run_value_quotes_a_path_with_spaces() {
+    let exe = std::path::Path::new(r"C:\Users\Кассир\AppData\Local\Programs\KKT Adapter\kkt-adapter.exe");
+    assert_eq!(
+        super::run_value(exe),
+        r#""C:\Users\Кассир\AppData\Local\Programs\KKT Adapter\kkt-adapter.exe" --hidden"#
+    );
+}
+
+#[test]
+fn the_token_script_gives_the_token_to_the_adapters_own_origin_only() {
+    let script = crate::window::token_script("http://127.0.0.1:8000", "t\"ok").unwrap();
+    assert!(
+        script.starts_with(r#"if (window.location.origin === "http://127.0.0.1:8000") {"#),
+        "{script}"
+    );
+    assert!(
+        script.contains(r#"value: "t\"ok""#) && script.contains("writable: false"),
+        "{script}"
+    );
+}

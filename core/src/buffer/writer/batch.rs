@@ -179,7 +179,7 @@ impl Writer {
                 limit,
                 reply,
             } => {
-                let purged = self.purge(cutoff_ms, limit);
+                let purged = self.purge(cutoff_ms, limit, now_ms);
                 settle(&mut b.replies, purged, |p| Reply::Purged(reply, p))
             }
             Command::Resolve {

@@ -10,7 +10,7 @@ impl Writer {
     /// Deletes up to `limit` receipts older than `cutoff_ms` that need nothing more — synced
     /// ones (by their sync time) and ones the register refused (by their intake time) — with
     /// their events, and up to `limit` older events that belong to no receipt still held.
-    pub(super) fn purge(&mut self, cutoff_ms: i64, limit: usize) -> rusqlite::Result<Purged> {
+    pub(super) fn purge(&mut self, cutoff_ms: i64, limit: usize, now_ms: i64) -> rusqlite::Result<Purged> {
         let mut ids: Vec<String> = self
             .conn
             .prepare_cached(
@@ -59,9 +59,34 @@ impl Writer {
                     ORDER BY e.created_at LIMIT ?2)",
             )?
             .execute(params![cutoff_ms, limit as i64])?;
+        // DLQ entries stay (a person must settle them), but not the customer's contact or the
+        // cashier's INN past the retention period (152-FZ: personal data no longer needed; the
+        // FN and the OFD hold the fiscal document itself). SECURITY.md "Personal data".
+        let scrubbed: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "UPDATE receipts SET request_json = json_remove(request_json, '$.customer', '$.cashier.inn')
+                 WHERE id IN (SELECT id FROM receipts INDEXED BY receipts_dlq
+                              WHERE status = 'failed' AND dlq_moved_at < ?1
+                                AND (json_extract(request_json, '$.customer') IS NOT NULL
+                                     OR json_extract(request_json, '$.cashier.inn') IS NOT NULL)
+                              LIMIT ?2)
+                 RETURNING id",
+            )?
+            .query_map(params![cutoff_ms, limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in &scrubbed {
+            self.event(
+                crate::events::EventKind::PersonalDataRemoved,
+                Some(id),
+                serde_json::json!({"removed": ["customer", "cashier.inn"]}),
+                now_ms,
+            )?;
+        }
         Ok(Purged {
             receipts: ids.len(),
             events,
+            scrubbed: scrubbed.len(),
         })
     }
 }
