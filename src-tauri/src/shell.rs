@@ -101,6 +101,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
 }
 
 /// The Run value as the installer writes it: the program's path in quotes, then `--hidden`.
+#[cfg_attr(not(windows), allow(dead_code))] // used by run_key on Windows and by the tests
 pub fn run_value(exe: &std::path::Path) -> String {
     format!("\"{}\" --hidden", exe.display())
 }
