@@ -27,7 +27,7 @@ const sale = (pos, name, rubles) => ({
   pos_id: pos, type: "sale", items: [{ name, price: rubles, qty: 1 }], payments: [{ type: "cash", amount: rubles }],
 });
 
-async function open(daemon, { token, lang = "ru" } = {}) {
+async function open(daemon, { token = TOKEN, lang = "ru" } = {}) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 1000 }, locale: "ru-RU", acceptDownloads: true });
   await context.addInitScript(([t, l]) => {
     if (t) sessionStorage.setItem("kkt-admin-token", t);
@@ -82,7 +82,8 @@ test("a receipt is found by fiscal number, key, id or filters; its panel shows t
   for (const part of ["420.50", b.fiscal_doc.fiscal_sign, "POS-2"]) assert.ok(slip.includes(part), `${part} in:\n${slip}`);
   const qr = hook(page, "receipt-qr");
   await waitFor("the QR image loaded", async () => qr.evaluate((img) => img.complete && img.naturalWidth > 0));
-  assert.match(await qr.getAttribute("src"), /qr\.svg$/);
+  // Fetched with the token and shown as a data: image (an <img src> cannot carry a token).
+  assert.match(await qr.getAttribute("src"), /^data:image\/svg\+xml;base64,/);
   assert.match(await qr.getAttribute("alt"), new RegExp(`№${b.fiscal_doc.fiscal_doc_number}`));
   // Decode what the browser drew with an independent reader.
   const pixels = await qr.evaluate((img) => {

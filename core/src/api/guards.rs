@@ -205,7 +205,7 @@ impl Access {
 }
 
 /// Every route's first layer after the host check: who is calling (a [`Caller`] extension).
-/// A token that matches none is a failure counted against the address; past
+/// A token that matches none counts as no token, and as a failure against the address; past
 /// [`THROTTLE_AFTER`] in a minute, that address's token-bearing requests get 429.
 pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let ip = request
@@ -233,9 +233,11 @@ pub async fn identify(State(state): State<AppState>, mut request: Request, next:
             {
                 Caller::Till(None)
             } else {
+                // Counted and logged; the request goes on as nobody's, so a route that needs a
+                // token answers 401 and the public counts stay readable.
                 a.failed(ip);
                 tracing::warn!(peer = %ip, "a request with a token that matches none");
-                return ApiError::Unauthorized.into_response();
+                Caller::Anonymous
             }
         }
     };
