@@ -5,67 +5,6 @@
 use kkt_tests::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-/// Sends `request` as is and reads the whole answer (the request asks to close the connection).
-async fn raw(addr: &str, request: &[u8]) -> Answer {
-    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut rx, mut tx) = s.into_split();
-    // The server may answer and close before it has read everything (413, 431): read while
-    // writing, so the answer is taken before the reset that unread data causes; a failed write
-    // of the rest is not an error as long as an answer comes.
-    let request = request.to_vec();
-    let writer = tokio::spawn(async move {
-        let _ = tx.write_all(&request).await;
-        tx
-    });
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), rx.read_to_end(&mut out))
-        .await
-        .expect("an answer within 20 s")
-        .ok();
-    drop(writer.await);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&out)));
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let mut body = out[split + 4..].to_vec();
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let header = |name: &str| {
-        head.lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    if header("transfer-encoding").eq_ignore_ascii_case("chunked") {
-        let mut plain = Vec::new();
-        let mut rest = &body[..];
-        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16).unwrap_or(0);
-            if size == 0 {
-                break;
-            }
-            plain.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
-            rest = &rest[eol + 2 + size + 2..];
-        }
-        body = plain;
-    }
-    Answer {
-        status,
-        content_type: header("content-type"),
-        body,
-    }
-}
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n").into_bytes();
@@ -494,7 +433,7 @@ async fn fifty_plus_hostile_requests_get_their_4xx_with_a_json_body_and_the_serv
     let mut failures = Vec::new();
     let mut stored = 0;
     for (name, req, expected) in &table {
-        let a = raw(&addr, req).await;
+        let a = raw_http(&addr, req).await;
         let text = String::from_utf8_lossy(&a.body).to_string();
         let problem = if a.status >= 500 || a.status == 0 {
             Some(format!("server error {}", a.status))
@@ -622,7 +561,7 @@ fn fuzz_the_receipt_endpoint_never_a_5xx_never_a_crash() {
     let started = std::time::Instant::now();
     proptest!(config, |(body in prop_oneof![mutated(), shaped()])| {
         tried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let a = rt.block_on(raw(&addr, &post(&body)));
+        let a = rt.block_on(raw_http(&addr, &post(&body)));
         prop_assert!(a.status < 500 && a.status != 0, "status {} for {:?}", a.status, String::from_utf8_lossy(&body));
         let v: Value = serde_json::from_slice(&a.body).map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
         if a.status != 200 {

@@ -5,19 +5,25 @@
 use kkt_tests::*;
 use std::time::Duration;
 
-#[tokio::test]
-async fn synced_receipts_and_their_events_are_purged_after_the_retention_but_the_dlq_is_kept() {
+/// An adapter whose retention is 300 ms (purged every 100 ms) and whose OFD rejects `POS-BAD`.
+async fn short_retention_rejecting_pos_bad() -> (mock_ofd::MockOfd, TestApp) {
     let ofd = mock_ofd().await;
     ofd.set_faults(mock_ofd::Faults {
         reject_pos_ids: vec!["POS-BAD".into()],
         ..Default::default()
     });
-    let mut t = TestApp::start_with(|s| {
+    let t = TestApp::start_with(|s| {
         s.ofd_url = Some(ofd.url());
         s.buffer.retention = Duration::from_millis(300);
         s.buffer.purge_interval = Duration::from_millis(100);
     })
     .await;
+    (ofd, t)
+}
+
+#[tokio::test]
+async fn synced_receipts_and_their_events_are_purged_after_the_retention_but_the_dlq_is_kept() {
+    let (_ofd, mut t) = short_retention_rejecting_pos_bad().await;
     for _ in 0..3 {
         t.receipt(SEED_BODY).await;
     }
@@ -134,17 +140,7 @@ async fn lan_mode_needs_a_pos_token_and_receipt_calls_without_it_are_refused() {
 
 #[tokio::test]
 async fn a_dlq_entry_past_retention_loses_its_personal_data_and_stays() {
-    let ofd = mock_ofd().await;
-    ofd.set_faults(mock_ofd::Faults {
-        reject_pos_ids: vec!["POS-BAD".into()],
-        ..Default::default()
-    });
-    let t = TestApp::start_with(|s| {
-        s.ofd_url = Some(ofd.url());
-        s.buffer.retention = Duration::from_millis(300);
-        s.buffer.purge_interval = Duration::from_millis(100);
-    })
-    .await;
+    let (_ofd, t) = short_retention_rejecting_pos_bad().await;
     let body = SEED_BODY.replace("POS-001", "POS-BAD").replace(
         r#""type":"sale","#,
         r#""type":"sale","customer":{"phone":"+79001234567"},"cashier":{"name":"Петрова","inn":"500100732259"},"#,

@@ -230,13 +230,13 @@ impl App {
         self.mock_kkt.as_deref()
     }
 
-    /// The admin token, for the desktop shell to hand to its window and for tests.
     /// The API's router on this app's state, for tests that play a peer the socket cannot (a
     /// LAN address: `api::Peer` set by hand on the request).
     pub fn router(&self) -> axum::Router {
         api::router(self.state.clone())
     }
 
+    /// The admin token, for the desktop shell to hand to its window and for tests.
     pub fn admin_token(&self) -> &str {
         self.state.admin_token.expose_secret()
     }

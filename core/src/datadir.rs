@@ -113,21 +113,7 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     if let Some(t) = &settings.admin_token {
         return Ok(t.expose_secret().to_string());
     }
-    let path = settings.config_dir.join("admin_token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let t = text.trim().to_string();
-        if !t.is_empty() {
-            // The file's mode is not trusted: tightened to the user alone (a shared config
-            // directory gets only the token file tightened, the service's is root-owned).
-            tighten_file(&path);
-            crate::settings::token_shape(&t)
-                .map_err(|why| anyhow::anyhow!("the admin token in {} {why}", path.display()))?;
-            return Ok(t);
-        }
-    }
-    let token = write_new_token(settings, &path)?;
-    tracing::info!(path = %path.display(), "generated the admin token");
-    Ok(token)
+    stored_token(settings, "admin_token", "the admin token")
 }
 
 /// The shared POS token: given in settings; or, when `[http] require_pos_token` asks for one and
@@ -138,19 +124,25 @@ pub fn pos_token(settings: &Settings) -> anyhow::Result<Option<secrecy::SecretSt
     if h.pos_token.is_some() || !h.require_pos_token || !h.pos_tokens.is_empty() {
         return Ok(h.pos_token.clone());
     }
-    let path = settings.config_dir.join("pos_token");
+    let token = stored_token(settings, "pos_token", "the POS token (http.require_pos_token)")?;
+    Ok(Some(token.into()))
+}
+
+/// The token kept in `<config dir>/<file>`: read (its mode not trusted: tightened to the user
+/// alone; its shape checked), or generated there at first start.
+fn stored_token(settings: &Settings, file: &str, what: &str) -> anyhow::Result<String> {
+    let path = settings.config_dir.join(file);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let t = text.trim().to_string();
         if !t.is_empty() {
             tighten_file(&path);
-            crate::settings::token_shape(&t)
-                .map_err(|why| anyhow::anyhow!("the POS token in {} {why}", path.display()))?;
-            return Ok(Some(t.into()));
+            crate::settings::token_shape(&t).map_err(|why| anyhow::anyhow!("{what} in {} {why}", path.display()))?;
+            return Ok(t);
         }
     }
     let token = write_new_token(settings, &path)?;
-    tracing::info!(path = %path.display(), "generated the POS token (http.require_pos_token)");
-    Ok(Some(token.into()))
+    tracing::info!(path = %path.display(), "generated {what}");
+    Ok(token)
 }
 
 /// A new random token (64 hex digits) written to `path`, readable by the user only.
@@ -174,7 +166,7 @@ fn write_new_token(settings: &Settings, path: &Path) -> anyhow::Result<String> {
 
 /// An existing token file readable by others is made owner-only (Unix); a file another user
 /// owns (the `.deb`'s root-owned `/etc/kkt-adapter/admin_token`, 0640 to the service's group)
-/// is left as its installer made it.
+/// is left as its installer made it (a shared config directory gets only this file tightened).
 fn tighten_file(path: &Path) {
     #[cfg(unix)]
     {
@@ -185,10 +177,10 @@ fn tighten_file(path: &Path) {
         if meta.uid() == me && meta.mode() & 0o077 != 0 {
             match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
                 Ok(()) => {
-                    tracing::warn!(path = %path.display(), "the admin token file was readable by others: now 0600")
+                    tracing::warn!(path = %path.display(), "the token file was readable by others: now 0600")
                 }
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot make the admin token file private")
+                    tracing::warn!(path = %path.display(), error = %e, "cannot make the token file private")
                 }
             }
         }

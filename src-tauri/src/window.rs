@@ -160,3 +160,19 @@ fn spawn(url: &str, token: &str) -> std::io::Result<Child> {
     }
     Ok(child)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_token_script_gives_the_token_to_the_adapters_own_origin_only() {
+        let script = super::token_script("http://127.0.0.1:8000", "t\"ok").unwrap();
+        assert!(
+            script.starts_with(r#"if (window.location.origin === "http://127.0.0.1:8000") {"#),
+            "{script}"
+        );
+        assert!(
+            script.contains(r#"value: "t\"ok""#) && script.contains("writable: false"),
+            "{script}"
+        );
+    }
+}

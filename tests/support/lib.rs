@@ -111,6 +111,19 @@ impl TestApp {
         r.body(body.to_string()).send().await.expect("request")
     }
 
+    /// Posts a receipt as a till holding `token` (`Authorization: Bearer`).
+    pub async fn post_receipt_as(&self, token: &str, key: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/kkt/receipt"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", key)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Posts a receipt with a fresh key and returns its JSON answer (panics unless 200).
     pub async fn receipt(&self, body: &str) -> Value {
         let key = uuid::Uuid::new_v4().to_string();
@@ -238,5 +251,66 @@ impl Recorder {
             self.0.lock().unwrap().iter().any(&f).then_some(())
         })
         .await
+    }
+}
+
+/// An answer read off a raw socket.
+pub struct RawAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` as is and reads the whole answer (the request asks to close the connection).
+pub async fn raw_http(addr: &str, request: &[u8]) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut rx, mut tx) = s.into_split();
+    // The server may answer and close before it has read everything (413, 431): read while
+    // writing, so the answer is taken before the reset that unread data causes; a failed write
+    // of the rest is not an error as long as an answer comes.
+    let request = request.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = tx.write_all(&request).await;
+        tx
+    });
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), rx.read_to_end(&mut out))
+        .await
+        .expect("an answer within 20 s")
+        .ok();
+    drop(writer.await);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let mut body = out[split + 4..].to_vec();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let header = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    if header("transfer-encoding").eq_ignore_ascii_case("chunked") {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        body = plain;
+    }
+    RawAnswer {
+        status,
+        content_type: header("content-type"),
+        body,
     }
 }

@@ -20,7 +20,7 @@ pub enum ApiError {
     TooManyAuthFailures {
         retry_after_secs: u64,
     },
-    /// A till's own token posting or reading another till's receipt.
+    /// A till's own token posting another till's receipt (reading one is a 404).
     NotYourTill,
     /// The request body did not arrive within `[http] body_timeout_secs` (api/serve.rs).
     RequestTimeout,

@@ -52,11 +52,21 @@ fn is_allowed_host(state: &AppState, host: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
-fn from_loopback(request: &Request) -> bool {
+/// Loopback, also as an IPv4-mapped IPv6 address (a listener on `[::]`).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// The calling address ([`Peer`]; loopback when none was set).
+fn peer_ip(request: &Request) -> std::net::IpAddr {
     request
         .extensions()
         .get::<Peer>()
-        .is_none_or(|p| p.0.ip().is_loopback() || p.0.ip().to_canonical().is_loopback())
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0.ip())
+}
+
+fn from_loopback(request: &Request) -> bool {
+    is_loopback(peer_ip(request))
 }
 
 /// An `Origin` (`scheme://host[:port]`) split into its parts, the port defaulted by scheme.
@@ -181,7 +191,7 @@ impl Access {
     /// could otherwise lock the manager's window out; guessing a 32-character token from there
     /// is no more feasible than from anywhere (the attempts are logged).
     fn throttled(&self, ip: std::net::IpAddr) -> Option<u64> {
-        if ip.is_loopback() || ip.to_canonical().is_loopback() {
+        if is_loopback(ip) {
             return None;
         }
         let map = self.failures.lock().ok()?;
@@ -202,43 +212,42 @@ impl Access {
             entry.0 += 1;
         }
     }
+
+    /// Whose token `given` is, if any of ours (each compared in constant time).
+    fn caller(&self, given: &str, admin: &secrecy::SecretString) -> Option<Caller> {
+        let matches = |t: &secrecy::SecretString| same_token(given, t.expose_secret());
+        if matches(admin) {
+            Some(Caller::Admin)
+        } else if self.read.as_ref().is_some_and(matches) {
+            Some(Caller::Reader)
+        } else if let Some((pos, _)) = self.pos_tills.iter().find(|(_, t)| matches(t)) {
+            Some(Caller::Till(Some(pos.clone())))
+        } else if self.pos_shared.as_ref().is_some_and(matches) {
+            Some(Caller::Till(None))
+        } else {
+            None
+        }
+    }
 }
 
 /// Every route's first layer after the host check: who is calling (a [`Caller`] extension).
 /// A token that matches none counts as no token, and as a failure against the address; past
 /// [`THROTTLE_AFTER`] in a minute, that address's token-bearing requests get 429.
 pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let ip = request
-        .extensions()
-        .get::<Peer>()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0.ip());
     let caller = match bearer(request.headers()) {
         None => Caller::Anonymous,
         Some(given) => {
+            let ip = peer_ip(&request);
             if let Some(wait) = state.access.throttled(ip) {
                 return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
             }
-            let a = &state.access;
-            let till = a.pos_tills.iter().find(|(_, t)| same_token(given, t.expose_secret()));
-            if same_token(given, state.admin_token.expose_secret()) {
-                Caller::Admin
-            } else if a.read.as_ref().is_some_and(|t| same_token(given, t.expose_secret())) {
-                Caller::Reader
-            } else if let Some((pos, _)) = till {
-                Caller::Till(Some(pos.clone()))
-            } else if a
-                .pos_shared
-                .as_ref()
-                .is_some_and(|t| same_token(given, t.expose_secret()))
-            {
-                Caller::Till(None)
-            } else {
+            state.access.caller(given, &state.admin_token).unwrap_or_else(|| {
                 // Counted and logged; the request goes on as nobody's, so a route that needs a
                 // token answers 401 and the public counts stay readable.
-                a.failed(ip);
+                state.access.failed(ip);
                 tracing::warn!(peer = %ip, "a request with a token that matches none");
                 Caller::Anonymous
-            }
+            })
         }
     };
     request.extensions_mut().insert(caller);
@@ -263,7 +272,7 @@ pub async fn public(request: Request, next: Next) -> Response {
 }
 
 /// Whether a caller may post receipts (and see a receipt's till view) on this request.
-pub fn may_use_intake(state: &AppState, request: &Request) -> bool {
+fn may_use_intake(state: &AppState, request: &Request) -> bool {
     match caller(request) {
         Caller::Admin | Caller::Till(_) => true,
         Caller::Reader => false,

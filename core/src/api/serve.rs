@@ -173,7 +173,7 @@ pub async fn serve_counted(
 fn admit(table: &Connections, limits: &Limits, peer: SocketAddr) -> Option<(u64, Arc<AtomicUsize>, CancellationToken)> {
     let mut t = table.0.lock().ok()?;
     let ip = peer.ip();
-    if limits.max_per_peer > 0 && !ip.is_loopback() && t.held_by(ip) >= limits.max_per_peer {
+    if limits.max_per_peer > 0 && !super::guards::is_loopback(ip) && t.held_by(ip) >= limits.max_per_peer {
         tracing::warn!(%peer, cap = limits.max_per_peer, "connection refused: this address holds the most it may");
         return None;
     }
@@ -235,10 +235,14 @@ fn service(
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTooSlow(pub Duration);
 
-/// A request body that must arrive whole within a deadline counted from its head.
+/// A request body that must arrive whole within a deadline counted from its head. The timer is
+/// armed only when the body is not all there at the first read (most bodies are, with their
+/// head): a request that needs no wait registers no timer.
 pub struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the head was read; the deadline is this plus `limit`.
+    since: tokio::time::Instant,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     limit: Duration,
 }
 
@@ -246,7 +250,8 @@ impl DeadlineBody {
     fn new(inner: Incoming, limit: Duration) -> Self {
         DeadlineBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
+            since: tokio::time::Instant::now(),
+            deadline: None,
             limit,
         }
     }
@@ -263,7 +268,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let at = self.since + self.limit;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTooSlow(self.limit))))),
             Poll::Pending => Poll::Pending,
         }

@@ -141,7 +141,7 @@ impl Settings {
     }
 
     /// Refuses a non-loopback address without a POS token: anyone on the network could post receipts.
-    pub fn check_lan_mode(&self) -> anyhow::Result<()> {
+    fn check_lan_mode(&self) -> anyhow::Result<()> {
         if !self.listen.ip().is_loopback() && !self.http.has_pos_token() {
             bail!(
                 "--listen {} is not a loopback address: other machines could post receipts. LAN mode needs a POS \
@@ -172,14 +172,14 @@ pub const MIN_TOKEN_CHARS: usize = 32;
 /// A bearer token's shape: 32–512 visible ASCII characters (what an `Authorization` header can
 /// carry unchanged). The text says what is wrong, never the token.
 pub fn token_shape(token: &str) -> Result<(), String> {
+    if token.len() > 512 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err("must be at most 512 visible ASCII characters (no spaces)".into());
+    }
     if token.len() < MIN_TOKEN_CHARS {
         return Err(format!(
             "is {} characters long: tokens need at least {MIN_TOKEN_CHARS} (make one with `openssl rand -hex 32`)",
-            token.chars().count()
+            token.len()
         ));
-    }
-    if token.len() > 512 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err("must be at most 512 visible ASCII characters (no spaces)".into());
     }
     Ok(())
 }

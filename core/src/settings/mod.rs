@@ -14,7 +14,7 @@ mod tests;
 
 pub use crate::breaker::BreakerPolicy;
 pub use crate::worker::SyncPolicy;
-pub use checks::{MIN_TOKEN_CHARS, loopback_url, token_shape};
+pub use checks::{loopback_url, token_shape};
 pub use flags::Flags;
 pub use sections::{
     AlertSettings, AtolSettings, BufferSettings, DesktopSettings, FiscalSettings, HttpSettings, KktDriver, KktSettings,

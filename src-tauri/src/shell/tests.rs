@@ -48,10 +48,11 @@ fn the_shell_starts_the_core_opens_the_window_with_the_token_and_stops_the_core_
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let page = get(&addr, "/ui/").unwrap();
     assert!(page.contains("content-security-policy: default-src 'none'"), "{page}");
-    // The window opened at the core's page, with the admin token handed over.
+    // The window opened at the core's page; the admin token is not in its address (issue 19: it
+    // goes by an origin-guarded init script; the WebDriver test sees the page use it).
     let window = app.get_webview_window(window::LABEL).expect("the window was opened");
-    assert_eq!(window.url().unwrap().as_str(), format!("{url}#token={token}"));
-    assert!(!token.is_empty());
+    assert_eq!(window.url().unwrap().as_str(), url);
+    assert!(!token.is_empty() && !window.url().unwrap().as_str().contains(&token));
     // Quit's first half: the core stops, its port closes, its data directory is free again.
     tauri::async_runtime::block_on(stop_core(app.handle()));
     assert!(
@@ -82,18 +83,5 @@ fn the_run_value_quotes_a_path_with_spaces() {
     assert_eq!(
         super::run_value(exe),
         r#""C:\Users\Кассир\AppData\Local\Programs\KKT Adapter\kkt-adapter.exe" --hidden"#
-    );
-}
-
-#[test]
-fn the_token_script_gives_the_token_to_the_adapters_own_origin_only() {
-    let script = crate::window::token_script("http://127.0.0.1:8000", "t\"ok").unwrap();
-    assert!(
-        script.starts_with(r#"if (window.location.origin === "http://127.0.0.1:8000") {"#),
-        "{script}"
-    );
-    assert!(
-        script.contains(r#"value: "t\"ok""#) && script.contains("writable: false"),
-        "{script}"
     );
 }
