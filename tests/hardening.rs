@@ -36,8 +36,13 @@ async fn more_idle_sockets_than_the_cap_do_not_stop_a_till_and_are_closed_within
     let mut idle = Vec::new();
     for i in 0..cap + 44 {
         let mut s = TcpStream::connect(addr(&t)).await.expect("connect");
-        // Half send nothing; half start a request and stop (slowloris).
-        if i % 2 == 1 {
+        // Half send nothing; half start a request and stop (slowloris); the last ten finish a
+        // request and keep the connection open (keep-alive), idle after the answer.
+        if i >= cap + 34 {
+            s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await
+                .unwrap();
+        } else if i % 2 == 1 {
             s.write_all(b"POST /v1/kkt/receipt HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 .await
                 .unwrap();
