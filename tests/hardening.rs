@@ -175,3 +175,54 @@ async fn an_ofd_answer_that_never_ends_is_cut_and_the_receipt_is_still_delivered
     let read = streamed.load(std::sync::atomic::Ordering::Relaxed);
     assert!(read < 16 * 1024 * 1024, "the adapter kept reading: {read} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_the_cap_with_every_one_busy_gets_a_503_not_a_silent_close() {
+    let t = TestApp::start_with(|s| {
+        s.http.max_connections = 2;
+        s.kkt.print_latency = Duration::from_millis(1500);
+    })
+    .await;
+    // Two sales held at the slow register: both connections busy.
+    let busy: Vec<_> = (0..2)
+        .map(|i| {
+            let (client, url) = (t.client.clone(), t.url("/v1/kkt/receipt"));
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .header("Idempotency-Key", format!("busy-{i}"))
+                    .body(SEED_BODY)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    // Watched through the router in-process: a socket of ours would take a connection too.
+    wait_for(Duration::from_secs(5), "both sales at the register", || async {
+        let request = axum::http::Request::get("/v1/kkt/buffer/status")
+            .header("Host", "127.0.0.1")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = tower::ServiceExt::oneshot(t.app().router(), request).await.unwrap();
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        (status["fiscalizing"] == 2).then_some(())
+    })
+    .await;
+    let a = raw_http(
+        &addr(&t),
+        b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let body: serde_json::Value = serde_json::from_slice(&a.body).expect("a JSON body");
+    assert_eq!(
+        (a.status, body["code"].as_str()),
+        (503, Some("too_many_connections")),
+        "{body}"
+    );
+    for b in busy {
+        assert_eq!(b.await.unwrap().unwrap(), 200, "the busy sales still finish");
+    }
+}

@@ -1,6 +1,6 @@
-//! Local-security guards, each a layer: the `Host` check against DNS rebinding and refusal of
-//! foreign browser origins (every route), who is calling (`identify`, with wrong tokens
-//! throttled per address), then one guard per audience — public reads, the tills' intake,
+//! Local-security guards, each a layer: the `Host` check against DNS rebinding, refusal of
+//! foreign browser origins and who is calling (`identify`, wrong tokens throttled per address)
+//! in one front layer on every route, then one guard per audience — public reads, the tills' intake,
 //! personal-data reads (admin or read token), the operator's changes (admin token); and JSON
 //! answers for unknown routes and methods. SECURITY.md "Who reads what" is the table.
 
@@ -101,10 +101,11 @@ fn is_allowed_origin(state: &AppState, origin: &str, request_host: &str) -> bool
         && (is_known_host(state, &host) || (normalize(request_host) == host && is_allowed_host(state, request_host)))
 }
 
-/// Refuses requests addressed to a foreign host name (DNS rebinding) or none at all, and those
-/// sent by a page of a foreign origin (scheme, host and port compared). Requests without an
-/// `Origin` (POS software, curl) pass the origin check.
-pub async fn local_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The front guard of every route: refuses requests addressed to a foreign host name (DNS
+/// rebinding) or none at all, and those sent by a page of a foreign origin (scheme, host and
+/// port compared; requests without an `Origin` — POS software, curl — pass); then says who is
+/// calling ([`identify`]). One layer for both: each layer is a boxed future on every receipt.
+pub async fn local_only(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_name) else {
         return ApiError::Forbidden("requests must carry a Host header naming this adapter").into_response();
@@ -117,6 +118,9 @@ pub async fn local_only(State(state): State<AppState>, request: Request, next: N
         if !ok {
             return ApiError::Forbidden("cross-origin requests are not allowed").into_response();
         }
+    }
+    if let Err(refused) = identify(&state, &mut request) {
+        return refused.into_response();
     }
     next.run(request).await
 }
@@ -230,16 +234,16 @@ impl Access {
     }
 }
 
-/// Every route's first layer after the host check: who is calling (a [`Caller`] extension).
-/// A token that matches none counts as no token, and as a failure against the address; past
-/// [`THROTTLE_AFTER`] in a minute, that address's token-bearing requests get 429.
-pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Who is calling (a [`Caller`] extension on the request). A token that matches none counts
+/// as no token, and as a failure against the address; past [`THROTTLE_AFTER`] in a minute,
+/// that address's token-bearing requests get 429.
+fn identify(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
     let caller = match bearer(request.headers()) {
         None => Caller::Anonymous,
         Some(given) => {
-            let ip = peer_ip(&request);
+            let ip = peer_ip(request);
             if let Some(wait) = state.access.throttled(ip) {
-                return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
+                return Err(ApiError::TooManyAuthFailures { retry_after_secs: wait });
             }
             state.access.caller(given, &state.admin_token).unwrap_or_else(|| {
                 // Counted and logged; the request goes on as nobody's, so a route that needs a
@@ -251,7 +255,7 @@ pub async fn identify(State(state): State<AppState>, mut request: Request, next:
         }
     };
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    Ok(())
 }
 
 fn caller(request: &Request) -> Caller {

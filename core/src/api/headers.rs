@@ -2,19 +2,17 @@
 //! referrer, no framing (`X-Frame-Options` for old engines, `frame-ancestors` for new ones);
 //! data answers also `Cache-Control: no-store` (receipts and tokens stay out of caches) and a
 //! CSP that lets an answer opened as a page run nothing. The window's own files keep their CSP
-//! (`ui.rs`), which already refuses framing.
+//! (`ui.rs`), which already refuses framing. Stamped by the request span's layer
+//! (`telemetry.rs`), which wraps every request anyway: one boxed layer fewer per receipt.
 
-use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 
 /// The CSP of an answer that is data, not a page.
 pub const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-pub async fn secure(request: Request, next: Next) -> Response {
-    let page = request.uri().path().starts_with("/ui");
-    let mut response = next.run(request).await;
+/// Stamps the headers on `response`; `page`: the window's own files (`/ui…`).
+pub fn stamp(response: &mut Response, page: bool) {
     let h = response.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -24,5 +22,4 @@ pub async fn secure(request: Request, next: Next) -> Response {
         h.entry(header::CONTENT_SECURITY_POLICY)
             .or_insert(HeaderValue::from_static(DATA_CSP));
     }
-    response
 }

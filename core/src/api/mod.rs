@@ -59,8 +59,8 @@ pub struct AppState {
 /// The whole API as a router, without serving it (tests call it directly or over a socket):
 /// one router per audience, each guard a layer — open to all (health, metrics), the public
 /// reads, the tills' calls, the personal-data reads (admin or read token), the operator's
-/// changes (the admin token) — behind who-is-calling, the local-security layer, the security
-/// headers and a request span. SECURITY.md "Who reads what" is the table.
+/// changes (the admin token) — behind the local-security layer (host, origin, who is calling)
+/// and the request span (which also stamps the security headers). SECURITY.md "Who reads what" is the table.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state as guard};
     Router::new()
@@ -71,10 +71,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin().route_layer(from_fn(guards::admin_only)))
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed)
-        .layer(guard(state.clone(), guards::identify))
         .layer(guard(state.clone(), guards::local_only))
-        .layer(from_fn(headers::secure))
-        .layer(axum::middleware::from_fn(telemetry::request_span))
+        .layer(from_fn(telemetry::request_span))
         .with_state(state)
 }
 

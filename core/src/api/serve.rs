@@ -136,7 +136,7 @@ pub async fn serve_counted(
             },
         };
         let Some((id, busy, close)) = admit(&table, &limits, peer) else {
-            drop(stream);
+            tasks.spawn(refuse(stream));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -195,6 +195,22 @@ fn admit(table: &Connections, limits: &Limits, peer: SocketAddr) -> Option<(u64,
         },
     );
     Some((id, busy, close))
+}
+
+/// The answer on a connection the caps turn away: the contract's JSON error (`503
+/// too_many_connections`, retry in a second) instead of a silent close, written within a second
+/// and without reading the request.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+connection: close\r\ncontent-length: 110\r\n\r\n{\"code\":\"too_many_connections\",\"message\":\"the adapter holds \
+as many connections as it may; retry in a second\"}";
+
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// Counts a request as in progress until its handler has answered.
@@ -319,6 +335,21 @@ mod tests {
         assert!(idle_new.is_cancelled());
         assert!(!t.close_oldest_idle(), "only a busy one is left");
         assert!(!busy_old.is_cancelled());
+    }
+
+    #[test]
+    fn the_refusal_is_a_whole_http_answer_with_the_json_error() {
+        let text = std::str::from_utf8(REFUSAL).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(length, body.len());
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["code"], "too_many_connections");
     }
 
     #[test]
