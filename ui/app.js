@@ -74,6 +74,7 @@ $("token-save").addEventListener("click", () => {
   saveToken($("token").value.trim());
   $("token").value = "";
   showResult("✓", "ok");
+  showPosToken();
 });
 $("lookup-form").addEventListener("submit", lookup);
 $("receipt-close").addEventListener("click", closeReceipt);
