@@ -205,6 +205,7 @@ async fn sigkill_during_a_manual_dlq_retry_leaves_each_entry_either_retried_or_s
         // Consistent after the crash: each receipt is in the DLQ (failed) or out of it (not failed).
         let dlq: Value = client
             .get(format!("{base}/v1/kkt/dlq"))
+            .bearer_auth("crash-admin-token-0123456789abcdef-0123")
             .send()
             .await
             .unwrap()
