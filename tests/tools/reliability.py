@@ -64,6 +64,11 @@ def row(name, f):
         faults = f"{f['cases']} fuzzed bodies"
         other = f"5xx: {f['server_errors']}, crashes: {f['crashes']}, {f['seconds']:.1f} s"
         ack = ""
+    elif name == "idle_sockets":
+        faults = f"{f['idle_sockets']} idle sockets (silent, slowloris, kept alive) against a cap of {f['cap']}"
+        other = (f"a till's sale answered in {f['till_answer_ms']} ms meanwhile; every idle socket closed "
+                 f"{f['closed_within_s']:.1f} s after it was opened (limit 15 s)")
+        ack = 1
     else:
         faults, other = "", json.dumps(f, ensure_ascii=False)
     return f"| {name} | {faults} | {ack} | {lost} | {twice} | {other} |"
