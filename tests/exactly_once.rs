@@ -500,3 +500,151 @@ async fn the_mock_register_loses_answers_after_writing_and_the_core_finds_them_o
         "the same answer after a restart"
     );
 }
+
+/// `POST /v1/kkt/receipt/{id}/resolve` as the manager.
+async fn resolve(t: &TestApp, id: &str, body: Value) -> (u16, Value) {
+    let r = t
+        .client
+        .post(t.url(&format!("/v1/kkt/receipt/{id}/resolve")))
+        .bearer_auth(&t.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_refusal_of_a_receipt_already_answered_202_keeps_it_for_a_person_not_a_silent_422() {
+    // §10.4: the till was told "taken" (202); the device refusing it later is a person's
+    // decision, not a 422 nobody waits for.
+    let (atol, t) = setup(|_| {}).await;
+    atol.set_faults(Faults {
+        paper_out: true,
+        ..Faults::default()
+    });
+    let (code, v) = post(&t, "refused-later", COFFEE).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["receipt_id"].as_str().unwrap().to_string();
+    atol.set_faults(Faults {
+        error_code: Some(16), // "Не поддерживается в данном режиме": a refusal of the receipt
+        ..Faults::default()
+    });
+    let s = t
+        .wait_status(LIMIT, "the refused receipt in review", |s| s["needs_review"] == 1)
+        .await;
+    assert_eq!(
+        (s["refused"].as_i64().unwrap_or(0), s["fiscalizing"].as_i64()),
+        (0, Some(0)),
+        "{s}"
+    );
+    let (code, v) = post(&t, "refused-later", COFFEE).await;
+    assert_eq!(code, 202, "the till keeps its receipt: {v}");
+    assert!(v["reason"].as_str().unwrap().contains("код 16"), "and is told why: {v}");
+    let (_, review) = t.get("/v1/kkt/review").await;
+    assert_eq!(review["receipts"][0]["receipt_id"], id.as_str(), "{review}");
+    // The manager fixes the cause and registers it.
+    atol.set_faults(Faults::default());
+    let (code, v) = resolve(&t, &id, json!({"action": "register", "comment": "режим ККТ исправлен"})).await;
+    assert_eq!((code, v["status"].as_str()), (202, Some("fiscalizing")), "{v}");
+    let (code, v) = until_final(&t, "refused-later", COFFEE).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(tagged(&atol, &id).len(), 1);
+}
+
+#[tokio::test]
+async fn a_ready_result_counts_as_the_operation_its_job_was_posted_with() {
+    // §10.3: ATOL's result does not name its operation. A sale whose job was posted in time and
+    // whose result is read after the late limit is a sale in the FN, not a correction.
+    let (atol, t) = setup(|s| s.kkt.late_sale_after_minutes = 5).await;
+    atol.set_faults(Faults {
+        hang_after_write: true,
+        ..Faults::default()
+    });
+    let (code, v) = post(&t, "late-result", COFFEE).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["receipt_id"].as_str().unwrap().to_string();
+    t.clock.advance(Duration::from_secs(6 * 60));
+    tokio::time::sleep(Duration::from_millis(2500)).await; // a retry finds the job still running
+    atol.set_faults(Faults::default());
+    let (code, v) = until_final(&t, "late-result", COFFEE).await;
+    assert_eq!(code, 200, "{v}");
+    let docs = tagged(&atol, &id);
+    assert_eq!((docs.len(), docs[0].operation.as_str()), (1, "sell"));
+    assert!(
+        v["fiscal_doc"].get("registered_as").is_none(),
+        "the FN holds a sale: {v}"
+    );
+}
+
+#[tokio::test]
+async fn a_receipt_of_another_program_in_the_window_of_a_lost_job_makes_the_receipt_need_review() {
+    // §10.2: a document in the window that belongs to nobody makes the receipt `needs_review`,
+    // even where the FN keeps our tags — a person looks, the adapter does not guess.
+    // Retries 3 s apart: the other program prints between the lost attempt and the next.
+    let (atol, t) = setup(|s| s.kkt.device_retry = Duration::from_secs(3)).await;
+    t.receipt(COFFEE).await; // the FN is seen to keep the tag
+    // The job is accepted and lost with the server's in-memory queue (S5 `README.md`).
+    atol.set_faults(Faults {
+        vanish_next_job: true,
+        ..Faults::default()
+    });
+    let (code, v) = post(&t, "lost-beside-foreign", COFFEE).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["receipt_id"].as_str().unwrap().to_string();
+    let foreign = atol.foreign_receipt("sell", 99.0, Vec::new());
+    t.wait_status(LIMIT, "in review", |s| s["needs_review"] == 1).await;
+    let (_, review) = t.get("/v1/kkt/review").await;
+    let listed: Vec<i64> = review["receipts"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["fiscal_doc_number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![foreign], "{review}");
+    assert!(tagged(&atol, &id).is_empty(), "not sent again while it waits");
+    let (code, v) = resolve(
+        &t,
+        &id,
+        json!({"action": "register", "comment": "чек 99 ₽ — другой кассы"}),
+    )
+    .await;
+    assert_eq!((code, v["status"].as_str()), (202, Some("fiscalizing")), "{v}");
+    let (code, v) = until_final(&t, "lost-beside-foreign", COFFEE).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(tagged(&atol, &id).len(), 1);
+}
+
+#[tokio::test]
+async fn a_long_window_is_searched_fifty_documents_at_a_time_and_no_document_is_read_twice() {
+    // The FN search is bounded (§10.1, issue 17): 60 receipts of another program lie after the
+    // lost job's mark; a lookup reads at most 50, the next one the rest, none again.
+    let (atol, t) = setup(|s| s.kkt.device_retry = Duration::from_secs(2)).await;
+    t.receipt(COFFEE).await;
+    atol.set_faults(Faults {
+        vanish_next_job: true,
+        ..Faults::default()
+    });
+    let (code, v) = post(&t, "long-window", COFFEE).await;
+    assert_eq!(code, 202, "{v}");
+    let mark = atol.documents().last().unwrap().number;
+    for i in 0..60 {
+        atol.foreign_receipt("sell", 10.0 + i as f64, Vec::new());
+    }
+    let s = t.wait_status(LIMIT, "in review", |s| s["needs_review"] == 1).await;
+    assert_eq!(s["fiscalizing"], 0, "{s}");
+    let reads = atol.document_reads();
+    let window: Vec<u32> = (mark + 1..=mark + 60)
+        .map(|n| reads.get(&n).copied().unwrap_or(0))
+        .collect();
+    assert!(
+        window.iter().all(|r| *r == 1),
+        "each document of the window read once: {window:?}"
+    );
+    let (_, review) = t.get("/v1/kkt/review").await;
+    assert_eq!(review["receipts"][0]["candidates"].as_array().unwrap().len(), 60);
+    assert!(
+        tagged(&atol, v["receipt_id"].as_str().unwrap()).is_empty(),
+        "never sent while in doubt"
+    );
+}

@@ -18,13 +18,15 @@ pub struct Faults {
     /// Web Requests refuses the job itself: `409` "ККТ [1] не подключена" (S5 `src/device.js`,
     /// its duplicate-uuid check runs first).
     pub not_connected: bool,
-    /// Tasks stay `inProgress` until this is switched off.
+    /// Tasks stay `inProgress` until this is switched off (our reading: a driver call that does
+    /// not return; S2's "driver not opened → job stays `wait`" is the nearest public case).
     pub hang: bool,
     /// The next fiscal task is registered in the FN, then its job is lost (`GET` → 404), as if
     /// the server died before it stored the result.
     pub crash_after_register: bool,
-    /// The next posted job is answered `201` and then never run nor kept (`GET` → 404): a
-    /// server restarted with its queue in memory (S5 `README.md`: the queue is not persisted).
+    /// The next posted job with a receipt task is answered `201` and then never run nor kept
+    /// (`GET` → 404): a server restarted with its queue in memory (S5 `README.md`: the queue is
+    /// not persisted).
     pub vanish_next_job: bool,
     /// The next fiscal receipt is written in the FN, then its job ends in `error` with this
     /// code: the link lost while the receipt closes (2, 241), the FN's close interrupted (177),
@@ -44,24 +46,28 @@ pub struct Faults {
     /// 1020 only — no tag, no items), as the driver's script does when the FN cannot give
     /// the document's TLVs (S1 `json_getFnDocument.js`).
     pub short_documents: bool,
-    /// The FN keeps no additional attribute (1192): documents come back without the tag.
+    /// The FN keeps no additional attribute (1192): documents come back without the tag. Our
+    /// reading: no public sample of a full getFnDocument with 1192 exists (research §2, §5).
     pub drop_tag: bool,
-    /// The FN sends nothing to the OFD.
+    /// The FN sends nothing to the OFD; `ofdExchangeStatus` shows a network error (shape S1/S6,
+    /// atol-web-server.md §2.6; the code and text are ours).
     pub ofd_down: bool,
-    /// How long a task takes, in milliseconds.
+    /// How long a task takes, in milliseconds (a test knob, no source).
     pub task_ms: u64,
     /// Results with `errorCode`/`errorDescription` instead of `error: {code, description}`
     /// (the pre-10.7 server, S3 and S10).
     pub flat_errors: bool,
-    /// The next receipt is refused as the driver refuses a task it cannot parse (501).
+    /// The next receipt is refused as the driver refuses a task it cannot parse (501
+    /// «Некорректное значение поля …»: S1 validation texts, S6 `RECEIPT_PARSE_ERROR`).
     pub refuse: bool,
     /// The next receipt meets this error code, before anything is written (for codes no table
-    /// has, and for each class of the table).
+    /// has, and for each class of `core/src/kkt/atol/codes.tsv`; a test knob, codes from S6).
     pub error_code: Option<i64>,
-    /// `GET /api/v2/requests/{uuid}` answers with text that is not JSON.
+    /// `GET /api/v2/requests/{uuid}` answers with text that is not JSON (the Java servers'
+    /// error pages, S2; a proxy's page).
     pub garbage: bool,
-    /// `GET /api/v2/requests/{uuid}` answers with 5 MiB.
+    /// `GET /api/v2/requests/{uuid}` answers with 5 MiB (robustness, no source).
     pub huge: bool,
-    /// Answers are sent a byte at a time, slowly.
+    /// Answers are sent a byte at a time, slowly (robustness, no source).
     pub trickle: bool,
 }

@@ -59,7 +59,15 @@ pub(crate) async fn run_job(s: Shared, uuid: String, tasks: Vec<Value>) {
         }
         let (outcome, after) = {
             let mut inner = lock(&s);
+            if !inner.jobs.contains_key(&uuid) {
+                return; // the server forgot its queue while the task waited: it never runs
+            }
             let faults = inner.faults.clone();
+            if task["type"] == "getFnDocument"
+                && let Some(n) = task["fiscalDocumentNumber"].as_i64()
+            {
+                *inner.document_reads.entry(n).or_default() += 1;
+            }
             let outcome = inner.device.execute(task, &uuid, &faults);
             let kind = task["type"].as_str().unwrap_or_default();
             let after = if outcome.is_ok() && is_fiscal(kind) && kind != "openShift" && kind != "closeShift" {

@@ -17,15 +17,26 @@
 //!   `getFnDocument` with the result shapes of §2 (`fiscalParams`, `shiftStatus`, `deviceStatus`,
 //!   `status`/`errors`, `fnStatus`, `documentTLV`);
 //! - device errors with the driver's codes: 2 no connection, 44 no paper, 45 cover open, 68 shift
-//!   over 24 hours, 501 a task it cannot parse, 66 not fully paid.
+//!   over 24 hours, 501 a task it cannot parse, 66 not fully paid, and any code of the public
+//!   table on demand;
+//! - `getFnDocument` in the driver's own shape (`documentTLV`: 1077 as hex, 1041 absent, 1054,
+//!   1038, 1042 present; the short mode without items or tag) — `documents.rs`, sources there;
+//! - `409` for a known uuid ("задание с таким UUID уже есть") and for a device that is not
+//!   connected ("ККТ [1] не подключена"), HTTP Basic authentication when credentials are set.
 //!
-//! Faults (`POST /mock/control`, merged): `paper_out`, `cover_open`, `disconnected`, `hang` (tasks
-//! stay `inProgress`), `crash_after_register` (the next fiscal task is registered in the FN and
-//! then the job is lost, as if the server died before storing its result: `GET` answers 404),
-//! `ofd_down` (the FN sends nothing to the OFD), `task_ms` (execution time), `flat_errors`,
-//! `garbage` (answers that are not JSON), `huge` (a 5 MiB answer), `trickle` (answers dribbled
-//! out byte by byte). `POST /mock/clock` `{"advance_secs": n}` moves the device's clock.
-//! `GET /mock/stats` lists every fiscal document with the uuid of the task that made it.
+//! Faults (`POST /mock/control`, merged; each with its public source in `faults.rs`): before the
+//! FN write — `paper_out`, `cover_open`, `disconnected` (tasks end in 2), `not_connected` (the
+//! 409), `hang` (tasks stay `inProgress`), `refuse`, `error_code` (any code, for each class of
+//! the table); jobs that vanish before they run — `vanish_next_job`; after the FN write —
+//! `crash_after_register` (the job lost), `error_after_write` (2, 241, 177, 44: an error result
+//! for a written receipt), `blocked_after_write` (`blocked`, then a thin recovered `ready`),
+//! `hang_after_write`; the FN — `short_documents`, `drop_tag` (1192 not kept), `ofd_down`;
+//! the transport — `task_ms`, `flat_errors` (the pre-10.7 result shape), `garbage`, `huge`,
+//! `trickle`. A second program printing on the same register: `MockAtol::foreign_receipt`; a
+//! server restarted with its queue in memory: `MockAtol::forget_jobs`. `POST /mock/clock`
+//! `{"advance_secs": n}` moves the device's clock. `GET /mock/stats` lists every fiscal document
+//! with the uuid of the task that made it; `MockAtol::document_reads` counts `getFnDocument`
+//! reads per document.
 
 mod device;
 mod documents;

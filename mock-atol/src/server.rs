@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     pub(crate) state_file: Option<PathBuf>,
     /// `Authorization` header value every call must carry, when set.
     pub(crate) auth: Option<String>,
+    /// How many times each document was read with `getFnDocument` (for tests of bounded
+    /// searches: a driver that re-reads the FN shows here).
+    pub(crate) document_reads: HashMap<i64, u32>,
 }
 
 impl Inner {
@@ -101,6 +104,11 @@ impl MockAtol {
 
     /// The server restarts and its in-memory queue is gone (S5 `README.md`): every job is
     /// forgotten (`GET` → 404), whether it ran or not.
+    /// How many times each FN document was read (`getFnDocument`), by number.
+    pub fn document_reads(&self) -> HashMap<i64, u32> {
+        lock(&self.shared).document_reads.clone()
+    }
+
     pub fn forget_jobs(&self) {
         lock(&self.shared).jobs.clear();
     }
@@ -178,7 +186,11 @@ async fn post_request(State(s): State<Shared>, headers: axum::http::HeaderMap, b
             return error_json(StatusCode::CONFLICT, 505, "ККТ [1] не подключена: Нет связи");
         }
         inner.number += 1;
-        if inner.faults.vanish_next_job {
+        let receipt = tasks.iter().any(|t| {
+            let kind = t["type"].as_str().unwrap_or_default();
+            is_fiscal(kind) && kind != "openShift" && kind != "closeShift"
+        });
+        if inner.faults.vanish_next_job && receipt {
             // Accepted, then lost with the server's in-memory queue: never run, never found.
             inner.faults.vanish_next_job = false;
             let number = inner.number;
@@ -323,6 +335,7 @@ pub async fn spawn(listen: SocketAddr, state_file: Option<PathBuf>, fn_number: &
         number: 0,
         state_file,
         auth: None,
+        document_reads: HashMap::new(),
     }));
     let app = axum::Router::new()
         .route("/api/v2/requests", post(post_request))

@@ -134,6 +134,17 @@ fn atol_credentials_go_together_and_never_in_clear_text_to_another_machine() {
         assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
     }
     assert!(loopback_url("http://[::1]:16732/api") && !loopback_url("http://user@10.0.0.1"));
+    // A certificate to trust belongs to an https:// server only.
+    for (url, ok) in [("http://127.0.0.1:16732", false), ("https://127.0.0.1:16732", true)] {
+        let text = format!("[kkt]\ndriver = \"atol\"\n[kkt.atol]\nurl = \"{url}\"\nca_file = \"/etc/ssl/ca.pem\"\n");
+        std::fs::write(&cfg, &text).unwrap();
+        let r = Settings::resolve(Flags {
+            config: Some(cfg.clone()),
+            data_dir: Some(dir.path().into()),
+            ..Flags::default()
+        });
+        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+    }
 }
 
 #[test]

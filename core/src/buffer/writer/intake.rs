@@ -129,12 +129,15 @@ impl Writer {
         }
         if status == ReceiptState::NeedsReview {
             // Kept for a person (§10.5): the till keeps asking, and gets the final answer once
-            // the manager has settled it.
-            let reason = "the register may already hold this receipt and cannot tell: the shop's manager decides \
-                          (window, «Требуют решения»)";
+            // the manager has settled it; meanwhile it is told why (the review's reason).
+            let reason = format!(
+                "{}; the shop's manager decides (window, «Требуют решения»)",
+                held.as_deref()
+                    .unwrap_or("the register may already hold this receipt and cannot tell")
+            );
             let (code, body) = (self.answer)(&Answer::AwaitingDevice {
                 receipt_id: &id,
-                reason,
+                reason: &reason,
             });
             return Ok(Some(Ok(admission(code, body))));
         }

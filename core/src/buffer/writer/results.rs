@@ -61,6 +61,16 @@ impl Writer {
                 }
                 self.answer_for(id, r, f)
             }
+            Err(DeviceError::Refused { code, message }) if !self.till_waits(done) => {
+                // Answered already (§10.4): the till was promised this sale, so a refusal now
+                // is a person's decision (fix and register, or void), never a silent 422.
+                let reason = format!(
+                    "ККТ отказала в регистрации уже принятого чека (код {code}): {message}; исправьте причину и \
+                     зарегистрируйте чек или аннулируйте его"
+                );
+                self.put_in_review(id, r, &reason, &[], now_ms)?;
+                return Ok(Outcome::Review(reason));
+            }
             Err(DeviceError::Refused { code, message }) => (self.answer)(&Answer::Refused {
                 receipt_id: id,
                 code,
@@ -203,8 +213,7 @@ impl Writer {
         now_ms: i64,
     ) -> rusqlite::Result<Outcome> {
         let id = &done.task.id;
-        let till_waits = done.reply.is_some() && self.in_device.get(id) == Some(&InDevice::Waiting);
-        if till_waits {
+        if self.till_waits(done) {
             let deleted = self
                 .conn
                 .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status = ?2")?
@@ -231,6 +240,11 @@ impl Writer {
             self.event(EventKind::ReceiptHeld, Some(id), details, now_ms)?;
         }
         Ok(Outcome::Held(message.to_string()))
+    }
+
+    /// Whether the receipt's till still waits for its first answer (nothing promised yet).
+    fn till_waits(&self, done: &Done) -> bool {
+        done.reply.is_some() && self.in_device.get(&done.task.id) == Some(&InDevice::Waiting)
     }
 
     /// Puts a receipt in review: the register may hold it and cannot tell (§10.5).

@@ -267,3 +267,134 @@ impl Client {
         self.job_bound
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The web server's 409s told apart and its 401 read as configuration, against a loopback
+    //! server answering canned bytes (the texts are the servers' own: kktsite-agent
+    //! `src/device.js`, Web Requests; docs/research/atol-exactly-once.md §3).
+
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// Serves one canned answer per connection, in order; returns the base URL.
+    fn server(answers: Vec<(u16, &'static str)>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut s, _)) = listener.accept() else { return };
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 8192];
+                let mut seen = Vec::new();
+                // Headers, then as much body as Content-Length says (small here).
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn client(url: String) -> Client {
+        Client::new(&super::super::AtolConfig {
+            url,
+            device_id: None,
+            job_bound: Duration::from_millis(200),
+            poll_every: Duration::from_millis(10),
+            auto_shift: true,
+            journal: None,
+            credentials: Some(("kassa".into(), "p".into())),
+            ca_file: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_409_for_a_uuid_the_server_holds_is_posted_already_and_never_posted_again() {
+        let c = client(server(vec![(
+            409,
+            r#"{"error":{"code":505,"description":"Не удалось добавить задание с UUID [r1], задание с таким UUID уже есть"}}"#,
+        )]));
+        assert_eq!(c.post("r1", None, &[json!({"type": "sell"})]).unwrap(), Posted::Exists);
+    }
+
+    #[test]
+    fn a_409_for_a_device_not_connected_is_device_trouble_the_job_does_not_exist() {
+        let c = client(server(vec![(
+            409,
+            r#"{"error":{"code":505,"description":"ККТ [1] не подключена: Нет связи"}}"#,
+        )]));
+        let e = c.post("r1", None, &[json!({"type": "sell"})]).unwrap_err();
+        assert!(
+            matches!(&e, DeviceError::Unavailable(t) if t.contains("не подключена")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_409_saying_neither_is_settled_by_asking_the_server_for_the_uuid() {
+        let other = r#"{"error":{"code":505,"description":"Конфликт"}}"#;
+        let held = r#"{"results":[{"status":"inProgress","error":{"code":0,"description":""},"result":null}]}"#;
+        let c = client(server(vec![(409, other), (200, held)]));
+        assert_eq!(c.post("r1", None, &[json!({"type": "sell"})]).unwrap(), Posted::Exists);
+        let c = client(server(vec![(409, other), (404, "{}")]));
+        let e = c.post("r1", None, &[json!({"type": "sell"})]).unwrap_err();
+        assert!(
+            matches!(&e, DeviceError::Unavailable(t) if t.contains("409")),
+            "not accepted: {e:?}"
+        );
+    }
+
+    #[test]
+    fn a_401_is_a_configuration_error_naming_the_settings() {
+        let c = client(server(vec![(401, "{}")]));
+        let e = c.state("r1", None).unwrap_err();
+        assert!(
+            matches!(&e, DeviceError::NotTaken { reason: NotTaken::Misconfigured, message } if message.contains("[kkt.atol] user")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_pem_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let config = super::super::AtolConfig {
+            url: "https://127.0.0.1:16732".into(),
+            device_id: None,
+            job_bound: Duration::from_millis(200),
+            poll_every: Duration::from_millis(10),
+            auto_shift: true,
+            journal: None,
+            credentials: None,
+            ca_file: Some(path),
+        };
+        let e = Client::new(&config).err().unwrap();
+        assert!(e.contains("no certificate"), "{e}");
+    }
+}

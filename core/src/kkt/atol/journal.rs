@@ -45,10 +45,37 @@ const MIGRATIONS: &[&str] = &[
      -- Whether an FN gives our receipt tag (1192) back when a document is read: then a
      -- document without it is another program's, not one of ours that lost its tag.
      CREATE TABLE fns (fn_number TEXT PRIMARY KEY, tag_echo INTEGER NOT NULL);",
+    // 3: keyed by the FN and device as well (§10.9): an attempt on a replaced FN or another
+    // register is a line of its own, and the earlier one is kept for the person who settles it.
+    "CREATE TABLE attempts_v3 (
+         receipt_id  TEXT NOT NULL,
+         fn_number   TEXT NOT NULL,
+         device_id   TEXT NOT NULL,
+         attempt     INTEGER NOT NULL,
+         state       TEXT NOT NULL CHECK (state IN ('posted', 'failed', 'done')),
+         operation   TEXT NOT NULL,
+         mark        INTEGER NOT NULL,
+         searched_to INTEGER NOT NULL,
+         candidates  TEXT NOT NULL DEFAULT '[]',
+         doc_number  INTEGER,
+         updated_at  INTEGER NOT NULL,
+         PRIMARY KEY (fn_number, device_id, receipt_id)
+     );
+     INSERT INTO attempts_v3 SELECT receipt_id, fn_number, device_id, attempt, state, operation, mark,
+            searched_to, candidates, doc_number, updated_at FROM attempts;
+     DROP TABLE attempts;
+     ALTER TABLE attempts_v3 RENAME TO attempts;
+     CREATE INDEX attempts_receipt ON attempts (receipt_id, updated_at);
+     CREATE INDEX attempts_doc ON attempts (fn_number, doc_number) WHERE doc_number IS NOT NULL;
+     CREATE INDEX attempts_settled ON attempts (updated_at) WHERE state <> 'posted';",
 ];
 
-/// Done attempts are kept this long: as long as the web server keeps a job (30 days by default,
-/// docs/research/atol-web-server.md §1.3), so a late lookup still finds it.
+/// How often a long-running adapter prunes the journal (it is pruned at start as well).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Settled lines (done, or failed with nothing in the FN) are kept this long: as long as the web
+/// server keeps a job (30 days by default, docs/research/atol-web-server.md §1.3), so a late
+/// lookup still finds it. A `posted` line — an outcome not known yet — is never pruned.
 const KEEP_DONE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Where a receipt's current attempt stands.
@@ -120,6 +147,8 @@ pub(super) fn uuid_of(receipt_id: &str, attempt: i64) -> String {
 
 pub(super) struct Journal {
     conn: Mutex<Connection>,
+    /// When the journal was last pruned (ms).
+    pruned_at: std::sync::atomic::AtomicI64,
 }
 
 fn failed(e: impl std::fmt::Display) -> DeviceError {
@@ -128,6 +157,14 @@ fn failed(e: impl std::fmt::Display) -> DeviceError {
 
 fn now_ms() -> i64 {
     crate::time::now_ms()
+}
+
+/// Drops the lines settled longer ago than [`KEEP_DONE`].
+fn prune(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM attempts WHERE state <> 'posted' AND updated_at < ?1",
+        [now_ms() - KEEP_DONE.as_millis() as i64],
+    )
 }
 
 impl Journal {
@@ -150,25 +187,26 @@ impl Journal {
                 tx.pragma_update(None, "user_version", (i + 1) as i64)?;
                 tx.commit()?;
             }
-            conn.execute(
-                "DELETE FROM attempts WHERE state = 'done' AND updated_at < ?1",
-                [now_ms() - KEEP_DONE.as_millis() as i64],
-            )?;
+            prune(&conn)?;
             Ok(())
         })();
         prepared.map_err(|e| format!("cannot prepare the ATOL journal: {e}"))?;
-        Ok(Journal { conn: Mutex::new(conn) })
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            pruned_at: now_ms().into(),
+        })
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, DeviceError> {
         self.conn.lock().map_err(|_| failed("poisoned"))
     }
 
+    /// The receipt's current line: its latest attempt, on whichever FN and device.
     pub(super) fn get(&self, receipt_id: &str) -> Result<Option<Entry>, DeviceError> {
         self.conn()?
             .prepare_cached(
                 "SELECT fn_number, device_id, attempt, state, operation, mark, searched_to, candidates, doc_number
-                 FROM attempts WHERE receipt_id = ?1",
+                 FROM attempts WHERE receipt_id = ?1 ORDER BY updated_at DESC, rowid DESC LIMIT 1",
             )
             .and_then(|mut s| {
                 s.query_row([receipt_id], |r| {
@@ -190,34 +228,46 @@ impl Journal {
             .map_err(failed)
     }
 
-    /// Writes a receipt's line whole (before its job is posted, and after each step).
+    /// Writes a receipt's line on its FN and device whole (before its job is posted, and after
+    /// each step); the first line of an attempt on another FN or device is a new line.
     pub(super) fn put(&self, receipt_id: &str, e: &Entry) -> Result<(), DeviceError> {
         let candidates = serde_json::to_string(&e.candidates).map_err(failed)?;
-        self.conn()?
-            .prepare_cached(
-                "INSERT INTO attempts (receipt_id, fn_number, device_id, attempt, state, operation, mark, searched_to,
-                                       candidates, doc_number, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (receipt_id) DO UPDATE SET fn_number = ?2, device_id = ?3, attempt = ?4, state = ?5,
-                     operation = ?6, mark = ?7, searched_to = ?8, candidates = ?9, doc_number = ?10, updated_at = ?11",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    receipt_id,
-                    e.fn_number,
-                    e.device_id,
-                    e.attempt,
-                    e.state.as_str(),
-                    e.operation,
-                    e.mark,
-                    e.searched_to,
-                    candidates,
-                    e.doc_number,
-                    now_ms()
-                ])
-            })
-            .map(|_| ())
-            .map_err(failed)
+        let now = now_ms();
+        let conn = self.conn()?;
+        if now - self.pruned_at.load(std::sync::atomic::Ordering::Relaxed) > PRUNE_EVERY.as_millis() as i64 {
+            self.pruned_at.store(now, std::sync::atomic::Ordering::Relaxed);
+            prune(&conn).map_err(failed)?;
+        }
+        if !e.fn_number.is_empty() {
+            // The first driver's line did not name its FN; now that it is known, it is this one.
+            conn.prepare_cached("DELETE FROM attempts WHERE receipt_id = ?1 AND fn_number = ''")
+                .and_then(|mut s| s.execute([receipt_id]))
+                .map_err(failed)?;
+        }
+        conn.prepare_cached(
+            "INSERT INTO attempts (receipt_id, fn_number, device_id, attempt, state, operation, mark, searched_to,
+                                   candidates, doc_number, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (fn_number, device_id, receipt_id) DO UPDATE SET attempt = ?4, state = ?5,
+                 operation = ?6, mark = ?7, searched_to = ?8, candidates = ?9, doc_number = ?10, updated_at = ?11",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                receipt_id,
+                e.fn_number,
+                e.device_id,
+                e.attempt,
+                e.state.as_str(),
+                e.operation,
+                e.mark,
+                e.searched_to,
+                candidates,
+                e.doc_number,
+                now
+            ])
+        })
+        .map(|_| ())
+        .map_err(failed)
     }
 
     /// The receipt whose document `number` of this FN is, if one of ours is.
@@ -311,5 +361,73 @@ mod tests {
         let j = Journal::open(Some(&path)).unwrap();
         assert_eq!(j.get("old").unwrap(), None, "done 30 days ago: pruned");
         assert!(j.get("a").unwrap().is_some(), "not done: kept");
+    }
+
+    #[test]
+    fn an_attempt_on_another_fn_is_a_line_of_its_own_and_settled_lines_are_pruned_never_posted_ones() {
+        let j = Journal::open(None).unwrap();
+        let mut old_fn = entry();
+        old_fn.state = State::Failed;
+        j.put("r1", &old_fn).unwrap();
+        let mut new_fn = entry();
+        new_fn.fn_number = "7380440700000002".into();
+        new_fn.mark = 0;
+        j.put("r1", &new_fn).unwrap();
+        assert_eq!(
+            j.get("r1").unwrap(),
+            Some(new_fn.clone()),
+            "the latest attempt is the current line"
+        );
+        let lines: i64 = j
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM attempts WHERE receipt_id = 'r1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(lines, 2, "the attempt on the replaced FN is kept");
+        j.put("posted", &entry()).unwrap();
+        let mut done = entry();
+        done.state = State::Done;
+        done.doc_number = Some(8);
+        j.put("done", &done).unwrap();
+        j.conn()
+            .unwrap()
+            .execute("UPDATE attempts SET updated_at = 0", [])
+            .unwrap();
+        // A long-running adapter prunes from `put` once an hour.
+        j.pruned_at.store(0, std::sync::atomic::Ordering::Relaxed);
+        j.put("fresh", &entry()).unwrap();
+        assert_eq!(j.get("done").unwrap(), None, "settled 30 days ago: pruned");
+        assert!(j.get("posted").unwrap().is_some(), "an unknown outcome is never pruned");
+        assert_eq!(
+            j.get("r1").unwrap().map(|e| e.fn_number),
+            Some("7380440700000002".into())
+        );
+        assert!(j.get("fresh").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_version_2_journal_is_carried_over_to_lines_keyed_by_fn_and_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atol-journal.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+                let tx = c.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+                tx.commit().unwrap();
+            }
+            c.execute(
+                "INSERT INTO attempts VALUES ('a', '7380440700000001', 'dev1', 2, 'done', 'sell', 4, 5, '[]', 5, ?1)",
+                [now_ms()],
+            )
+            .unwrap();
+        }
+        let j = Journal::open(Some(&path)).unwrap();
+        let a = j.get("a").unwrap().unwrap();
+        assert_eq!((a.device_id.as_str(), a.attempt, a.doc_number), ("dev1", 2, Some(5)));
+        assert_eq!(j.owner("7380440700000001", 5).unwrap().as_deref(), Some("a"));
     }
 }

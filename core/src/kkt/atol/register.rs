@@ -14,7 +14,7 @@ use super::client::{Job, unavailable};
 use super::codes::{self, Class};
 use super::documents::{FnDocument, Likeness};
 use super::journal::{Entry, State};
-use super::tasks::{receipt_task, task_type};
+use super::tasks::{kind_of, receipt_task, task_type};
 use super::{AtolKkt, FnNow, cause, fiscal_doc, sign_of};
 use crate::kkt::{Candidate, DeviceError, Fiscalized, NotTaken, Task};
 use crate::money::Kopecks;
@@ -234,11 +234,16 @@ impl AtolKkt {
     }
 
     /// A `ready` result, if it proves itself: a number above the mark, this receipt's total,
-    /// this FN, a sign (§10.3).
+    /// this FN, a sign (§10.3). ATOL's result does not name its operation: the job's uuid does —
+    /// the journal line says which task type that uuid was posted with, and that must be a form
+    /// of this receipt (the sale itself, or its late correction, §10.7). A line that does not
+    /// say (the first driver's) proves nothing: the FN is asked.
     fn checked(&self, task: &Task, entry: &Entry, result: &Value) -> Option<Fiscalized> {
         let p = &result["fiscalParams"];
         let number = p["fiscalDocumentNumber"].as_i64().filter(|n| *n > entry.mark)?;
-        let document = task.document();
+        let operation = kind_of(&entry.operation)?;
+        let forms = [task.receipt.clone(), task.document().into_owned()];
+        let document = forms.iter().find(|r| r.kind == operation)?;
         let total = p["total"].as_f64().map(|t| Kopecks((t * 100.0).round() as i64))?;
         let fn_number = p["fnNumber"].as_str().filter(|f| *f == entry.fn_number)?;
         if total != document.total {
@@ -259,7 +264,7 @@ impl AtolKkt {
         Some(Fiscalized {
             doc,
             print_error: not_printed.then(|| "ККТ зарегистрировала чек, но не напечатала его".to_string()),
-            operation: document.kind,
+            operation,
         })
     }
 
@@ -295,7 +300,6 @@ impl AtolKkt {
         let echo = self.journal.tag_echo(&now.serial)?;
         let sent = [task.receipt.clone(), task.document().into_owned()];
         let to = now.last.min(entry.searched_to + MAX_SEARCH);
-        let mut by_content = None;
         for n in entry.searched_to + 1..=to {
             let doc = self.read_document(n)?;
             match doc.tag.as_deref() {
@@ -314,40 +318,40 @@ impl AtolKkt {
                     self.done(task, entry, &f)?;
                     return Ok(InFn::Found(f));
                 }
-                Some(_) => continue, // another receipt's tag
+                Some(_) => continue, // another of our receipts, by its tag
                 None => {}
             }
-            // A shift document; or a full document without a tag on an FN that keeps our tags:
-            // another program's receipt. A short document shows no tag at all, so it proves
-            // nothing either way.
-            if !doc.is_receipt() || (echo == Some(true) && !doc.short) {
-                continue;
+            if !doc.is_receipt() {
+                continue; // a shift's document, a report: never a receipt's
             }
             if self
                 .journal
                 .owner(&now.serial, n)?
                 .is_some_and(|owner| owner != task.id)
             {
-                continue; // another of our receipts
+                continue; // another of our receipts, by the journal
             }
+            // A receipt that belongs to nobody we know: it may be this one (the FN does not
+            // show our tag, or shows no content), or another program's. Either way a person
+            // looks, unless it is the only one and its whole content is this receipt's (§10.2).
+            let full_on_echoing_fn = echo == Some(true) && !doc.short;
             let likeness = sent
                 .iter()
                 .map(|r| doc.likeness(r))
                 .find(|l| *l != Likeness::Differs)
                 .unwrap_or(Likeness::Differs);
-            match likeness {
-                Likeness::Differs => continue,
-                Likeness::Same { items: true } => {
-                    by_content.get_or_insert(doc.clone());
-                    entry.candidates.push(candidate(
-                        &doc,
-                        "совпадают операция, сумма и позиции; метки чека в ФН нет",
-                    ));
+            let why = match likeness {
+                _ if full_on_echoing_fn => {
+                    "чек без метки адаптера на ФН, который метки хранит: вероятно, чек другой программы"
                 }
-                Likeness::Same { items: false } => entry.candidates.push(candidate(
-                    &doc,
-                    "совпадают операция и сумма; позиций и метки чека ФН не показывает (короткий документ)",
-                )),
+                Likeness::Differs => "чек, не записанный ни за одним чеком адаптера; операция или сумма другие",
+                Likeness::Same { items: true } => "совпадают операция, сумма и позиции; метки чека в ФН нет",
+                Likeness::Same { items: false } => {
+                    "совпадают операция и сумма; позиций и метки чека ФН не показывает (короткий документ)"
+                }
+            };
+            if !entry.candidates.iter().any(|c| c.fiscal_doc_number == n) {
+                entry.candidates.push(candidate(&doc, why));
             }
         }
         entry.searched_to = to;
@@ -358,27 +362,42 @@ impl AtolKkt {
                 now.last - to
             )));
         }
-        match (entry.candidates.len(), by_content) {
-            (0, _) => Ok(InFn::Nothing),
-            // Content is only a fallback (§10.2): one document, full content, nothing else.
-            (1, Some(doc)) => {
+        match entry.candidates.as_slice() {
+            [] => Ok(InFn::Nothing),
+            // Content is only a fallback (§10.2): the one document in the window we cannot
+            // place, and its whole content (operation, total, items) is this receipt's.
+            [only] => {
+                let doc = self.read_document(only.fiscal_doc_number)?;
+                // (A short document never shows its items, so it is never whole.)
+                let whole = doc.tag.is_none()
+                    && echo != Some(true)
+                    && sent.iter().any(|r| doc.likeness(r) == Likeness::Same { items: true });
+                if !whole {
+                    return Err(self.review(entry));
+                }
                 let f = self.result_of(task, &doc, &now.serial)?;
                 tracing::warn!(receipt_id = %task.id, document = doc.number, "found in the FN by its content (no tag)");
                 self.done(task, entry, &f)?;
                 Ok(InFn::Found(f))
             }
-            _ => Err(DeviceError::NeedsReview {
-                reason: format!(
-                    "в ФН есть документы, которые могут быть этим чеком (№ {}), и ККТ не может сказать точно: решите вручную",
-                    entry
-                        .candidates
-                        .iter()
-                        .map(|c| c.fiscal_doc_number.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                candidates: entry.candidates.clone(),
-            }),
+            _ => Err(self.review(entry)),
+        }
+    }
+
+    /// The documents a person must place (§10.2, §10.5).
+    fn review(&self, entry: &Entry) -> DeviceError {
+        DeviceError::NeedsReview {
+            reason: format!(
+                "в ФН есть чеки, которые могут быть этим чеком или не записаны ни за одним чеком адаптера (№ {}), \
+                 и ККТ не может сказать точно: решите вручную",
+                entry
+                    .candidates
+                    .iter()
+                    .map(|c| c.fiscal_doc_number.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            candidates: entry.candidates.clone(),
         }
     }
 

@@ -24,6 +24,22 @@ pub fn task_type(kind: ReceiptType) -> &'static str {
     }
 }
 
+/// The receipt type an ATOL task type registers (the inverse of [`task_type`]).
+pub fn kind_of(task_type: &str) -> Option<ReceiptType> {
+    [
+        ReceiptType::Sale,
+        ReceiptType::SaleRefund,
+        ReceiptType::Buy,
+        ReceiptType::BuyRefund,
+        ReceiptType::SaleCorrection,
+        ReceiptType::SaleRefundCorrection,
+        ReceiptType::BuyCorrection,
+        ReceiptType::BuyRefundCorrection,
+    ]
+    .into_iter()
+    .find(|k| self::task_type(*k) == task_type)
+}
+
 /// The receipt as an ATOL JSON task (docs/research/atol-web-server.md §2.1, §2.2, §3), with
 /// the receipt's tag as its additional attribute (tag 1192, an `items` element
 /// `{"type": "additionalAttribute", "value", "print"}` — the driver's
