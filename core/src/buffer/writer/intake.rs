@@ -40,7 +40,7 @@ impl Writer {
             };
             return Ok(Step::Answer(Err(full)));
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = self.ids.next();
         let r = &req.receipt;
         let request_json =
             serde_json::to_string(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;

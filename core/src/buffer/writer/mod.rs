@@ -14,6 +14,7 @@
 
 mod batch;
 mod delivery;
+mod ids;
 mod intake;
 mod purge;
 mod results;
@@ -84,6 +85,8 @@ pub(crate) struct Writer {
     /// Events written in the open transaction; broadcast after it commits.
     written: Vec<Event>,
     stats: Arc<WriterStats>,
+    /// Where new receipt ids come from (ascending, see [`ids`]).
+    ids: ids::Ids,
 }
 
 impl Writer {
@@ -105,6 +108,7 @@ impl Writer {
             last_synced_ms: None,
             written: Vec::new(),
             stats: setup.stats,
+            ids: ids::Ids::new(0),
         };
         // One scan at start; from then on the writer, which marks receipts synced, keeps it.
         w.last_synced_ms = w.conn.query_row(
@@ -112,6 +116,7 @@ impl Writer {
             [ReceiptState::Synced],
             |r| r.get(0),
         )?;
+        w.ids = ids::Ids::after_newest(&w.conn)?;
         w.resume = w.interrupted_intents()?;
         for job in &w.resume {
             w.in_device.insert(job.task.id.clone(), InDevice::Answered);
