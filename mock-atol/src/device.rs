@@ -25,6 +25,10 @@ pub struct Fn {
     /// The OFD has confirmed every document up to this number.
     pub sent_up_to: i64,
     pub documents: Vec<Document>,
+    /// The cash counter: what should be in the drawer (S1 `json_getShiftTotals.js`
+    /// `cashDrawer.sum`): each receipt's cash, net of change, in or out by its operation.
+    #[serde(default)]
+    pub cash_sum: f64,
 }
 
 impl Fn {
@@ -40,6 +44,7 @@ impl Fn {
             clock_offset_ms: 0,
             sent_up_to: 0,
             documents: Vec::new(),
+            cash_sum: 0.0,
         }
     }
 
@@ -114,6 +119,23 @@ struct Checked {
 
 /// Checks a receipt task as the driver's own scripts do (`myscripts_base_receipt.js`,
 /// `myscripts_validators.js`).
+/// A receipt task's cash for the drawer: its cash payments less the change (payments above
+/// the total), into the drawer for a sale or a buy refund (and their corrections), out of it
+/// for the others.
+fn cash_of(task: &Value, kind: &str, total: f64) -> f64 {
+    let payments = task["payments"].as_array().cloned().unwrap_or_default();
+    let sum = |cash_only: bool| -> f64 {
+        payments
+            .iter()
+            .filter(|p| !cash_only || p["type"] == "cash")
+            .filter_map(|p| p["sum"].as_f64())
+            .sum()
+    };
+    let cash = (sum(true) - (sum(false) - total).max(0.0)).max(0.0);
+    let into_drawer = matches!(kind, "sell" | "sellCorrection" | "buyReturn" | "buyReturnCorrection");
+    if into_drawer { cash } else { -cash }
+}
+
 fn validate(task: &Value) -> Result<Checked, TaskError> {
     let items = task["items"]
         .as_array()
@@ -285,6 +307,7 @@ impl Fn {
                     "receipt"
                 };
                 let doc = self.document(kind, k, uuid, checked.total);
+                self.cash_sum += cash_of(task, k, checked.total);
                 let last = self.documents.len() - 1;
                 self.documents[last].items = checked.items;
                 self.documents[last].tag = checked.tag;
@@ -319,6 +342,33 @@ impl Fn {
                 };
                 Ok(json!({"shiftStatus": {"state": state, "number": self.shift_number,
                           "expiredTime": local(self.shift_opened_at_ms + 24 * 3600 * 1000)}}))
+            }
+            // S1 `json_getDeviceInfo.js`: the model's code and name, serial, firmware, FFD.
+            "getDeviceInfo" => Ok(json!({"deviceInfo": {
+                "model": 57, "modelName": "АТОЛ 30Ф (эмулятор)", "serial": "00106700000001",
+                "firmwareVersion": "5.8.100", "configurationVersion": "mock",
+                "receiptLineLength": 48, "receiptLineLengthPix": 576,
+                "ffdVersion": "1.2", "fnFfdVersion": "1.2"}})),
+            // S1 `json_getShiftTotals.js`: per receipt type its count, sum and payments; cash
+            // in and out of the drawer; the drawer's sum; the shift's number. The mock keeps
+            // no cash in/out, so those are zero.
+            "getShiftTotals" => {
+                let mut receipts = serde_json::Map::new();
+                for d in self
+                    .documents
+                    .iter()
+                    .filter(|d| d.shift == self.shift_number && d.kind.starts_with("receipt"))
+                {
+                    let entry = receipts
+                        .entry(d.operation.clone())
+                        .or_insert_with(|| json!({"count": 0, "sum": 0.0, "payments": {}}));
+                    entry["count"] = json!(entry["count"].as_i64().unwrap_or(0) + 1);
+                    entry["sum"] = json!(entry["sum"].as_f64().unwrap_or(0.0) + d.total);
+                }
+                Ok(json!({"shiftTotals": {"receipts": receipts,
+                          "income": {"sum": 0.0, "count": 0}, "outcome": {"sum": 0.0, "count": 0},
+                          "cashDrawer": {"sum": (self.cash_sum * 100.0).round() / 100.0},
+                          "shiftNumber": self.shift_number}}))
             }
             "getDeviceStatus" => Ok(json!({"deviceStatus": {
                 "currentDateTime": local(self.now_ms()),

@@ -13,8 +13,9 @@
 //! - `GET /api/v2/requests/{uuid}` → `{results: [{status, error: {code, description}, result}]}`
 //!   (or the older flat `errorCode`/`errorDescription` with the `flat_errors` fault), 404 unknown;
 //! - tasks `sell`, `sellReturn`, `buy`, `buyReturn`, the four corrections, `openShift`,
-//!   `closeShift`, `getShiftStatus`, `getDeviceStatus`, `ofdExchangeStatus`, `getFnStatus`,
-//!   `getFnDocument` with the result shapes of §2 (`fiscalParams`, `shiftStatus`, `deviceStatus`,
+//!   `closeShift`, `getShiftStatus`, `getDeviceStatus`, `getDeviceInfo`, `getShiftTotals` (its
+//!   cash counter from each receipt's cash net of change; S1 `json_getShiftTotals.js`),
+//!   `ofdExchangeStatus`, `getFnStatus`, `getFnDocument` with the result shapes of §2 (`fiscalParams`, `shiftStatus`, `deviceStatus`,
 //!   `status`/`errors`, `fnStatus`, `documentTLV`);
 //! - device errors with the driver's codes: 2 no connection, 44 no paper, 45 cover open, 68 shift
 //!   over 24 hours, 501 a task it cannot parse, 66 not fully paid, and any code of the public

@@ -100,11 +100,12 @@ fn public() -> Router<AppState> {
 }
 
 /// The tills' calls: a receipt in, and a receipt's state back (a till's own token sees only its
-/// own receipts; without one, the view leaves out personal data).
+/// own receipts; without one, the view leaves out personal data); the register's own state.
 fn pos() -> Router<AppState> {
     Router::new()
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
+        .route("/v1/kkt/device", get(shift::device))
 }
 
 /// What names customers, cashiers and every till's sales: the admin or the read token.

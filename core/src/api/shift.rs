@@ -1,5 +1,6 @@
 //! The register's shift (docs/contract.md §6): `GET /v1/kkt/shift` and, behind the admin layer,
-//! `POST /v1/kkt/shift/close` (the Z-report). Both ask the register itself, off the runtime.
+//! `POST /v1/kkt/shift/close` (the Z-report); and the register itself, `GET /v1/kkt/device`
+//! (§11). Each asks the register, off the runtime.
 
 use super::{ApiError, AppState};
 use crate::kkt::{DeviceError, Kkt};
@@ -38,4 +39,12 @@ pub async fn close(State(state): State<AppState>) -> Result<Response, ApiError> 
         "shift closed (Z-report)"
     );
     Ok(Json(report).into_response())
+}
+
+/// `GET /v1/kkt/device`: model, serial, FFD, the FN and its validity, the shift, paper and
+/// cover, the FN's unsent documents, the cash in the drawer — read from the register now.
+pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = state.clock.utc();
+    let info = on_register(state.kkt.clone(), move |k| k.device_info(now)).await?;
+    Ok(Json(info).into_response())
 }

@@ -270,6 +270,37 @@ pub struct ZReport {
     pub operations: Vec<OperationSum>,
 }
 
+/// The register itself, as `GET /v1/kkt/device` shows it (docs/contract.md §11). What a
+/// register does not tell is `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// The model as the device names it.
+    pub model: String,
+    /// The register's serial (factory) number.
+    pub serial: String,
+    pub firmware: Option<String>,
+    /// The FFD version the register works in (`1.2`).
+    pub ffd_version: Option<String>,
+    pub fn_number: String,
+    /// When the FN's keys expire and it stops taking documents (RFC 3339).
+    pub fn_valid_until: Option<String>,
+    /// The FN's life phase as the device names it (`fiscalMode`, `postFiscalMode`, …).
+    pub fn_phase: Option<String>,
+    pub shift: ShiftState,
+    /// The current shift's number (the last one's while closed).
+    pub shift_number: i64,
+    /// `false`: out of paper.
+    pub paper_present: Option<bool>,
+    pub cover_open: Option<bool>,
+    pub drawer_open: Option<bool>,
+    /// Documents in the FN the OFD has not confirmed, the first of them and its time.
+    pub fn_unsent: i64,
+    pub fn_unsent_first: Option<i64>,
+    pub fn_unsent_first_at: Option<String>,
+    /// The register's cash counter: what should be in the drawer.
+    pub cash_in_drawer: Option<Kopecks>,
+}
+
 /// A fiscal register driver. Its calls block (a device is slow) and run on the buffer's device
 /// thread, never on the async runtime or inside a database transaction.
 pub trait Kkt: Send + Sync {
@@ -296,6 +327,14 @@ pub trait Kkt: Send + Sync {
 
     /// Closes the open shift (a fiscal document) and returns its report.
     fn close_shift(&self, now: DateTime<Utc>) -> Result<ZReport, DeviceError>;
+
+    /// The register's own state at `now`: model, FN, shift, paper, unsent documents, cash (§11).
+    fn device_info(&self, _now: DateTime<Utc>) -> Result<DeviceInfo, DeviceError> {
+        Err(DeviceError::Refused {
+            code: "device_info_unsupported".into(),
+            message: format!("{} does not report its own state", self.describe()),
+        })
+    }
 
     /// The OFD confirmed these documents (FN, number). A register whose FN talks to the OFD
     /// itself learns it there and ignores this.

@@ -111,6 +111,15 @@ impl ReceiptType {
         matches!(self, ReceiptType::SaleRefund | ReceiptType::BuyRefund)
     }
 
+    /// Whether its money goes into the register's drawer (a sale, a buy refund, and their
+    /// corrections) rather than out of it.
+    pub fn money_in(self) -> bool {
+        matches!(
+            self,
+            ReceiptType::Sale | ReceiptType::SaleCorrection | ReceiptType::BuyRefund | ReceiptType::BuyRefundCorrection
+        )
+    }
+
     /// The QR code's `n`: the operation (1 sale, 2 sale refund, 3 buy, 4 buy refund); a
     /// correction carries the operation it corrects.
     pub fn qr_operation(self) -> u16 {

@@ -28,6 +28,7 @@ mod tasks;
 pub use tasks::{receipt_task, task_type};
 
 use super::{DeviceError, FiscalDoc, Fiscalized, Kkt, NotTaken, ShiftState, ShiftStatus, Task, ZReport};
+use crate::money::Kopecks;
 use crate::receipt::Receipt;
 use chrono::{DateTime, Utc};
 use client::{Client, Job, unavailable};
@@ -272,6 +273,60 @@ impl Kkt for AtolKkt {
             closed_at: now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             receipts: p["receiptsCount"].as_i64().unwrap_or(0),
             operations: Vec::new(),
+        })
+    }
+
+    /// Five read-only tasks in one job (docs/research/atol-web-server.md §2.5–2.8; S1
+    /// `json_getDeviceInfo.js` → `deviceInfo {modelName, serial, firmwareVersion,
+    /// ffdVersion}`, `json_getDeviceStatus.js` → `deviceStatus {shift, paperPresent,
+    /// coverOpened, cashDrawerOpened}`, `json_getFnInfo.js` → `fnInfo {serial, validityDate,
+    /// livePhase}`, `json_ofdExchangeStatus.js` → `status {notSentCount, …}`,
+    /// `json_getShiftTotals.js` → `shiftTotals {cashDrawer {sum}, shiftNumber}`).
+    fn device_info(&self, _now: DateTime<Utc>) -> Result<super::DeviceInfo, DeviceError> {
+        let r = self.run(vec![
+            json!({"type": "getDeviceInfo"}),
+            json!({"type": "getDeviceStatus"}),
+            json!({"type": "getFnInfo"}),
+            json!({"type": "ofdExchangeStatus"}),
+            json!({"type": "getShiftTotals"}),
+        ])?;
+        let at = |i: usize| r.get(i).cloned().unwrap_or(Value::Null);
+        let (info, status, fn_info, exchange, totals) = (
+            at(0)["deviceInfo"].clone(),
+            at(1)["deviceStatus"].clone(),
+            at(2)["fnInfo"].clone(),
+            at(3)["status"].clone(),
+            at(4)["shiftTotals"].clone(),
+        );
+        let text = |v: &Value| v.as_str().filter(|t| !t.is_empty()).map(str::to_string);
+        let fn_unsent = exchange["notSentCount"].as_i64().unwrap_or(0);
+        Ok(super::DeviceInfo {
+            model: text(&info["modelName"])
+                .or_else(|| info["model"].as_i64().map(|m| format!("ATOL, model code {m}")))
+                .unwrap_or_else(|| "ATOL".into()),
+            serial: text(&info["serial"]).unwrap_or_default(),
+            firmware: text(&info["firmwareVersion"]),
+            ffd_version: text(&info["ffdVersion"]).or_else(|| text(&fn_info["ffdVersion"])),
+            fn_number: text(&fn_info["serial"]).unwrap_or_default(),
+            fn_valid_until: text(&fn_info["validityDate"]),
+            fn_phase: text(&fn_info["livePhase"]),
+            shift: match status["shift"].as_str() {
+                Some("opened") => ShiftState::Open,
+                Some("expired") => ShiftState::Expired,
+                _ => ShiftState::Closed,
+            },
+            shift_number: totals["shiftNumber"].as_i64().unwrap_or(0),
+            paper_present: status["paperPresent"].as_bool(),
+            cover_open: status["coverOpened"].as_bool(),
+            drawer_open: status["cashDrawerOpened"].as_bool(),
+            fn_unsent,
+            fn_unsent_first: exchange["notSentFirstDocNumber"]
+                .as_i64()
+                .filter(|n| fn_unsent > 0 && *n > 0),
+            fn_unsent_first_at: text(&exchange["notSentFirstDocDateTime"]).filter(|_| fn_unsent > 0),
+            cash_in_drawer: totals["cashDrawer"]["sum"]
+                .as_f64()
+                .map(|sum| Kopecks((sum * 100.0).round() as i64)),
         })
     }
 

@@ -27,9 +27,11 @@ pub use faults::MockFaults;
 
 use super::slip::{self, Seller};
 use super::{
-    Candidate, DeviceError, FiscalDoc, Fiscalized, Kkt, KktCounters, NotTaken, ShiftState, ShiftStatus, Task, ZReport,
+    Candidate, DeviceError, DeviceInfo, FiscalDoc, Fiscalized, Kkt, KktCounters, NotTaken, ShiftState, ShiftStatus,
+    Task, ZReport,
 };
 use crate::money::Kopecks;
+use crate::receipt::PaymentType;
 use crate::time::Zone;
 use chrono::{DateTime, TimeZone, Utc};
 use faults::Next;
@@ -353,6 +355,57 @@ impl Kkt for MockKkt {
         report.ok_or_else(|| DeviceError::NotTaken {
             reason: NotTaken::NoOpenShift,
             message: "no shift is open: it opens by itself with the next receipt".into(),
+        })
+    }
+
+    fn device_info(&self, now: DateTime<Utc>) -> Result<DeviceInfo, DeviceError> {
+        let shift = self.shift(now)?;
+        let fn_number = &self.config.fn_number;
+        let conn = self.memory()?;
+        let (unsent, first, first_at): (i64, Option<i64>, Option<i64>) = conn
+            .prepare_cached(
+                "SELECT count(*), min(doc_number), min(created_at) FROM documents
+                 WHERE fn_number = ?1 AND kind = 'receipt' AND confirmed = 0",
+            )
+            .and_then(|mut s| s.query_row([fn_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+            .map_err(unavailable)?;
+        // The drawer's counter: every receipt's cash on this FN, in or out by its operation
+        // (cash in and out of the drawer itself come with the counter operations, §11).
+        let summaries: Vec<String> = conn
+            .prepare_cached("SELECT summary FROM documents WHERE fn_number = ?1 AND kind = 'receipt'")
+            .and_then(|mut s| s.query_map([fn_number], |r| r.get(0))?.collect())
+            .map_err(unavailable)?;
+        let mut cash = 0i64;
+        for text in summaries {
+            let summary: report::Summary = serde_json::from_str(&text)
+                .map_err(|e| DeviceError::Unavailable(format!("the mock register's memory is unreadable: {e}")))?;
+            let paid: i64 = summary
+                .payments
+                .iter()
+                .filter(|p| p.kind == PaymentType::Cash)
+                .map(|p| p.amount.0)
+                .sum();
+            cash += if summary.kind.money_in() { paid } else { -paid };
+        }
+        Ok(DeviceInfo {
+            model: "KKT Adapter mock register".into(),
+            serial: self.config.kkt_number.clone(),
+            firmware: Some(env!("CARGO_PKG_VERSION").into()),
+            ffd_version: Some("1.2".into()),
+            fn_number: fn_number.clone(),
+            fn_valid_until: None,
+            fn_phase: Some("fiscalMode".into()),
+            shift: shift.state,
+            shift_number: shift.number,
+            paper_present: Some(!self.faults().paper_out),
+            cover_open: Some(false),
+            drawer_open: None,
+            fn_unsent: unsent,
+            fn_unsent_first: first,
+            fn_unsent_first_at: first_at
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                .map(rfc3339),
+            cash_in_drawer: Some(Kopecks(cash)),
         })
     }
 
