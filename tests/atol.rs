@@ -11,20 +11,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(30);
 
 async fn setup(configure: impl FnOnce(&mut kkt_core::Settings)) -> (mock_atol::MockAtol, TestApp) {
-    let atol = mock_atol::spawn("127.0.0.1:0".parse().unwrap(), None, "7380440700000001")
-        .await
-        .unwrap();
-    let url = atol.url();
-    let t = TestApp::start_with(|s| {
-        s.kkt.driver = kkt_core::settings::KktDriver::Atol;
-        s.kkt.atol.url = url;
-        s.kkt.atol.job_bound = Duration::from_secs(2);
-        s.kkt.atol.poll_every = Duration::from_millis(20);
-        s.kkt.answer_within = Duration::from_secs(3);
-        configure(s);
-    })
-    .await;
-    (atol, t)
+    TestApp::start_on_atol(Duration::from_millis(20), configure).await
 }
 
 /// The device's receipts made for a receipt id (its job uuids are `<id>` or `<id>.<n>`).

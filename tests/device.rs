@@ -88,17 +88,7 @@ async fn the_mock_register_reports_its_shift_paper_and_the_cash_its_receipts_put
 
 #[tokio::test]
 async fn the_atol_register_reports_model_fn_validity_unsent_documents_and_the_drawer() {
-    let atol = mock_atol::spawn("127.0.0.1:0".parse().unwrap(), None, "7380440700000001")
-        .await
-        .unwrap();
-    let url = atol.url();
-    let t = TestApp::start_with(|s| {
-        s.kkt.driver = kkt_core::settings::KktDriver::Atol;
-        s.kkt.atol.url = url;
-        s.kkt.atol.job_bound = Duration::from_secs(2);
-        s.kkt.atol.poll_every = Duration::from_millis(10);
-    })
-    .await;
+    let (atol, t) = TestApp::start_on_atol(Duration::from_millis(10), |_| {}).await;
     atol.set_faults(Faults {
         ofd_down: true,
         ..Faults::default()

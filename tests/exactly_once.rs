@@ -16,20 +16,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 const COFFEE: &str = r#"{"pos_id":"POS-A","type":"sale","items":[{"name":"Кофе","price":150,"qty":1}],"payments":[{"type":"cash","amount":150}]}"#;
 
 async fn setup(configure: impl FnOnce(&mut kkt_core::Settings)) -> (mock_atol::MockAtol, TestApp) {
-    let atol = mock_atol::spawn("127.0.0.1:0".parse().unwrap(), None, "7380440700000001")
-        .await
-        .unwrap();
-    let url = atol.url();
-    let t = TestApp::start_with(|s| {
-        s.kkt.driver = kkt_core::settings::KktDriver::Atol;
-        s.kkt.atol.url = url;
-        s.kkt.atol.job_bound = Duration::from_secs(2);
-        s.kkt.atol.poll_every = Duration::from_millis(10);
-        s.kkt.answer_within = Duration::from_secs(3);
-        configure(s);
-    })
-    .await;
-    (atol, t)
+    TestApp::start_on_atol(Duration::from_millis(10), configure).await
 }
 
 /// The FN's receipts that carry this receipt's tag.
@@ -234,34 +221,30 @@ async fn a_document_the_fn_cannot_tell_apart_makes_the_receipt_need_review_and_t
     assert_eq!(code, 202);
     assert_eq!(receipts(&atol).len(), 2, "never sent again");
     // A wrong number is refused; the right one attaches.
-    let resolve = |body: Value| {
-        let (t, id) = (&t, id.clone());
-        async move {
-            let r = t
-                .client
-                .post(t.url(&format!("/v1/kkt/receipt/{id}/resolve")))
-                .bearer_auth(&t.token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (code, v) = resolve(json!({"action": "attach", "fiscal_doc_number": 1, "comment": "?"})).await;
+    let (code, v) = resolve(
+        &t,
+        &id,
+        json!({"action": "attach", "fiscal_doc_number": 1, "comment": "?"}),
+    )
+    .await;
     assert_eq!(
         (code, v["code"].as_str()),
         (422, Some("document_mismatch")),
         "1 opened the shift: {v}"
     );
-    let (code, v) = resolve(json!({"action": "attach", "fiscal_doc_number": own, "comment": "сверено с лентой"})).await;
+    let (code, v) = resolve(
+        &t,
+        &id,
+        json!({"action": "attach", "fiscal_doc_number": own, "comment": "сверено с лентой"}),
+    )
+    .await;
     assert_eq!(code, 200, "{v}");
     let (code, final_answer) = until_final(&t, "ambiguous", COFFEE).await;
     assert_eq!(
         (code, final_answer["fiscal_doc"]["fiscal_doc_number"].as_i64()),
         (200, Some(own))
     );
-    let (code, v) = resolve(json!({"action": "void"})).await;
+    let (code, v) = resolve(&t, &id, json!({"action": "void"})).await;
     assert_eq!((code, v["code"].as_str()), (409, Some("not_in_review")), "{v}");
     let (_, events) = t.get("/v1/kkt/buffer/events?limit=1000").await;
     let decided = events["events"]

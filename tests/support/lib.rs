@@ -50,6 +50,29 @@ impl TestApp {
         t
     }
 
+    /// A `mock-atol` register on a free loopback port (FN 7380440700000001), and the app on the
+    /// ATOL driver against it with the tests' timings — jobs bounded at 2 s and polled every
+    /// `poll`, a till answered within 3 s — then `configure`.
+    pub async fn start_on_atol(
+        poll: Duration,
+        configure: impl FnOnce(&mut Settings),
+    ) -> (mock_atol::MockAtol, TestApp) {
+        let atol = mock_atol::spawn("127.0.0.1:0".parse().expect("address"), None, "7380440700000001")
+            .await
+            .expect("mock-atol starts");
+        let url = atol.url();
+        let t = TestApp::start_with(|s| {
+            s.kkt.driver = kkt_core::settings::KktDriver::Atol;
+            s.kkt.atol.url = url;
+            s.kkt.atol.job_bound = Duration::from_secs(2);
+            s.kkt.atol.poll_every = poll;
+            s.kkt.answer_within = Duration::from_secs(3);
+            configure(s);
+        })
+        .await;
+        (atol, t)
+    }
+
     async fn launch(settings: Settings, clock: kkt_core::time::Clock) -> TestApp {
         let app = App::build_with_clock(settings.clone(), clock.clone())
             .await
