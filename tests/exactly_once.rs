@@ -548,7 +548,12 @@ async fn a_ready_result_counts_as_the_operation_its_job_was_posted_with() {
     assert_eq!(code, 202, "{v}");
     let id = v["receipt_id"].as_str().unwrap().to_string();
     t.clock.advance(Duration::from_secs(6 * 60));
-    tokio::time::sleep(Duration::from_millis(2500)).await; // a retry finds the job still running
+    // A retry past the limit marks the sale late and finds its job still running.
+    let before = atol.polls(&id);
+    wait_for(LIMIT, "a retry asking for the job", || async {
+        (atol.polls(&id) > before + 1).then_some(())
+    })
+    .await;
     atol.set_faults(Faults::default());
     let (code, v) = until_final(&t, "late-result", COFFEE).await;
     assert_eq!(code, 200, "{v}");

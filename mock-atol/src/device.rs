@@ -349,9 +349,11 @@ impl Fn {
                 "firmwareVersion": "5.8.100", "configurationVersion": "mock",
                 "receiptLineLength": 48, "receiptLineLengthPix": 576,
                 "ffdVersion": "1.2", "fnFfdVersion": "1.2"}})),
-            // S1 `json_getShiftTotals.js`: per receipt type its count, sum and payments; cash
-            // in and out of the drawer; the drawer's sum; the shift's number. The mock keeps
-            // no cash in/out, so those are zero.
+            // S1 `json_getShiftTotals.js`: per receipt type (`sell`, `sellReturn`, `buy`,
+            // `buyReturn` — a correction counts with its operation) its count and sum; cash in
+            // and out of the drawer; the drawer's sum; the shift's number. The mock keeps no
+            // cash in/out (zero) and no payments per type (left out, as S1 leaves out counters
+            // a model lacks).
             "getShiftTotals" => {
                 let mut receipts = serde_json::Map::new();
                 for d in self
@@ -360,8 +362,8 @@ impl Fn {
                     .filter(|d| d.shift == self.shift_number && d.kind.starts_with("receipt"))
                 {
                     let entry = receipts
-                        .entry(d.operation.clone())
-                        .or_insert_with(|| json!({"count": 0, "sum": 0.0, "payments": {}}));
+                        .entry(d.operation.trim_end_matches("Correction").to_string())
+                        .or_insert_with(|| json!({"count": 0, "sum": 0.0}));
                     entry["count"] = json!(entry["count"].as_i64().unwrap_or(0) + 1);
                     entry["sum"] = json!(entry["sum"].as_f64().unwrap_or(0.0) + d.total);
                 }

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     /// How many times each document was read with `getFnDocument` (for tests of bounded
     /// searches: a driver that re-reads the FN shows here).
     pub(crate) document_reads: HashMap<i64, u32>,
+    /// How many times each job was asked for (`GET /api/v2/requests/{uuid}`).
+    pub(crate) polls: HashMap<String, u32>,
 }
 
 impl Inner {
@@ -107,6 +109,11 @@ impl MockAtol {
     /// How many times each FN document was read (`getFnDocument`), by number.
     pub fn document_reads(&self) -> HashMap<i64, u32> {
         lock(&self.shared).document_reads.clone()
+    }
+
+    /// How many times the job `uuid` was asked for so far.
+    pub fn polls(&self, uuid: &str) -> u32 {
+        lock(&self.shared).polls.get(uuid).copied().unwrap_or(0)
     }
 
     pub fn forget_jobs(&self) {
@@ -226,7 +233,8 @@ async fn get_request(State(s): State<Shared>, headers: axum::http::HeaderMap, Pa
         return refused;
     }
     let (faults, job) = {
-        let inner = lock(&s);
+        let mut inner = lock(&s);
+        *inner.polls.entry(uuid.clone()).or_default() += 1;
         let job = inner.jobs.get(&uuid).map(|j| j.subs.clone());
         (inner.faults.clone(), job)
     };
@@ -336,6 +344,7 @@ pub async fn spawn(listen: SocketAddr, state_file: Option<PathBuf>, fn_number: &
         state_file,
         auth: None,
         document_reads: HashMap::new(),
+        polls: HashMap::new(),
     }));
     let app = axum::Router::new()
         .route("/api/v2/requests", post(post_request))

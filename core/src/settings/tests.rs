@@ -109,6 +109,16 @@ fn every_config_example_in_the_docs_is_one_the_program_accepts() {
 fn atol_credentials_go_together_and_never_in_clear_text_to_another_machine() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
+    // Whether the program starts with this config file.
+    let check = |text: &str, ok: bool| {
+        std::fs::write(&cfg, text).unwrap();
+        let r = Settings::resolve(Flags {
+            config: Some(cfg.clone()),
+            data_dir: Some(dir.path().into()),
+            ..Flags::default()
+        });
+        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+    };
     for (url, user, password, ok) in [
         ("http://127.0.0.1:16732", Some("kassa"), Some("p"), true),
         ("http://localhost:16732", Some("kassa"), Some("p"), true),
@@ -125,25 +135,15 @@ fn atol_credentials_go_together_and_never_in_clear_text_to_another_machine() {
         if let Some(p) = password {
             text.push_str(&format!("password = \"{p}\"\n"));
         }
-        std::fs::write(&cfg, &text).unwrap();
-        let r = Settings::resolve(Flags {
-            config: Some(cfg.clone()),
-            data_dir: Some(dir.path().into()),
-            ..Flags::default()
-        });
-        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+        check(&text, ok);
     }
     assert!(loopback_url("http://[::1]:16732/api") && !loopback_url("http://user@10.0.0.1"));
     // A certificate to trust belongs to an https:// server only.
     for (url, ok) in [("http://127.0.0.1:16732", false), ("https://127.0.0.1:16732", true)] {
-        let text = format!("[kkt]\ndriver = \"atol\"\n[kkt.atol]\nurl = \"{url}\"\nca_file = \"/etc/ssl/ca.pem\"\n");
-        std::fs::write(&cfg, &text).unwrap();
-        let r = Settings::resolve(Flags {
-            config: Some(cfg.clone()),
-            data_dir: Some(dir.path().into()),
-            ..Flags::default()
-        });
-        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+        check(
+            &format!("[kkt]\ndriver = \"atol\"\n[kkt.atol]\nurl = \"{url}\"\nca_file = \"/etc/ssl/ca.pem\"\n"),
+            ok,
+        );
     }
 }
 

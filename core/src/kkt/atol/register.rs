@@ -300,6 +300,9 @@ impl AtolKkt {
         let echo = self.journal.tag_echo(&now.serial)?;
         let sent = [task.receipt.clone(), task.document().into_owned()];
         let to = now.last.min(entry.searched_to + MAX_SEARCH);
+        // The last unplaced document read in this pass: when it is the only candidate, it is
+        // judged without reading it from the device again.
+        let mut unplaced: Option<FnDocument> = None;
         for n in entry.searched_to + 1..=to {
             let doc = self.read_document(n)?;
             match doc.tag.as_deref() {
@@ -353,6 +356,7 @@ impl AtolKkt {
             if !entry.candidates.iter().any(|c| c.fiscal_doc_number == n) {
                 entry.candidates.push(candidate(&doc, why));
             }
+            unplaced = Some(doc);
         }
         entry.searched_to = to;
         self.journal.put(&task.id, entry)?;
@@ -367,7 +371,10 @@ impl AtolKkt {
             // Content is only a fallback (§10.2): the one document in the window we cannot
             // place, and its whole content (operation, total, items) is this receipt's.
             [only] => {
-                let doc = self.read_document(only.fiscal_doc_number)?;
+                let doc = match unplaced.filter(|d| d.number == only.fiscal_doc_number) {
+                    Some(doc) => doc,
+                    None => self.read_document(only.fiscal_doc_number)?, // found by an earlier pass
+                };
                 // (A short document never shows its items, so it is never whole.)
                 let whole = doc.tag.is_none()
                     && echo != Some(true)
