@@ -36,10 +36,14 @@ pub enum EventKind {
     /// A DLQ entry past the retention period lost the customer's contact and the cashier's
     /// INN (SECURITY.md "Personal data").
     PersonalDataRemoved,
+    /// A counter operation (shift, X-report, cash in/out, …) done on the register (§11).
+    OperationDone,
+    /// The register cannot tell whether an interrupted counter operation happened.
+    OperationUnknown,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::ReceiptAdded,
         EventKind::SyncStarted,
         EventKind::ReceiptSynced,
@@ -60,6 +64,8 @@ impl EventKind {
         EventKind::ReceiptNeedsReview,
         EventKind::ReceiptResolved,
         EventKind::PersonalDataRemoved,
+        EventKind::OperationDone,
+        EventKind::OperationUnknown,
     ];
 
     /// The kind stored under `name`, if any.
@@ -89,6 +95,8 @@ impl EventKind {
             EventKind::ReceiptNeedsReview => "receipt_needs_review",
             EventKind::ReceiptResolved => "receipt_resolved",
             EventKind::PersonalDataRemoved => "personal_data_removed",
+            EventKind::OperationDone => "operation_done",
+            EventKind::OperationUnknown => "operation_unknown",
         }
     }
 }

@@ -177,6 +177,7 @@ async fn log_lines_carry_the_request_and_the_cycle_they_belong_to() {
     let closed = client
         .post(format!("{}/v1/kkt/shift/close", d.base))
         .bearer_auth("span-test-token-0123456789abcdef-0123")
+        .header("Idempotency-Key", "close-1")
         .send()
         .await
         .unwrap();
@@ -185,7 +186,9 @@ async fn log_lines_carry_the_request_and_the_cycle_they_belong_to() {
     let (mut request, mut cycle) = (None, None);
     while (request.is_none() || cycle.is_none()) && Instant::now() < deadline {
         match d.log.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) if line.contains("shift closed") => request = Some(line),
+            Ok(line) if line.contains("counter operation answered") && line.contains("operation=shift_close") => {
+                request = Some(line)
+            }
             Ok(line) if line.contains("sync cycle completed") => cycle = Some(line),
             _ => {}
         }

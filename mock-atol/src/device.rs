@@ -29,6 +29,14 @@ pub struct Fn {
     /// `cashDrawer.sum`): each receipt's cash, net of change, in or out by its operation.
     #[serde(default)]
     pub cash_sum: f64,
+    /// Cash in and out in the current shift (`getShiftTotals` `income`/`outcome`).
+    #[serde(default)]
+    pub income: crate::counter::Counter,
+    #[serde(default)]
+    pub outcome: crate::counter::Counter,
+    /// Every counter task carried out (`crate::counter`), for tests to count.
+    #[serde(default)]
+    pub executed: Vec<crate::counter::Executed>,
 }
 
 impl Fn {
@@ -45,11 +53,18 @@ impl Fn {
             sent_up_to: 0,
             documents: Vec::new(),
             cash_sum: 0.0,
+            income: Default::default(),
+            outcome: Default::default(),
+            executed: Vec::new(),
         }
     }
 
     pub fn now_ms(&self) -> i64 {
         Utc::now().timestamp_millis() + self.clock_offset_ms
+    }
+
+    pub fn shift_expired(&self) -> bool {
+        self.expired()
     }
 
     fn expired(&self) -> bool {
@@ -134,6 +149,25 @@ fn cash_of(task: &Value, kind: &str, total: f64) -> f64 {
     let cash = (sum(true) - (sum(false) - total).max(0.0)).max(0.0);
     let into_drawer = matches!(kind, "sell" | "sellCorrection" | "buyReturn" | "buyReturnCorrection");
     if into_drawer { cash } else { -cash }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// A receipt task's money per payment form, its cash net of change (`cash`).
+fn payments_of(task: &Value, cash: f64) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in task["payments"].as_array().into_iter().flatten() {
+        let kind = p["type"].as_str().unwrap_or("other").to_string();
+        if kind != "cash" {
+            *out.entry(kind).or_insert(0.0) += p["sum"].as_f64().unwrap_or(0.0);
+        }
+    }
+    if cash > 0.0 {
+        out.insert("cash".into(), round(cash));
+    }
+    out
 }
 
 fn validate(task: &Value) -> Result<Checked, TaskError> {
@@ -235,6 +269,7 @@ impl Fn {
             items: Vec::new(),
             shift: self.shift_number,
             in_shift: self.receipts_in_shift,
+            payments: Default::default(),
         };
         self.documents.push(doc.clone());
         doc
@@ -264,11 +299,18 @@ impl Fn {
                "shiftNumber": self.shift_number, "fiscalReceiptNumber": self.receipts_in_shift, "total": d.total})
     }
 
+    /// Opens the shift (an FN document) for the first fiscal operation of a closed shift.
+    pub fn open_shift_for(&mut self, uuid: &str) -> Document {
+        self.open_shift(uuid)
+    }
+
     fn open_shift(&mut self, uuid: &str) -> Document {
         self.shift_number += 1;
         self.shift_open = true;
         self.shift_opened_at_ms = self.now_ms();
         self.receipts_in_shift = 0;
+        self.income = Default::default();
+        self.outcome = Default::default();
         self.document("openShift", "openShift", uuid, 0.0)
     }
 
@@ -307,8 +349,10 @@ impl Fn {
                     "receipt"
                 };
                 let doc = self.document(kind, k, uuid, checked.total);
-                self.cash_sum += cash_of(task, k, checked.total);
+                let cash = cash_of(task, k, checked.total);
+                self.cash_sum += cash;
                 let last = self.documents.len() - 1;
+                self.documents[last].payments = payments_of(task, cash.abs());
                 self.documents[last].items = checked.items;
                 self.documents[last].tag = checked.tag;
                 Ok(json!({"fiscalParams": self.fiscal_params(&doc), "warnings": {"notPrinted": false}}))
@@ -350,10 +394,10 @@ impl Fn {
                 "receiptLineLength": 48, "receiptLineLengthPix": 576,
                 "ffdVersion": "1.2", "fnFfdVersion": "1.2"}})),
             // S1 `json_getShiftTotals.js`: per receipt type (`sell`, `sellReturn`, `buy`,
-            // `buyReturn` — a correction counts with its operation) its count and sum; cash in
-            // and out of the drawer; the drawer's sum; the shift's number. The mock keeps no
-            // cash in/out (zero) and no payments per type (left out, as S1 leaves out counters
-            // a model lacks).
+            // `buyReturn` — a correction counts with its operation) its count, sum and sum per
+            // payment form (cash net of change; forms without money left out, as S1 leaves out
+            // counters a model lacks); cash in and out of the drawer; the drawer's sum; the
+            // shift's number.
             "getShiftTotals" => {
                 let mut receipts = serde_json::Map::new();
                 for d in self
@@ -363,13 +407,18 @@ impl Fn {
                 {
                     let entry = receipts
                         .entry(d.operation.trim_end_matches("Correction").to_string())
-                        .or_insert_with(|| json!({"count": 0, "sum": 0.0}));
+                        .or_insert_with(|| json!({"count": 0, "sum": 0.0, "payments": {}}));
                     entry["count"] = json!(entry["count"].as_i64().unwrap_or(0) + 1);
-                    entry["sum"] = json!(entry["sum"].as_f64().unwrap_or(0.0) + d.total);
+                    entry["sum"] = json!(round(entry["sum"].as_f64().unwrap_or(0.0) + d.total));
+                    for (kind, sum) in &d.payments {
+                        let was = entry["payments"][kind].as_f64().unwrap_or(0.0);
+                        entry["payments"][kind] = json!(round(was + sum));
+                    }
                 }
                 Ok(json!({"shiftTotals": {"receipts": receipts,
-                          "income": {"sum": 0.0, "count": 0}, "outcome": {"sum": 0.0, "count": 0},
-                          "cashDrawer": {"sum": (self.cash_sum * 100.0).round() / 100.0},
+                          "income": {"sum": self.income.sum, "count": self.income.count},
+                          "outcome": {"sum": self.outcome.sum, "count": self.outcome.count},
+                          "cashDrawer": {"sum": round(self.cash_sum)},
                           "shiftNumber": self.shift_number}}))
             }
             "getDeviceStatus" => Ok(json!({"deviceStatus": {
@@ -417,7 +466,9 @@ impl Fn {
                     &self.registration_number,
                 ))
             }
-            other => Err(parse_error(format!("Неизвестный тип задания \"{other}\""))),
+            other => self
+                .counter_task(other, task, uuid, faults)
+                .unwrap_or_else(|| Err(parse_error(format!("Неизвестный тип задания \"{other}\"")))),
         }
     }
 }

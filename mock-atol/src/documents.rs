@@ -46,6 +46,9 @@ pub struct Document {
     pub shift: i64,
     #[serde(default)]
     pub in_shift: i64,
+    /// A receipt's money per payment form (`cash` net of change), for `getShiftTotals`.
+    #[serde(default)]
+    pub payments: std::collections::BTreeMap<String, f64>,
 }
 
 /// The device's local time (Moscow) in the driver's format `2024-05-06T12:34:00+03:00`.

@@ -21,8 +21,8 @@ pub struct Faults {
     /// Tasks stay `inProgress` until this is switched off (our reading: a driver call that does
     /// not return; S2's "driver not opened → job stays `wait`" is the nearest public case).
     pub hang: bool,
-    /// The next fiscal task is registered in the FN, then its job is lost (`GET` → 404), as if
-    /// the server died before it stored the result.
+    /// The next fiscal receipt (or cash in/out) is registered, then its job is lost (`GET` →
+    /// 404), as if the server died before it stored the result.
     pub crash_after_register: bool,
     /// The next posted job with a receipt task is answered `201` and then never run nor kept
     /// (`GET` → 404): a server restarted with its queue in memory (S5 `README.md`: the queue is
@@ -32,7 +32,8 @@ pub struct Faults {
     /// code: the link lost while the receipt closes (2, 241), the FN's close interrupted (177),
     /// the paper running out after fiscalization (44) — the driver's sell script reports an
     /// error when `closeReceipt` fails and it cannot see the document closed (S1
-    /// `myscripts_base_receipt.js`).
+    /// `myscripts_base_receipt.js`). A cash in/out meets it the same way: S1's cash scripts
+    /// fail when the drawer cannot be read after the money was registered.
     pub error_after_write: Option<i64>,
     /// The next fiscal receipt is written, its job goes `blocked` for `block_ms`, then `ready`
     /// with the thin recovered result `{fiscalParams: {fiscalDocumentNumber}, warnings:

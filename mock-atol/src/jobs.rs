@@ -70,7 +70,12 @@ pub(crate) async fn run_job(s: Shared, uuid: String, tasks: Vec<Value>) {
             }
             let outcome = inner.device.execute(task, &uuid, &faults);
             let kind = task["type"].as_str().unwrap_or_default();
-            let after = if outcome.is_ok() && is_fiscal(kind) && kind != "openShift" && kind != "closeShift" {
+            // After the write: a receipt, or cash moved in or out of the drawer (S1's cash
+            // scripts read the drawer after registering the money and fail if that read fails:
+            // docs/research/atol-counter-operations.md §4).
+            let moved_money = kind == "cashIn" || kind == "cashOut";
+            let receipt = is_fiscal(kind) && kind != "openShift" && kind != "closeShift";
+            let after = if outcome.is_ok() && (receipt || moved_money) {
                 after_write(&mut inner.faults)
             } else {
                 AfterWrite::Normal

@@ -39,6 +39,7 @@
 //! with the uuid of the task that made it; `MockAtol::document_reads` counts `getFnDocument`
 //! reads per document.
 
+mod counter;
 mod device;
 mod documents;
 mod faults;
@@ -46,6 +47,7 @@ mod jobs;
 mod server;
 mod slow;
 
+pub use counter::Executed;
 pub use documents::{Document, Item};
 pub use faults::Faults;
 pub use server::{MockAtol, spawn};

@@ -96,6 +96,11 @@ impl MockAtol {
         lock(&self.shared).device.documents.clone()
     }
 
+    /// Every counter task the device carried out (cash in and out, X-reports, slips, …).
+    pub fn executed(&self) -> Vec<crate::counter::Executed> {
+        lock(&self.shared).device.executed.clone()
+    }
+
     /// Another program prints a receipt on this register (no job of ours, no tag).
     pub fn foreign_receipt(&self, operation: &str, total: f64, items: Vec<crate::documents::Item>) -> i64 {
         let mut inner = lock(&self.shared);
@@ -310,7 +315,7 @@ async fn stats(State(s): State<Shared>) -> Response {
     Json(
         json!({"fn_number": inner.device.fn_number, "last_doc": inner.device.last_doc,
                 "receipts": receipts.count(), "receipt_tags_registered_twice": twice,
-                "documents": inner.device.documents}),
+                "documents": inner.device.documents, "executed": inner.device.executed}),
     )
     .into_response()
 }

@@ -25,6 +25,30 @@ VATS = ["vat22", "vat22_122", "vat10", "vat10_110", "vat0", "none", "vat5", "vat
 TYPES = ["sale", "sale_refund", "refund", "buy", "buy_refund", "sale_correction", "correction", "sale_refund_correction",
          "buy_correction", "buy_refund_correction"]
 
+def op(summary, result, body, key_required=True, params=()):
+    """A counter operation (docs/contract.md §11): exactly once under its Idempotency-Key."""
+    entry = {"summary": summary + " (docs/contract.md §11; a till's token or the admin token)",
+      "parameters": [{"name": "Idempotency-Key", "in": "header", "required": key_required,
+                      "schema": {"type": "string", "minLength": 1, "maxLength": 255}}, *params],
+      "responses": {
+        "200": ok({"allOf": [ref("OperationHead"), result]}, "Done on the register; a replay answers the same bytes with Idempotent-Replayed: true"),
+        "202": ok({"type": "object", "properties": {"status": {"type": "string", "enum": ["awaiting_device"]},
+          "operation_id": {"type": "string"}, "reason": {"type": "string"}, "message": {"type": "string"}}},
+          "Stored; the register has not done it yet (no paper, not connected). Repeat the key for the result"),
+        "400": err("Missing/invalid Idempotency-Key or malformed JSON"), "401": err("No till or admin token"),
+        "409": err("shift_not_open, shift_expired (nothing stored: the key may be sent again), idempotency_request_in_progress, or operation_unknown (the register cannot tell whether an interrupted operation happened; stored)"),
+        "422": err("validation_error, idempotency_key_reused (another body or another endpoint), or kkt_refused (the register refused it: device_error {code, message}; stored)"),
+        "503": err("device_unavailable, fn_blocked, kkt_misconfigured, or storage_unavailable")}}
+    if body is not None:
+        entry["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return {"post": entry}
+
+MOVEMENT = {"type": "object", "properties": {"count": {"type": "integer"}, "sum": {"type": "number"}}}
+TOTALS = {"shift_number": {"type": "integer"}, "receipts": {"type": "integer"},
+  "operations": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "count": {"type": "integer"},
+    "total": {"type": "number"}, "payments": {"type": "array", "items": {"type": "object"}}, "vat": {"type": "array", "items": {"type": "object"}}}}},
+  "cash_in": MOVEMENT, "cash_out": MOVEMENT, "cash_in_drawer": {"type": "number", "nullable": True}}
+
 spec = {
   "openapi": "3.0.3",
   "info": {"title": "KKT Adapter local API", "version": "0.1.0",
@@ -85,9 +109,25 @@ spec = {
         "cash_in_drawer": {"type": "number", "nullable": True, "description": "The register's cash counter, rubles"}}},
       "ZReport": {"type": "object", "properties": {"shift_number": {"type": "integer"}, "fiscal_doc_number": {"type": "integer"},
         "fiscal_sign": {"type": "string"}, "fn_number": {"type": "string"}, "opened_at": {"type": "string"}, "closed_at": {"type": "string"},
-        "receipts": {"type": "integer"}, "operations": {"type": "array", "items": {"type": "object", "properties": {
-          "type": {"type": "string"}, "count": {"type": "integer"}, "total": {"type": "number"},
-          "payments": {"type": "array", "items": {"type": "object"}}, "vat": {"type": "array", "items": {"type": "object"}}}}}}},
+        "receipts": {"type": "integer"}, "operations": TOTALS["operations"], "cash_in": MOVEMENT, "cash_out": MOVEMENT,
+        "cash_in_drawer": {"type": "number"}, "cashier": {"$ref": "#/components/schemas/Cashier"}}},
+      "Cashier": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 64},
+        "inn": {"type": "string", "pattern": "^[0-9]{12}$"}}},
+      "CashierBody": {"type": "object", "properties": {"cashier": {"$ref": "#/components/schemas/Cashier"}},
+        "description": "The cashier (tags 1021/1203); the [fiscal] default cashier when left out"},
+      "OperationHead": {"type": "object", "properties": {"operation_id": {"type": "string"},
+        "operation": {"type": "string", "enum": ["shift_open", "shift_close", "report_x", "cash", "drawer_open", "print", "copy"]},
+        "status": {"type": "string", "enum": ["done"]}}},
+      "ShiftOpened": {"type": "object", "properties": {"shift_number": {"type": "integer"}, "opened_at": {"type": "string"},
+        "fiscal_doc_number": {"type": "integer"}, "fiscal_sign": {"type": "string"}, "fn_number": {"type": "string"},
+        "cashier": {"$ref": "#/components/schemas/Cashier"}}},
+      "XReport": {"type": "object", "properties": {**TOTALS, "opened_at": {"type": "string"}, "printed_at": {"type": "string"},
+        "cashier": {"$ref": "#/components/schemas/Cashier"}}},
+      "CashMoved": {"type": "object", "properties": {"direction": {"type": "string", "enum": ["in", "out"]}, "amount": {"type": "number"},
+        "cash_in_drawer": {"type": "number", "description": "The drawer's counter after it"}, "shift_number": {"type": "integer"},
+        "cashier": {"$ref": "#/components/schemas/Cashier"}}},
+      "Printed": {"type": "object", "properties": {"done": {"type": "string", "enum": ["drawer_opened", "printed", "copy_printed"]},
+        "lines": {"type": "integer"}, "fiscal_doc_number": {"type": "integer"}}},
       "FiscalDoc": {"type": "object", "properties": {
         "fiscal_doc_number": {"type": "integer"}, "fiscal_sign": {"type": "string"}, "fiscal_datetime": {"type": "string", "format": "date-time"},
         "fn_number": {"type": "string"}, "kkt_number": {"type": "string"}, "shift_number": {"type": "integer"},
@@ -138,8 +178,18 @@ spec = {
     "/v1/kkt/shift": {"get": {"summary": "The register's shift: state, number, opened_at, expires_at, receipts", "responses": {"200": ok(ref("ShiftStatus"))}}},
     "/v1/kkt/device": {"get": {"summary": "The register's own state, read now: model, serial, FFD, the FN and its validity, shift, paper, cover, drawer, the FN's unsent documents, cash in the drawer (a till's token or the admin token)",
       "responses": {"200": ok(ref("DeviceInfo")), "401": err("No till or admin token"), "503": err("The register cannot be reached")}}},
-    "/v1/kkt/shift/close": {"post": {"summary": "Close the shift (a fiscal document); the answer is its Z-report", "security": ADMIN,
-      "responses": {"200": ok(ref("ZReport")), "401": err("Admin token missing or wrong"), "409": err("shift_not_open")}}},
+    "/v1/kkt/shift/open": op("Open the shift with the cashier (an FN document); the answer is the shift", ref("ShiftOpened"), ref("CashierBody")),
+    "/v1/kkt/shift/close": op("Close the shift (an FN document); the answer is its Z-report with the register's totals per receipt type and payment form, cash in and out, the drawer. Without an Idempotency-Key (the earlier contract) it is not protected against a retry", ref("ZReport"), ref("CashierBody"), key_required=False),
+    "/v1/kkt/report/x": op("The X-report: the shift's totals now, printed; the shift stays open", ref("XReport"), ref("CashierBody")),
+    "/v1/kkt/cash": op("Cash in (внесение) or out (выплата; more than the drawer holds is refused)", ref("CashMoved"),
+      {"type": "object", "required": ["direction", "amount"], "properties": {"direction": {"type": "string", "enum": ["in", "out"]},
+        "amount": money, "cashier": ref("Cashier")}}),
+    "/v1/kkt/drawer/open": op("Open the cash drawer", ref("Printed"), None),
+    "/v1/kkt/print": op("Print non-fiscal text (a bank terminal's slip)", ref("Printed"),
+      {"type": "object", "required": ["lines"], "properties": {"lines": {"type": "array", "minItems": 1, "maxItems": 200,
+        "items": {"type": "string", "maxLength": 128}}}}),
+    "/v1/kkt/receipt/{receipt_id}/copy": op("Print a copy of that receipt's document from the FN", ref("Printed"), None,
+      params=[{"name": "receipt_id", "in": "path", "required": True, "schema": {"type": "string"}}]),
     "/v1/kkt/receipt/{receipt_id}": {"get": {"summary": "A receipt with its status, fiscal document, OFD answer and history",
       "parameters": [{"name": "receipt_id", "in": "path", "required": True, "schema": {"type": "string"}}],
       "responses": {"200": ok(ref("Receipt")), "404": err("Unknown receipt")}}},

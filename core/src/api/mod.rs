@@ -4,6 +4,7 @@ mod admin;
 pub mod answers;
 mod browse;
 pub mod conn;
+mod counter;
 mod error;
 pub mod guards;
 mod headers;
@@ -106,6 +107,13 @@ fn pos() -> Router<AppState> {
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
         .route("/v1/kkt/device", get(shift::device))
+        .route("/v1/kkt/shift/open", post(counter::shift_open))
+        .route("/v1/kkt/shift/close", post(counter::shift_close))
+        .route("/v1/kkt/report/x", post(counter::report_x))
+        .route("/v1/kkt/cash", post(counter::cash))
+        .route("/v1/kkt/drawer/open", post(counter::drawer_open))
+        .route("/v1/kkt/print", post(counter::print))
+        .route("/v1/kkt/receipt/{receipt_id}/copy", post(counter::copy))
 }
 
 /// What names customers, cashiers and every till's sales: the admin or the read token.
@@ -127,7 +135,6 @@ fn admin() -> Router<AppState> {
         .route("/v1/kkt/buffer/sync", post(admin::sync_now))
         .route("/v1/kkt/dlq/retry", post(admin::dlq_retry_all))
         .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
-        .route("/v1/kkt/shift/close", post(shift::close))
         .route("/v1/kkt/receipt/{receipt_id}/resolve", post(review::resolve))
         .route("/v1/kkt/pos-token", get(admin::pos_token))
 }

@@ -29,7 +29,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -38,13 +38,33 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers.get("idempotency-key").ok_or(ApiError::MissingIdempotencyKey)?;
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(ApiError::InvalidIdempotencyKey);
     }
     Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The request body, whole, within [`MAX_BODY`] and the body deadline.
+pub(super) async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        // The causes, outermost first: the limit's error, or the deadline's under axum's wrappers.
+        let chain = std::iter::successors(std::error::Error::source(&e), |s| s.source());
+        let (mut too_large, mut too_slow) = (false, false);
+        for cause in chain {
+            too_large |= cause.is::<http_body_util::LengthLimitError>();
+            too_slow |= cause.is::<super::serve::BodyTooSlow>();
+        }
+        if too_large {
+            ApiError::PayloadTooLarge
+        } else if too_slow {
+            ApiError::RequestTimeout
+        } else {
+            ApiError::BadRequest(format!("cannot read the body: {e}"))
+        }
+    })
 }
 
 pub async fn create(
@@ -71,22 +91,7 @@ async fn admit(state: &AppState, till: Option<&str>, headers: &HeaderMap, body: 
         return Err(ApiError::UnsupportedMediaType);
     }
     let key = idempotency_key(headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        // The causes, outermost first: the limit's error, or the deadline's under axum's wrappers.
-        let chain = std::iter::successors(std::error::Error::source(&e), |s| s.source());
-        let (mut too_large, mut too_slow) = (false, false);
-        for cause in chain {
-            too_large |= cause.is::<http_body_util::LengthLimitError>();
-            too_slow |= cause.is::<super::serve::BodyTooSlow>();
-        }
-        if too_large {
-            ApiError::PayloadTooLarge
-        } else if too_slow {
-            ApiError::RequestTimeout
-        } else {
-            ApiError::BadRequest(format!("cannot read the body: {e}"))
-        }
-    })?;
+    let bytes = read_body(body).await?;
     let receipt = receipt::parse(&bytes, &state.defaults).map_err(|e| match e {
         Invalid::Malformed(m) => ApiError::MalformedJson(m),
         Invalid::Fields(f) => ApiError::Validation(f),

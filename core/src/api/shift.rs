@@ -1,6 +1,6 @@
-//! The register's shift (docs/contract.md §6): `GET /v1/kkt/shift` and, behind the admin layer,
-//! `POST /v1/kkt/shift/close` (the Z-report); and the register itself, `GET /v1/kkt/device`
-//! (§11). Each asks the register, off the runtime.
+//! The register's shift (docs/contract.md §6), `GET /v1/kkt/shift`, and the register itself,
+//! `GET /v1/kkt/device` (§11): reads, each asking the register off the runtime. Closing the
+//! shift and the other counter operations are in `counter`.
 
 use super::{ApiError, AppState};
 use crate::kkt::{DeviceError, Kkt};
@@ -25,20 +25,6 @@ pub async fn show(State(state): State<AppState>) -> Result<Response, ApiError> {
     let now = state.clock.utc();
     let shift = on_register(state.kkt.clone(), move |k| k.shift(now)).await?;
     Ok(Json(shift).into_response())
-}
-
-/// `POST /v1/kkt/shift/close`: closes the shift; the answer is its Z-report.
-pub async fn close(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let now = state.clock.utc();
-    let report = on_register(state.kkt.clone(), move |k| k.close_shift(now)).await?;
-    // Receipts held because the shift had expired may go through now.
-    state.buffer.wake_device().await;
-    tracing::info!(
-        shift = report.shift_number,
-        receipts = report.receipts,
-        "shift closed (Z-report)"
-    );
-    Ok(Json(report).into_response())
 }
 
 /// `GET /v1/kkt/device`: model, serial, FFD, the FN and its validity, the shift, paper and

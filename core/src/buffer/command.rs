@@ -24,6 +24,15 @@ pub(crate) enum Command {
     AnsweredAwaiting(String, oneshot::Sender<bool>),
     /// Results coming back from the device thread.
     Fiscalized(Vec<device::Done>),
+    /// A counter operation (§11). `stored` gets its id once the intent row is durable; `done`
+    /// gets the answer.
+    Operate {
+        request: Box<super::operations::OpRequest>,
+        stored: oneshot::Sender<String>,
+        done: oneshot::Sender<Result<Admission, AdmitError>>,
+    },
+    /// Counter operations coming back from the device thread.
+    Operated(Vec<super::operations::OpDone>),
     Claim {
         limit: usize,
         now_ms: i64,

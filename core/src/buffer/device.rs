@@ -20,6 +20,7 @@
 //! correction of that settlement (§10.7): decided here, once, before its next attempt.
 
 use super::Command;
+use super::operations::{self, OpDone, OpJob};
 use super::{Admission, AdmitError};
 use crate::kkt::{DeviceError, Fiscalized, Kkt, Task};
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub(crate) enum Work {
     Held(Vec<(Task, String)>),
     /// Something changed that may let waiting receipts through (a shift closed): try them now.
     Wake,
+    /// Counter operations whose intent rows are stored (§11); run after the receipts before them.
+    Operate(Vec<OpJob>),
+    /// Operations whose result could not be stored: read back from the register later.
+    RetryOperations(Vec<OpJob>),
 }
 
 /// A stored intent to register.
@@ -159,10 +164,68 @@ pub(crate) fn spawn(kkt: Arc<dyn Kkt>, setup: DeviceSetup) -> std::io::Result<st
     Ok(jobs)
 }
 
+/// A counter operation the register has not done yet, and when to try it again.
+struct WaitingOp {
+    job: OpJob,
+    at: Instant,
+    unexpected: u32,
+    cause: String,
+}
+
+/// Runs the operations in order; those the register could not do now wait in `later`, looked
+/// up before their next attempt. Returns what goes back to the writer.
+fn operate(kkt: &dyn Kkt, jobs: Vec<(OpJob, u32)>, later: &mut Vec<WaitingOp>, setup: &DeviceSetup) -> Vec<OpDone> {
+    let mut report = Vec::new();
+    for (job, seen) in jobs {
+        let mut done = operations::run(kkt, job);
+        if !operations::waits(&done.result) {
+            report.push(done);
+            continue;
+        }
+        let unexpected = matches!(done.result, Err(DeviceError::Unexpected { .. }));
+        let count = seen + u32::from(unexpected);
+        let cause = done.result.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+        if count >= MAX_UNEXPECTED {
+            done.result = Err(DeviceError::NeedsReview {
+                reason: format!("ККТ {count} раза ответила ошибкой, которой нет в таблице кодов ({cause})"),
+                candidates: Vec::new(),
+            });
+            report.push(done);
+            continue;
+        }
+        let pause = if unexpected {
+            setup.retry_every * 4u32.pow(count)
+        } else {
+            setup.retry_every
+        };
+        let reply = done.reply.take();
+        later.push(WaitingOp {
+            job: OpJob {
+                task: done.task.clone(),
+                reply: None,
+                resume: true,
+            },
+            at: Instant::now() + pause,
+            unexpected: count,
+            cause,
+        });
+        if reply.is_some() {
+            done.reply = reply; // its caller is told to come back
+            report.push(done);
+        }
+    }
+    report
+}
+
 fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
     let mut waiting: Vec<Waiting> = Vec::new();
+    let mut waiting_ops: Vec<WaitingOp> = Vec::new();
     loop {
-        let next = waiting.iter().map(|w| w.at).min();
+        let next = waiting
+            .iter()
+            .map(|w| w.at)
+            .chain(waiting_ops.iter().map(|w| w.at))
+            .min();
         let received = match next {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
@@ -170,7 +233,8 @@ fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
         let mut batch = Vec::new();
         let mut confirmed = Vec::new();
         let mut wake = false;
-        let mut take = |work: Work, waiting: &mut Vec<Waiting>| match work {
+        let mut ops: Vec<(OpJob, u32)> = Vec::new();
+        let mut take = |work: Work, waiting: &mut Vec<Waiting>, waiting_ops: &mut Vec<WaitingOp>| match work {
             Work::Register(jobs) => batch.extend(jobs),
             Work::Confirmed(docs) => confirmed.extend(docs),
             Work::Held(tasks) => {
@@ -186,15 +250,33 @@ fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
                 }
             }
             Work::Wake => wake = true,
+            Work::Operate(jobs) => {
+                waiting_ops.retain(|w| !jobs.iter().any(|j| j.task.id == w.job.task.id));
+                ops.extend(jobs.into_iter().map(|j| (j, 0)));
+            }
+            Work::RetryOperations(jobs) => {
+                let at = Instant::now() + setup.retry_every;
+                waiting_ops.extend(jobs.into_iter().map(|job| WaitingOp {
+                    job,
+                    at,
+                    unexpected: 0,
+                    cause: "результат операции не сохранён; будет прочитан из ККТ".into(),
+                }));
+            }
         };
         match received {
-            Ok(work) => take(work, &mut waiting),
+            Ok(work) => take(work, &mut waiting, &mut waiting_ops),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         while let Ok(more) = rx.try_recv() {
-            take(more, &mut waiting);
+            take(more, &mut waiting, &mut waiting_ops);
         }
+        let now = Instant::now();
+        let (due_ops, later_ops): (Vec<WaitingOp>, Vec<WaitingOp>) =
+            waiting_ops.drain(..).partition(|w| wake || w.at <= now);
+        waiting_ops = later_ops;
+        let mut ops: Vec<(OpJob, u32)> = due_ops.into_iter().map(|w| (w.job, w.unexpected)).chain(ops).collect();
         if !confirmed.is_empty() {
             // Confirmations first: a receipt waiting for them (a blocked FN) may go through.
             let _ = guarded("OFD confirmations", || kkt.ofd_confirmed(&confirmed));
@@ -215,7 +297,10 @@ fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
         // A job sent again (after a restart, or by a person) must not wait behind its own copy.
         waiting.retain(|w| !batch.iter().any(|j| j.task.id == w.task.id));
         if batch.is_empty() {
-            publish(&setup.problem, &waiting);
+            if !run_ops(kkt, &mut ops, &mut waiting_ops, &setup) {
+                break;
+            }
+            publish(&setup.problem, &waiting, &waiting_ops);
             continue;
         }
         for job in &mut batch {
@@ -259,18 +344,37 @@ fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
                 report.push(d); // its till is told to come back
             }
         }
-        publish(&setup.problem, &waiting);
         if !report.is_empty() && setup.results.blocking_send(Command::Fiscalized(report)).is_err() {
             break;
         }
+        // Operations after the receipts that came before them (a Z-report counts them all).
+        if !run_ops(kkt, &mut ops, &mut waiting_ops, &setup) {
+            break;
+        }
+        publish(&setup.problem, &waiting, &waiting_ops);
     }
+}
+
+/// Runs the operations taken and sends their results to the writer; `false` when the writer
+/// is gone.
+fn run_ops(kkt: &dyn Kkt, ops: &mut Vec<(OpJob, u32)>, waiting_ops: &mut Vec<WaitingOp>, setup: &DeviceSetup) -> bool {
+    if ops.is_empty() {
+        return true;
+    }
+    let done = operate(kkt, std::mem::take(ops), waiting_ops, setup);
+    done.is_empty() || setup.results.blocking_send(Command::Operated(done)).is_ok()
 }
 
 /// The register's trouble while receipts wait for it, for the tray and the window (in
 /// Russian, as the driver words it); nothing when nothing waits.
-fn publish(problem: &std::sync::Mutex<Option<String>>, waiting: &[Waiting]) {
+fn publish(problem: &std::sync::Mutex<Option<String>>, waiting: &[Waiting], waiting_ops: &[WaitingOp]) {
     if let Ok(mut p) = problem.lock() {
-        *p = waiting.iter().min_by_key(|w| w.at).map(|w| w.cause.clone());
+        *p = waiting
+            .iter()
+            .map(|w| (w.at, &w.cause))
+            .chain(waiting_ops.iter().map(|w| (w.at, &w.cause)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, cause)| cause.clone());
     }
 }
 

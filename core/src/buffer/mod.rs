@@ -21,6 +21,7 @@ mod command;
 mod device;
 mod model;
 mod open;
+pub(crate) mod operations;
 mod read;
 pub(crate) mod schema;
 mod state;
@@ -33,6 +34,7 @@ pub use model::{
     Admission, AdmitError, AdmitRequest, Answer, AnswerFn, Claimed, Counts, Disposition, Resolution, ResolveError,
 };
 pub use open::{BufferConfig, legacy_kkt_counters};
+pub use operations::OpRequest;
 pub use read::{DlqEntry, EventPage, ReceiptView, ReviewEntry};
 pub use state::{DeadReason, PrintState, ReceiptState};
 
@@ -162,6 +164,45 @@ impl Buffer {
             receipt_id,
             http_status,
             body,
+            replayed: false,
+        })
+    }
+
+    /// A counter operation (§11), exactly once under its key: the intent row made durable, the
+    /// register's result stored with the answer, then the answer; or the stored answer replayed.
+    /// Past `answer_within` the caller gets `202 awaiting_device` and the operation goes on.
+    pub async fn operate(&self, request: OpRequest) -> Result<Admission, AdmitError> {
+        let (stored_tx, stored_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let command = Command::Operate {
+            request: Box::new(request),
+            stored: stored_tx,
+            done: done_tx,
+        };
+        let closed = || AdmitError::Storage(Error::Closed.to_string());
+        self.commands.send(command).await.map_err(|_| closed())?;
+        let mut done = Box::pin(wait_for_writer(done_rx));
+        tokio::select! {
+            answer = &mut done => return answer.ok_or_else(closed)?,
+            _ = tokio::time::sleep(self.answer_within) => {}
+        }
+        let Ok(operation_id) = stored_rx.await else {
+            return done.await.ok_or_else(closed)?;
+        };
+        if let Some(answer) = futures::FutureExt::now_or_never(&mut done) {
+            return answer.ok_or_else(closed)?;
+        }
+        let body = serde_json::json!({
+            "status": "awaiting_device",
+            "operation_id": operation_id,
+            "reason": format!("the fiscal register has not answered within {} s", self.answer_within.as_secs_f64()),
+            "message": "The operation is stored and will be done on the fiscal register as soon as it is ready; \
+                        repeat the request with the same Idempotency-Key for its result",
+        });
+        Ok(Admission {
+            receipt_id: operation_id,
+            http_status: 202,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
             replayed: false,
         })
     }

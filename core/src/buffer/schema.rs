@@ -252,6 +252,26 @@ const MIGRATIONS: &[&str] = &[
     DROP TRIGGER receipts_count_delete;
     DROP TABLE status_counts;
     "#,
+    // 6: counter operations (docs/contract.md §11): one intent row per Idempotency-Key, as a
+    // receipt has; `pending` until the register's result is stored with the exact answer
+    // bytes (`done`, or `refused` for a final refusal; `review` when the register cannot tell).
+    r#"
+    CREATE TABLE operations (
+        id              TEXT PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        body_hash       TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        request_json    TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending','done','refused','review')),
+        created_at      INTEGER NOT NULL,
+        done_at         INTEGER,
+        last_error      TEXT,
+        response_status INTEGER,
+        response_body   BLOB
+    );
+    CREATE INDEX operations_pending ON operations (created_at) WHERE status = 'pending';
+    CREATE INDEX operations_recent ON operations (created_at);
+    "#,
 ];
 
 /// The schema version this build writes.

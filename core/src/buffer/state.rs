@@ -157,6 +157,8 @@ mod tests {
         }
         // The last migration's CHECK names the same statuses as the enum, no more, no fewer.
         let schema = include_str!("schema.rs");
+        // (The counter operations' table, after the receipts', has statuses of its own.)
+        let schema = schema.split("CREATE TABLE operations").next().unwrap();
         let check = schema
             .rsplit("CHECK (status IN (")
             .next()

@@ -20,9 +20,11 @@
 
 pub mod atol;
 pub mod mock;
+pub mod ops;
 pub mod slip;
 
 pub use mock::{MockFaults, MockKkt, MockKktConfig};
+pub use ops::{OpResult, OpTask, Operation};
 
 use crate::money::Kopecks;
 use crate::receipt::{PaymentType, Receipt, ReceiptType, VatSum};
@@ -268,6 +270,17 @@ pub struct ZReport {
     pub receipts: i64,
     /// Per receipt type (sales, refunds, …), never mixed: a refund's money goes the other way.
     pub operations: Vec<OperationSum>,
+    /// Cash put into the drawer in the shift, and taken out (§11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_in: Option<ops::Movement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_out: Option<ops::Movement>,
+    /// The drawer's counter at the close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_in_drawer: Option<Kopecks>,
+    /// Who closed the shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<crate::receipt::Cashier>,
 }
 
 /// The register itself, as `GET /v1/kkt/device` shows it (docs/contract.md §11). What a
@@ -334,6 +347,22 @@ pub trait Kkt: Send + Sync {
             code: "device_info_unsupported".into(),
             message: format!("{} does not report its own state", self.describe()),
         })
+    }
+
+    /// Runs a counter operation (§11): its result as the till gets it. An operation id the
+    /// register has run before returns that result, never a second run.
+    fn operate(&self, task: &OpTask) -> Result<OpResult, DeviceError> {
+        Err(DeviceError::Refused {
+            code: "operation_unsupported".into(),
+            message: format!("{} cannot do this: {}", self.describe(), task.op.describe()),
+        })
+    }
+
+    /// What the register shows of an operation sent before an interruption: its result if it
+    /// happened, `None` if it did not (then it is safe to send), [`DeviceError::NeedsReview`]
+    /// when the register cannot tell.
+    fn operation_lookup(&self, _task: &OpTask) -> Result<Option<OpResult>, DeviceError> {
+        Ok(None)
     }
 
     /// The OFD confirmed these documents (FN, number). A register whose FN talks to the OFD

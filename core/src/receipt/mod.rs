@@ -6,10 +6,12 @@
 //! item and per rate, and the change. It is stored as its own serialisation and read back from
 //! it, so a stored receipt never has to pass validation again.
 
+pub mod counter;
 pub mod ffd;
 mod parse;
 
 pub use ffd::{CorrectionKind, Measure, PaymentMethod, PaymentObject, PaymentType, ReceiptType, Taxation, Vat};
+pub use parse::counter::{OpKind, operation as parse_operation};
 pub use parse::{FieldError, Invalid, parse};
 
 use crate::money::{Kopecks, Quantity};

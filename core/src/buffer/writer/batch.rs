@@ -1,9 +1,11 @@
 //! One batch of the writer: every command waiting, applied in one transaction, committed once,
 //! then answered — and, if the transaction fails, every caller told so.
 
+use super::operations::OpStep;
 use super::{InDevice, Writer, intake, results};
 use crate::buffer::device::Done;
 use crate::buffer::device::{Job, Work};
+use crate::buffer::operations::OpJob;
 use crate::buffer::{Admission, AdmitError, Claimed, Command, Error, Purged, ReceiptState, ResolveError};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -84,6 +86,10 @@ pub(super) struct Batch {
     registered: usize,
     /// Receipts a person sent to the register again, for the device thread after the commit.
     forced: Vec<Job>,
+    /// Counter operations stored: (caller's `stored` notice, job for the device).
+    op_intents: Vec<(oneshot::Sender<String>, OpJob)>,
+    /// Operations whose result this batch stores (handed back to the device if it fails).
+    op_results: Vec<OpJob>,
     /// Waiting receipts may go through now.
     wake: bool,
     stop: Option<oneshot::Sender<()>>,
@@ -123,6 +129,53 @@ impl Writer {
             Command::AnsweredAwaiting(id, reply) => {
                 self.answered_awaiting(&id, reply);
                 Ok(())
+            }
+            Command::Operate { request, stored, done } => match self.op_admit(*request, now) {
+                Ok(OpStep::Answer(answer)) => {
+                    b.replies.push(Reply::Admit(done, answer));
+                    Ok(())
+                }
+                Ok(OpStep::Run(task)) => {
+                    let job = OpJob {
+                        task,
+                        reply: Some(done),
+                        resume: false,
+                    };
+                    b.op_intents.push((stored, job));
+                    Ok(())
+                }
+                Err(e) => {
+                    b.replies
+                        .push(Reply::Admit(done, Err(AdmitError::Storage(e.to_string()))));
+                    Err(e)
+                }
+            },
+            Command::Operated(list) => {
+                let mut stored = Ok(());
+                for done in list {
+                    if done.reply.is_some() {
+                        self.ops_waiting.remove(&done.task.id);
+                    }
+                    let outcome = match &stored {
+                        Ok(()) => self.op_store(&done, now_ms),
+                        Err(_) => Err(rusqlite::Error::InvalidQuery),
+                    };
+                    let outcome = outcome.unwrap_or_else(|e| {
+                        if stored.is_ok() {
+                            stored = Err(e);
+                        }
+                        Err(AdmitError::Storage("the operation's result was not stored".into()))
+                    });
+                    if let Some(reply) = done.reply {
+                        b.replies.push(Reply::Admit(reply, outcome));
+                    }
+                    b.op_results.push(OpJob {
+                        task: done.task,
+                        reply: None,
+                        resume: true,
+                    });
+                }
+                stored
             }
             Command::Fiscalized(list) => {
                 let mut stored = Ok(());
@@ -228,6 +281,22 @@ impl Writer {
         match cmd {
             Command::Admit { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
             Command::AnsweredAwaiting(id, reply) => self.answered_awaiting(&id, reply),
+            Command::Operate { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
+            Command::Operated(list) => {
+                for done in list {
+                    self.ops_waiting.remove(&done.task.id);
+                    if let Some(reply) = done.reply {
+                        let why = "the operation's result was not stored".to_string();
+                        b.replies
+                            .push(Reply::Admit(reply, Err(AdmitError::ResultUnstored(why))));
+                    }
+                    b.op_results.push(OpJob {
+                        task: done.task,
+                        reply: None,
+                        resume: true,
+                    });
+                }
+            }
             Command::Fiscalized(list) => b
                 .results
                 .extend(list.into_iter().map(|d| (d, results::Outcome::Interim))),
@@ -285,6 +354,17 @@ impl Writer {
                     let _ = reply.send(Err(AdmitError::Storage(text.clone())));
                 }
             }
+            for (_, job) in b.op_intents {
+                if let Some(reply) = job.reply {
+                    let _ = reply.send(Err(AdmitError::Storage(text.clone())));
+                }
+            }
+            // The register did them; their results are read back from it once storage works.
+            if !b.op_results.is_empty() {
+                let _ = self
+                    .device
+                    .send(Work::RetryOperations(std::mem::take(&mut b.op_results)));
+            }
             self.keep_unstored(b.results, &text);
             return b.stop;
         }
@@ -309,6 +389,12 @@ impl Writer {
         }
         self.hand_to_device(jobs);
         self.hand_to_device(std::mem::take(&mut b.forced));
+        let mut op_jobs = Vec::with_capacity(b.op_intents.len());
+        for (stored, job) in b.op_intents {
+            let _ = stored.send(job.task.id.clone());
+            op_jobs.push(job);
+        }
+        self.hand_ops_to_device(op_jobs);
         if b.wake {
             let _ = self.device.send(Work::Wake);
         }

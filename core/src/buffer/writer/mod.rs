@@ -16,6 +16,7 @@ mod batch;
 mod delivery;
 mod ids;
 mod intake;
+mod operations;
 mod purge;
 mod results;
 mod review;
@@ -87,6 +88,10 @@ pub(crate) struct Writer {
     stats: Arc<WriterStats>,
     /// Where new receipt ids come from (ascending, see [`ids`]).
     ids: ids::Ids,
+    /// Counter operations whose first caller still waits for the register (a replay gets 409).
+    ops_waiting: std::collections::HashSet<String>,
+    /// Counter operations to resume at start (§11).
+    resume_ops: Vec<crate::buffer::operations::OpJob>,
 }
 
 impl Writer {
@@ -109,6 +114,8 @@ impl Writer {
             written: Vec::new(),
             stats: setup.stats,
             ids: ids::Ids::new(0),
+            ops_waiting: Default::default(),
+            resume_ops: Vec::new(),
         };
         // One scan at start; from then on the writer, which marks receipts synced, keeps it.
         w.last_synced_ms = w.conn.query_row(
@@ -118,6 +125,7 @@ impl Writer {
         )?;
         w.ids = ids::Ids::after_newest(&w.conn)?;
         w.resume = w.interrupted_intents()?;
+        w.resume_ops = w.interrupted_operations()?;
         for job in &w.resume {
             w.in_device.insert(job.task.id.clone(), InDevice::Answered);
         }
@@ -134,6 +142,8 @@ impl Writer {
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let resume = std::mem::take(&mut self.resume);
         self.hand_to_device(resume);
+        let resume_ops = std::mem::take(&mut self.resume_ops);
+        self.hand_ops_to_device(resume_ops);
         let mut stop: Option<oneshot::Sender<()>> = None;
         // A purge is committed in a transaction of its own: its failure must not roll back
         // receipts, and its deletes must not delay their commit.

@@ -68,6 +68,15 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX attempts_receipt ON attempts (receipt_id, updated_at);
      CREATE INDEX attempts_doc ON attempts (fn_number, doc_number) WHERE doc_number IS NOT NULL;
      CREATE INDEX attempts_settled ON attempts (updated_at) WHERE state <> 'posted';",
+    // 4: counter operations (§11): the job of each attempt and what the register showed just
+    // before it (`before`: the shift and its totals), to judge an attempt whose job was lost.
+    "CREATE TABLE operations (
+         operation_id TEXT PRIMARY KEY,
+         attempt      INTEGER NOT NULL,
+         before       TEXT NOT NULL,
+         updated_at   INTEGER NOT NULL
+     );
+     CREATE INDEX operations_age ON operations (updated_at);",
 ];
 
 /// How often a long-running adapter prunes the journal (it is pruned at start as well).
@@ -161,9 +170,13 @@ fn now_ms() -> i64 {
 
 /// Drops the lines settled longer ago than [`KEEP_DONE`].
 fn prune(conn: &Connection) -> rusqlite::Result<usize> {
+    let cutoff = now_ms() - KEEP_DONE.as_millis() as i64;
+    // An operation's outcome is stored in the buffer once known; its line only serves a lookup
+    // while the server keeps the job.
+    conn.execute("DELETE FROM operations WHERE updated_at < ?1", [cutoff])?;
     conn.execute(
         "DELETE FROM attempts WHERE state <> 'posted' AND updated_at < ?1",
-        [now_ms() - KEEP_DONE.as_millis() as i64],
+        [cutoff],
     )
 }
 
@@ -275,6 +288,26 @@ impl Journal {
         self.conn()?
             .prepare_cached("SELECT receipt_id FROM attempts WHERE fn_number = ?1 AND doc_number = ?2")
             .and_then(|mut s| s.query_row(params![fn_number, number], |r| r.get(0)).optional())
+            .map_err(failed)
+    }
+
+    /// A counter operation's latest attempt and what the register showed before it.
+    pub(super) fn operation(&self, operation_id: &str) -> Result<Option<(i64, String)>, DeviceError> {
+        self.conn()?
+            .prepare_cached("SELECT attempt, before FROM operations WHERE operation_id = ?1")
+            .and_then(|mut s| s.query_row([operation_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(failed)
+    }
+
+    /// Records an operation's attempt before its job is posted.
+    pub(super) fn put_operation(&self, operation_id: &str, attempt: i64, before: &str) -> Result<(), DeviceError> {
+        self.conn()?
+            .prepare_cached(
+                "INSERT INTO operations (operation_id, attempt, before, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (operation_id) DO UPDATE SET attempt = ?2, before = ?3, updated_at = ?4",
+            )
+            .and_then(|mut s| s.execute(params![operation_id, attempt, before, now_ms()]))
+            .map(|_| ())
             .map_err(failed)
     }
 

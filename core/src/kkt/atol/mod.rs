@@ -20,6 +20,7 @@
 
 mod client;
 pub mod codes;
+mod counter;
 mod documents;
 mod journal;
 mod register;
@@ -273,6 +274,10 @@ impl Kkt for AtolKkt {
             closed_at: now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             receipts: p["receiptsCount"].as_i64().unwrap_or(0),
             operations: Vec::new(),
+            cash_in: None,
+            cash_out: None,
+            cash_in_drawer: None,
+            cashier: None,
         })
     }
 
@@ -328,6 +333,14 @@ impl Kkt for AtolKkt {
                 .as_f64()
                 .map(|sum| Kopecks((sum * 100.0).round() as i64)),
         })
+    }
+
+    fn operate(&self, task: &super::OpTask) -> Result<super::OpResult, DeviceError> {
+        self.run_operation(task)
+    }
+
+    fn operation_lookup(&self, task: &super::OpTask) -> Result<Option<super::OpResult>, DeviceError> {
+        self.find_operation(task)
     }
 
     fn ofd_exchange(&self) -> Option<Result<super::FnExchange, DeviceError>> {

@@ -75,6 +75,10 @@ impl MockKkt {
             closed_at: rfc3339(now),
             receipts: summaries.len() as i64,
             operations: Vec::new(),
+            cash_in: None,
+            cash_out: None,
+            cash_in_drawer: None,
+            cashier: None,
         };
         report.operations = report::sum(
             summaries

@@ -43,6 +43,21 @@ const MIGRATIONS: &[&str] = &[
     // 3: the FN's last document when a task first came (its mark): a lookup considers only the
     // documents after it, as a real driver's journal does.
     "CREATE TABLE marks (task_id TEXT PRIMARY KEY, fn_number TEXT NOT NULL, last_doc INTEGER NOT NULL);",
+    // 4: counter operations (docs/contract.md §11) by their task id, with their result: cash in
+    // and out move the drawer's counter (no FN document, as on an ATOL register); shift
+    // openings and closings are documents too (`documents`).
+    "
+    CREATE TABLE operations (
+        task_id      TEXT PRIMARY KEY,
+        fn_number    TEXT NOT NULL,
+        shift_number INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        amount       INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        result       TEXT NOT NULL
+    );
+    CREATE INDEX operations_cash ON operations (fn_number, shift_number) WHERE kind IN ('cash_in', 'cash_out');
+    ",
 ];
 
 /// Opens (or creates) the memory and brings its schema up to date.

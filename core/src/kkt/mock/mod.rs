@@ -18,6 +18,7 @@
 //! faults tests switch on ([`faults`]) — so the core's exactly-once rules meet the same failure
 //! orders a real register shows.
 
+mod counter;
 mod faults;
 mod fiscal;
 mod memory;
@@ -27,11 +28,10 @@ pub use faults::MockFaults;
 
 use super::slip::{self, Seller};
 use super::{
-    Candidate, DeviceError, DeviceInfo, FiscalDoc, Fiscalized, Kkt, KktCounters, NotTaken, ShiftState, ShiftStatus,
-    Task, ZReport,
+    Candidate, DeviceError, DeviceInfo, FiscalDoc, Fiscalized, Kkt, KktCounters, NotTaken, OpResult, OpTask,
+    ShiftState, ShiftStatus, Task, ZReport,
 };
 use crate::money::Kopecks;
-use crate::receipt::PaymentType;
 use crate::time::Zone;
 use chrono::{DateTime, TimeZone, Utc};
 use faults::Next;
@@ -165,13 +165,26 @@ impl MockKkt {
     /// another with a cut line between them, as a printer's roll holds them). One file a day,
     /// kept open: a file per receipt made the file system the mock's slowest part.
     fn print(&self, task: &Task, doc: &FiscalDoc) -> Option<String> {
-        use std::io::Write;
         if !self.config.print_latency.is_zero() {
             std::thread::sleep(self.config.print_latency);
         }
-        let dir = self.config.slip_dir.as_ref()?;
         let day = doc.fiscal_datetime.get(..10).unwrap_or("unknown");
         let text = slip::text(&self.config.seller, &self.config.zone, &task.id, &task.receipt, doc);
+        self.roll_on(day, &format!("{text}\n{CUT}\n\n")).err()
+    }
+
+    /// Appends to today's roll (the register's local day).
+    fn append_roll(&self, text: &str) -> Result<(), String> {
+        let day = self.config.zone.local(Utc::now()).format("%Y-%m-%d").to_string();
+        self.roll_on(&day, text)
+    }
+
+    /// Appends to the roll of `day`, opening it if need be; nowhere without a slip directory.
+    fn roll_on(&self, day: &str, text: &str) -> Result<(), String> {
+        use std::io::Write;
+        let Some(dir) = self.config.slip_dir.as_ref() else {
+            return Ok(());
+        };
         let mut roll = self.roll.lock().unwrap_or_else(|p| p.into_inner());
         if roll.as_ref().is_none_or(|(d, _)| d != day) {
             *roll = None;
@@ -180,13 +193,14 @@ impl MockKkt {
                 .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&path));
             match opened {
                 Ok(f) => *roll = Some((day.to_string(), f)),
-                Err(e) => return Some(format!("printer error: slip roll {}: {e}", path.display())),
+                Err(e) => return Err(format!("printer error: slip roll {}: {e}", path.display())),
             }
         }
-        let (_, file) = roll.as_mut()?;
-        file.write_all(format!("{text}\n{CUT}\n\n").as_bytes())
-            .err()
-            .map(|e| format!("printer error: slip roll: {e}"))
+        let Some((_, file)) = roll.as_mut() else {
+            return Ok(());
+        };
+        file.write_all(text.as_bytes())
+            .map_err(|e| format!("printer error: slip roll: {e}"))
     }
 
     /// Runs `f` on the current FN's state in one transaction and saves the state if it succeeds.
@@ -369,24 +383,7 @@ impl Kkt for MockKkt {
             )
             .and_then(|mut s| s.query_row([fn_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
             .map_err(unavailable)?;
-        // The drawer's counter: every receipt's cash on this FN, in or out by its operation
-        // (cash in and out of the drawer itself come with the counter operations, §11).
-        let summaries: Vec<String> = conn
-            .prepare_cached("SELECT summary FROM documents WHERE fn_number = ?1 AND kind = 'receipt'")
-            .and_then(|mut s| s.query_map([fn_number], |r| r.get(0))?.collect())
-            .map_err(unavailable)?;
-        let mut cash = 0i64;
-        for text in summaries {
-            let summary: report::Summary = serde_json::from_str(&text)
-                .map_err(|e| DeviceError::Unavailable(format!("the mock register's memory is unreadable: {e}")))?;
-            let paid: i64 = summary
-                .payments
-                .iter()
-                .filter(|p| p.kind == PaymentType::Cash)
-                .map(|p| p.amount.0)
-                .sum();
-            cash += if summary.kind.money_in() { paid } else { -paid };
-        }
+        let cash = counter::cash_in_drawer(&conn, fn_number).map_err(unavailable)?;
         Ok(DeviceInfo {
             model: "KKT Adapter mock register".into(),
             serial: self.config.kkt_number.clone(),
@@ -405,8 +402,16 @@ impl Kkt for MockKkt {
             fn_unsent_first_at: first_at
                 .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
                 .map(rfc3339),
-            cash_in_drawer: Some(Kopecks(cash)),
+            cash_in_drawer: Some(cash),
         })
+    }
+
+    fn operate(&self, task: &OpTask) -> Result<OpResult, DeviceError> {
+        self.run_operation(task)
+    }
+
+    fn operation_lookup(&self, task: &OpTask) -> Result<Option<OpResult>, DeviceError> {
+        self.operation_found(task)
     }
 
     fn ofd_confirmed(&self, documents: &[(String, i64)]) {

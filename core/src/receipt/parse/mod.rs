@@ -11,6 +11,7 @@
 //! ([`correction`]); the whole receipt, its sums and cross-checks here.
 
 mod correction;
+pub mod counter;
 mod fields;
 mod item;
 mod payment;
