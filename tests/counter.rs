@@ -337,3 +337,55 @@ async fn a_cash_operation_whose_job_was_lost_is_judged_from_the_registers_counte
         "each once on the register"
     );
 }
+
+const ELECTRONIC: &str = r#"{"pos_id":"POS-001","type":"sale","electronic":true,"customer":{"email":"buyer@example.ru"},"items":[{"name":"Книга","price":450,"qty":1}],"payments":[{"type":"card","amount":450}]}"#;
+
+#[tokio::test]
+async fn an_electronic_receipt_goes_to_the_customer_unprinted_and_needs_a_contact() {
+    let t = TestApp::start_with(|s| s.kkt.write_slips = true).await;
+    let r = t
+        .try_receipt(&ELECTRONIC.replace(r#""customer":{"email":"buyer@example.ru"},"#, ""))
+        .await;
+    assert_eq!(r.0, 422, "{}", r.1);
+    assert_eq!(r.1["details"][0]["field"], "electronic", "{}", r.1);
+    let paper = t.receipt(SEED_BODY).await;
+    let e = t.receipt(ELECTRONIC).await;
+    let id = e["receipt_id"].as_str().unwrap();
+    let roll: String = std::fs::read_dir(t.settings.data_dir.join("receipts"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        roll.contains(paper["receipt_id"].as_str().unwrap()),
+        "a paper receipt is printed"
+    );
+    assert!(!roll.contains(id), "an electronic one is not: {roll}");
+    let slip = t
+        .client
+        .get(t.url(&format!("/v1/kkt/receipt/{id}/slip")))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        slip.contains("ЭЛЕКТРОННЫЙ ЧЕК") && slip.contains("buyer@example.ru"),
+        "{slip}"
+    );
+}
+
+#[tokio::test]
+async fn an_electronic_receipt_reaches_an_atol_register_as_electronically_with_the_contact() {
+    let (atol, t) = TestApp::start_on_atol(Duration::from_millis(10), |_| {}).await;
+    t.receipt(SEED_BODY).await;
+    t.receipt(ELECTRONIC).await;
+    let flags: Vec<bool> = atol
+        .documents()
+        .iter()
+        .filter(|d| d.kind == "receipt")
+        .map(|d| d.electronically)
+        .collect();
+    assert_eq!(flags, [false, true]);
+}

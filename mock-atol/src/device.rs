@@ -270,6 +270,7 @@ impl Fn {
             shift: self.shift_number,
             in_shift: self.receipts_in_shift,
             payments: Default::default(),
+            electronically: false,
         };
         self.documents.push(doc.clone());
         doc
@@ -353,6 +354,7 @@ impl Fn {
                 self.cash_sum += cash;
                 let last = self.documents.len() - 1;
                 self.documents[last].payments = payments_of(task, cash.abs());
+                self.documents[last].electronically = task["electronically"] == true;
                 self.documents[last].items = checked.items;
                 self.documents[last].tag = checked.tag;
                 Ok(json!({"fiscalParams": self.fiscal_params(&doc), "warnings": {"notPrinted": false}}))

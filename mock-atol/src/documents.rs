@@ -46,6 +46,9 @@ pub struct Document {
     pub shift: i64,
     #[serde(default)]
     pub in_shift: i64,
+    /// An electronic receipt (`electronically: true`): sent by the FN, not printed.
+    #[serde(default)]
+    pub electronically: bool,
     /// A receipt's money per payment form (`cash` net of change), for `getShiftTotals`.
     #[serde(default)]
     pub payments: std::collections::BTreeMap<String, f64>,

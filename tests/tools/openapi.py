@@ -86,6 +86,7 @@ spec = {
         "cashier": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 64, "description": "tag 1021"},
                     "inn": {"type": "string", "pattern": r"^\d{12}$", "description": "tag 1203"}}},
         "customer": {"type": "object", "description": "tag 1008: one of", "properties": {"email": {"type": "string"}, "phone": {"type": "string", "pattern": r"^\+\d{7,15}$"}}},
+        "electronic": {"type": "boolean", "default": False, "description": "Sent to the customer by the FN through the OFD and not printed (ATOL electronically); needs customer (docs/contract.md §11)"},
         "correction": {"type": "object", "required": ["kind", "base_date"], "description": "required for the *_correction types",
                        "properties": {"kind": {"type": "string", "enum": ["self", "ordered"], "description": "tag 1173"},
                                       "base_date": {"type": "string", "format": "date", "description": "tag 1178"},

@@ -121,6 +121,9 @@ pub fn text(seller: &Seller, zone: &Zone, receipt_id: &str, receipt: &Receipt, d
     if let Some(c) = &receipt.customer {
         line(&mut s, "ПОКУПАТЕЛЬ", c.contact());
     }
+    if receipt.electronic {
+        let _ = writeln!(s, "ЭЛЕКТРОННЫЙ ЧЕК: не напечатан, отправлен покупателю");
+    }
     let when = DateTime::parse_from_rfc3339(&doc.fiscal_datetime)
         .map(|t| zone.local(t.to_utc()).format("%d.%m.%Y %H:%M").to_string())
         .unwrap_or_else(|_| doc.fiscal_datetime.clone());

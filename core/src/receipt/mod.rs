@@ -154,6 +154,10 @@ pub struct Receipt {
     pub cashier: Option<Cashier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Customer>,
+    /// An electronic receipt (docs/contract.md §11): sent to the customer's contact by the FN
+    /// through the OFD and not printed (ATOL `electronically`); needs `customer`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub electronic: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correction: Option<Correction>,
     /// A refund's original settlement date, when the till gives it (for a 20 % VAT refund).

@@ -105,6 +105,11 @@ pub fn receipt_task(r: &Receipt, tag: &str) -> Value {
     if let Some(c) = &r.customer {
         task["clientInfo"] = json!({"emailOrPhone": c.contact()});
     }
+    // Sent by the FN through the OFD, not printed (S1 `myscripts_base_receipt.js`:
+    // `LIBFPTR_PARAM_RECEIPT_ELECTRONICALLY`; docs/research/atol-counter-operations.md §8).
+    if r.electronic {
+        task["electronically"] = json!(true);
+    }
     if let Some(c) = &r.correction {
         task["correctionType"] = json!(match c.kind {
             crate::receipt::CorrectionKind::SelfMade => "self",

@@ -165,6 +165,10 @@ impl MockKkt {
     /// another with a cut line between them, as a printer's roll holds them). One file a day,
     /// kept open: a file per receipt made the file system the mock's slowest part.
     fn print(&self, task: &Task, doc: &FiscalDoc) -> Option<String> {
+        // An electronic receipt goes to the customer through the OFD: no paper.
+        if task.receipt.electronic {
+            return None;
+        }
         if !self.config.print_latency.is_zero() {
             std::thread::sleep(self.config.print_latency);
         }

@@ -104,6 +104,22 @@ pub fn parse(body: &[u8], defaults: &Defaults) -> Result<Receipt, Invalid> {
     };
     let cashier = cashier(&obj, &mut errors).map(|c| c.or_else(|| defaults.cashier.clone()));
     let customer = customer(&obj, &mut errors);
+    let electronic = match present(&obj, "electronic").map(|raw| raw.get().trim()) {
+        None | Some("false") => false,
+        Some("true") => {
+            if matches!(customer, Ok(None)) {
+                errors.add(
+                    "electronic",
+                    "an electronic receipt is sent to the customer and not printed: it needs customer.email or customer.phone",
+                );
+            }
+            true
+        }
+        Some(_) => {
+            errors.add("electronic", "must be true or false");
+            false
+        }
+    };
     let correction = correction(&obj, kind, &mut errors);
     let base_date = match present(&obj, "base_date") {
         None => Ok(None),
@@ -173,6 +189,7 @@ pub fn parse(body: &[u8], defaults: &Defaults) -> Result<Receipt, Invalid> {
                 taxation,
                 cashier,
                 customer,
+                electronic,
                 correction,
                 base_date,
                 items,
