@@ -389,3 +389,75 @@ async fn an_electronic_receipt_reaches_an_atol_register_as_electronically_with_t
         .collect();
     assert_eq!(flags, [false, true]);
 }
+
+#[tokio::test]
+async fn the_registers_state_is_polled_and_its_alarms_reach_the_status_and_the_tray() {
+    let (atol, mut t) = TestApp::start_on_atol(Duration::from_millis(10), |s| {
+        s.kkt.watch_every = Duration::from_millis(100);
+    })
+    .await;
+    let alerts = std::sync::Arc::new(Recorder::default());
+    t.spawn_alerts(alerts.clone());
+    let read = t
+        .wait_status(Duration::from_secs(10), "a first reading", |s| {
+            s["device"]["watch"]["read_at"].is_string()
+        })
+        .await;
+    assert_eq!(read["device"]["watch"]["alarms"], json!([]), "{read}");
+    assert_eq!(read["device"]["watch"]["info"]["model"], "АТОЛ 30Ф (эмулятор)");
+    // No paper (the device's own sensor, with no receipt waiting), and the FN's keys 20 days
+    // from running out (the emulator's FN is valid 400 days from its start): the program's
+    // clock moves on 380 days.
+    atol.set_faults(mock_atol::Faults {
+        paper_out: true,
+        ..Default::default()
+    });
+    t.clock.advance(Duration::from_secs(380 * 86_400));
+    let s = t
+        .wait_status(Duration::from_secs(10), "paper and FN alarms", |s| {
+            s["device"]["watch"]["alarms"].as_array().is_some_and(|a| a.len() == 2)
+        })
+        .await;
+    let alarms = &s["device"]["watch"]["alarms"];
+    assert_eq!(alarms[0]["code"], "paper_out", "{alarms}");
+    assert_eq!(
+        (alarms[1]["code"].as_str(), alarms[1]["level"].as_str()),
+        (Some("fn_expiring"), Some("warning"))
+    );
+    // 400 days from the FN's start, at midnight of the device's (Moscow) day: 20 or 21 days.
+    let text = alarms[1]["text"].as_str().unwrap();
+    assert!(text.contains("через 20 дн.") || text.contains("через 21 дн."), "{text}");
+    alerts
+        .wait(Duration::from_secs(10), "the FN alarm in the tray", |a| {
+            matches!(
+                a,
+                kkt_core::alerts::Alert::DeviceAlarm {
+                    code: "fn_expiring",
+                    critical: false,
+                    ..
+                }
+            )
+        })
+        .await;
+    // 3 days before: critical.
+    atol.set_faults(mock_atol::Faults::default());
+    t.clock.advance(Duration::from_secs(18 * 86_400));
+    alerts
+        .wait(Duration::from_secs(10), "the critical FN alarm", |a| {
+            matches!(
+                a,
+                kkt_core::alerts::Alert::DeviceAlarm {
+                    code: "fn_expiring",
+                    critical: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    let s = t.status().await;
+    assert_eq!(
+        s["device"]["watch"]["alarms"].as_array().map(Vec::len),
+        Some(1),
+        "the paper is back: {s}"
+    );
+}

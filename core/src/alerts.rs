@@ -36,6 +36,13 @@ pub enum Alert {
     DeviceTrouble { problem: String },
     /// The register may hold a receipt and cannot tell: the manager decides (§10.5).
     NeedsReview { reason: String },
+    /// The register's own state needs a person (`watch.rs`): no paper, the cover open, the
+    /// shift over 24 h, the FN's validity running out, documents not handed to the OFD.
+    DeviceAlarm {
+        code: &'static str,
+        text: String,
+        critical: bool,
+    },
 }
 
 /// Kinds, for rate limiting.
@@ -52,6 +59,8 @@ enum Kind {
     Storage,
     Device,
     Review,
+    /// A register alarm, by its code and whether it is critical (growing critical is news).
+    Watch(&'static str, bool),
 }
 
 impl Alert {
@@ -68,6 +77,7 @@ impl Alert {
             Alert::StorageFailing { .. } => Kind::Storage,
             Alert::DeviceTrouble { .. } => Kind::Device,
             Alert::NeedsReview { .. } => Kind::Review,
+            Alert::DeviceAlarm { code, critical, .. } => Kind::Watch(code, *critical),
         }
     }
 
@@ -82,7 +92,7 @@ impl Alert {
                 | Alert::StorageFailing { .. }
                 | Alert::DeviceTrouble { .. }
                 | Alert::NeedsReview { .. }
-        )
+        ) || matches!(self, Alert::DeviceAlarm { critical: true, .. })
     }
 
     /// Title and body, in Russian (the shop staff's language) with the English in brackets.
@@ -130,6 +140,7 @@ impl Alert {
                 "Чек требует решения: ККТ не может сказать, пробит ли он (needs review)".into(),
                 format!("{reason}. Откройте окно, раздел «Требуют решения»."),
             ),
+            Alert::DeviceAlarm { code, text, .. } => (format!("ККТ: внимание ({code})"), text.clone()),
             Alert::StorageFailing { error } => (
                 "Чеки не сохраняются: ошибка диска (storage failing)".into(),
                 format!("Касса получает отказ. Освободите место на диске или проверьте папку данных ({error})."),
@@ -164,6 +175,8 @@ pub struct Alerter {
     misconfigured: Option<u16>,
     storage_failing: bool,
     device_problem: Option<String>,
+    /// The register's alarms announced (by code and level), while they last.
+    device_alarms: Vec<(&'static str, crate::watch::Level)>,
     /// Dead-lettered receipts not yet announced (rate limiting folds them into one alert).
     dead_pending: u64,
     dead_reason: String,
@@ -181,6 +194,7 @@ impl Alerter {
             misconfigured: None,
             storage_failing: false,
             device_problem: None,
+            device_alarms: Vec::new(),
             dead_pending: 0,
             dead_reason: String::new(),
         }
@@ -287,6 +301,19 @@ impl Alerter {
             );
         }
         self.device_problem = s.device.problem.clone();
+        // Each alarm once when it starts (or grows critical); again only after it cleared.
+        let now_alarms: Vec<_> = s.device.watch.alarms.iter().map(|a| (a.code, a.level)).collect();
+        for a in &s.device.watch.alarms {
+            if !self.device_alarms.contains(&(a.code, a.level)) {
+                let alert = Alert::DeviceAlarm {
+                    code: a.code,
+                    text: a.text.clone(),
+                    critical: a.level == crate::watch::Level::Critical,
+                };
+                self.emit(alert, now, &mut out);
+            }
+        }
+        self.device_alarms = now_alarms;
         out
     }
 }

@@ -152,6 +152,7 @@ impl App {
             )
         })?;
         let addr = listener.local_addr().context("cannot read the bound address")?;
+        let device_watch = crate::watch::DeviceWatch::default();
         let stale = 3 * settings.sync.interval + 2 * settings.ofd.timeout + Duration::from_secs(15);
         let state = AppState {
             status: StatusSource {
@@ -161,6 +162,7 @@ impl App {
                 fn_warn_age: settings.alerts.fn_warn_age,
                 fn_critical_age: settings.alerts.fn_critical_age,
                 heartbeat_stale_after: stale,
+                device_watch: device_watch.clone(),
             },
             buffer,
             worker: handle,
@@ -190,6 +192,13 @@ impl App {
             slip_dir: settings.kkt.write_slips.then(|| settings.data_dir.join("receipts")),
         };
         tracker.spawn(retention::run(state.buffer.clone(), retention, cancel.child_token()));
+        tracker.spawn(crate::watch::run(
+            state.kkt.clone(),
+            state.clock.clone(),
+            settings.kkt.watch_every,
+            device_watch,
+            cancel.child_token(),
+        ));
         let router = api::router(state.clone());
         let limits = settings.http.limits();
         let stop = cancel.child_token();

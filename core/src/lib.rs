@@ -41,6 +41,7 @@ pub mod status;
 pub mod telemetry;
 pub mod time;
 pub mod units;
+pub mod watch;
 pub mod worker;
 
 pub use app::App;

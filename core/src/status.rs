@@ -19,6 +19,8 @@ pub struct StatusSource {
     pub fn_critical_age: Duration,
     /// A heartbeat older than this makes the worker (and health) unhealthy.
     pub heartbeat_stale_after: Duration,
+    /// The register's own state, polled (`watch.rs`).
+    pub device_watch: crate::watch::DeviceWatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,6 +126,8 @@ pub struct Status {
 pub struct DeviceView {
     pub ready: bool,
     pub problem: Option<String>,
+    /// The register's last reading and its alarms (docs/contract.md §11).
+    pub watch: crate::watch::Watched,
 }
 
 /// A health verdict: of one component, and of the whole (the worst component's).
@@ -339,6 +343,7 @@ impl StatusSource {
                 DeviceView {
                     ready: problem.is_none(),
                     problem,
+                    watch: self.device_watch.snapshot(),
                 }
             },
         }
@@ -483,6 +488,7 @@ pub(crate) mod tests {
             device: DeviceView {
                 ready: true,
                 problem: None,
+                watch: Default::default(),
             },
             fn_age: FnAge {
                 level: FnAgeLevel::Ok,

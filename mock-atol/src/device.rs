@@ -34,6 +34,10 @@ pub struct Fn {
     pub income: crate::counter::Counter,
     #[serde(default)]
     pub outcome: crate::counter::Counter,
+    /// When the FN's keys run out (`getFnInfo` `validityDate`): 400 days after the FN was
+    /// first used (0 in a state file of an earlier version: then 400 days from now).
+    #[serde(default)]
+    pub valid_until_ms: i64,
     /// Every counter task carried out (`crate::counter`), for tests to count.
     #[serde(default)]
     pub executed: Vec<crate::counter::Executed>,
@@ -55,6 +59,7 @@ impl Fn {
             cash_sum: 0.0,
             income: Default::default(),
             outcome: Default::default(),
+            valid_until_ms: Utc::now().timestamp_millis() + 400 * 86_400_000,
             executed: Vec::new(),
         }
     }
@@ -443,7 +448,7 @@ impl Fn {
             }
             "getFnInfo" => Ok(json!({"fnInfo": {"serial": self.fn_number, "version": "fn-1.2-mock",
                                       "ffdVersion": "1.2", "fnFfdVersion": "1.2", "livePhase": "fiscalMode",
-                                      "validityDate": local(self.now_ms() + 400 * 86_400_000),
+                                      "validityDate": local(if self.valid_until_ms > 0 { self.valid_until_ms } else { self.now_ms() + 400 * 86_400_000 }),
                                       "numberOfRegistrations": 1, "registrationsRemaining": 29,
                                       "warnings": {"criticalError": false, "memoryOverflow": false,
                                                    "needReplacement": false, "ofdTimeout": false,

@@ -61,6 +61,10 @@ pub struct KktSettings {
     /// How often a receipt the register could not take is tried again (looked up first).
     #[serde(rename = "retry_ms", with = "units::ms")]
     pub device_retry: Duration,
+    /// How often the register's own state is read for its alarms (paper, cover, shift, FN
+    /// validity, unsent documents: `watch.rs`); `0`: never.
+    #[serde(rename = "watch_ms", with = "units::ms")]
+    pub watch_every: Duration,
     /// A sale the register takes more than this many minutes after the till posted it is
     /// registered as the self-initiated correction of that settlement (docs/contract.md §10.7,
     /// README "Late sales"); `0`: never, every sale is registered as a sale.
@@ -134,6 +138,7 @@ impl Default for KktSettings {
             auto_shift: true,
             late_sale_after_minutes: 5,
             device_retry: Duration::from_secs(2),
+            watch_every: Duration::from_secs(60),
             driver: KktDriver::Mock,
             atol: AtolSettings::default(),
         }
