@@ -11,6 +11,7 @@ import { renderEvents } from "./events.js";
 import { pollChart } from "./chart.js";
 import { lookup, openReceipt, closeReceipt, updateDayExport } from "./receipt.js";
 import { startReview } from "./review.js";
+import { startShift, renderAlarms } from "./shift.js";
 
 const POLL_MS = 1000;
 const dlqActions = {
@@ -21,6 +22,7 @@ const dlqActions = {
 async function poll() {
   try {
     render(await getJson("/v1/kkt/buffer/status"));
+    renderAlarms();
     const [dlq, events] = await Promise.allSettled([getJson("/v1/kkt/dlq"), getJson("/v1/kkt/buffer/events?latest=15")]);
     if (dlq.status === "fulfilled") renderDlq(dlq.value, dlqActions);
     if (events.status === "fulfilled") renderEvents(events.value, openReceipt);
@@ -100,6 +102,7 @@ applyLanguage();
 poll();
 pollChart();
 startReview(openReceipt);
+startShift();
 showPosToken();
 // The program's version (the workspace's, from Cargo.toml), once: it cannot change while the page lives.
 // /v1/health answers 503 with the same body when something is unhealthy, so its status is not checked.

@@ -18,7 +18,7 @@ export function eventText(e) {
       const vars = {
         n: fdn(e.fiscal_doc_number ?? d.fiscal_doc_number), sum,
         pos: d.pos_id || "", attempt: d.attempt ?? "", synced: d.synced ?? 0, failed: d.failed ?? 0,
-        code: d.http_status ?? "", count: d.receipts ?? 0, type: e.event_type,
+        code: d.http_status ?? "", count: d.receipts ?? 0, type: e.event_type, what: d.what || "",
       };
       const key = `ev-${e.event_type}`;
       return has(key) ? t(key, vars) : t("ev-other", vars);

@@ -95,3 +95,29 @@ export async function startDaemon(ofdUrl, token) {
 
 export const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+
+/** A real mock-atol process on a free port: its URL, faults (`control`), another program's receipt (`foreign`), stats. */
+export async function startAtol(t) {
+  const port = await freePort();
+  const p = run(join(BIN, "mock-atol"), ["--listen", `127.0.0.1:${port}`], /listening on (http:\/\/\S+)/);
+  const url = (await p.ready)[1];
+  t.after(() => p.stop());
+  const post = (path, body) => fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json());
+  return { url, control: (f) => post("/mock/control", f), foreign: (d) => post("/mock/foreign", d), stats: () => fetch(`${url}/mock/stats`).then((r) => r.json()) };
+}
+
+/** kkt-adapterd on the ATOL driver against `atolUrl` (fast timings, `extra` lines added to `[kkt]`);
+ * `receipt(key, body)` posts a sale (`sale` by default). */
+export async function startAtolDaemon(t, atolUrl, token, sale, extra = "") {
+  const dir = mkdtempSync(join(tmpdir(), "kkt-e2e-atol-"));
+  writeFileSync(join(dir, "config.toml"),
+    `[kkt]\ndriver = "atol"\nwrite_slips = false\nanswer_within_ms = 1500\nretry_ms = 100\n${extra}[kkt.atol]\nurl = "${atolUrl}"\njob_bound_ms = 1000\npoll_ms = 10\n`);
+  const p = run(join(BIN, "kkt-adapterd"), ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", "127.0.0.1:0", "--admin-token", token],
+    /listening on (http:\/\/\S+)/);
+  const base = (await p.ready)[1];
+  t.after(() => p.stop().catch(() => {}));
+  const receipt = (key, body = sale) => fetch(`${base}/v1/kkt/receipt`, {
+    method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": key }, body: JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: await r.json() }));
+  return { base, receipt, status: () => fetch(`${base}/v1/kkt/buffer/status`).then((r) => r.json()) };
+}

@@ -7,10 +7,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { mkdtempSync, writeFileSync, copyFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync } from "node:fs";
 import { chromium } from "playwright-core";
-import { BIN, ROOT, OUT, run, freePort, waitFor, CHROMIUM_FLAGS } from "./harness.mjs";
+import { ROOT, OUT, waitFor, CHROMIUM_FLAGS, startAtol, startAtolDaemon } from "./harness.mjs";
 
 const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
 const COFFEE = { pos_id: "POS-A", type: "sale", items: [{ name: "Кофе", price: 150, qty: 1 }], payments: [{ type: "cash", amount: 150 }] };
@@ -23,32 +22,9 @@ after(async () => {
   await browser?.close();
 });
 
-async function startAtol(t) {
-  const port = await freePort();
-  const p = run(join(BIN, "mock-atol"), ["--listen", `127.0.0.1:${port}`], /listening on (http:\/\/\S+)/);
-  const url = (await p.ready)[1];
-  t.after(() => p.stop());
-  const post = (path, body) => fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json());
-  return { url, control: (f) => post("/mock/control", f), foreign: (d) => post("/mock/foreign", d), stats: () => fetch(`${url}/mock/stats`).then((r) => r.json()) };
-}
-
-async function startDaemon(t, atolUrl) {
-  const dir = mkdtempSync(join(tmpdir(), "kkt-e2e-review-"));
-  writeFileSync(join(dir, "config.toml"),
-    `[kkt]\ndriver = "atol"\nwrite_slips = false\nanswer_within_ms = 1500\nretry_ms = 100\n[kkt.atol]\nurl = "${atolUrl}"\njob_bound_ms = 1000\npoll_ms = 10\n`);
-  const p = run(join(BIN, "kkt-adapterd"), ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", "127.0.0.1:0", "--admin-token", TOKEN],
-    /listening on (http:\/\/\S+)/);
-  const base = (await p.ready)[1];
-  t.after(() => p.stop().catch(() => {}));
-  const receipt = (key) => fetch(`${base}/v1/kkt/receipt`, {
-    method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": key }, body: JSON.stringify(COFFEE),
-  }).then(async (r) => ({ status: r.status, body: await r.json() }));
-  return { base, receipt, status: () => fetch(`${base}/v1/kkt/buffer/status`).then((r) => r.json()) };
-}
-
 test("a receipt the register cannot account for is named in words, and the manager attaches its document", async (t) => {
   const atol = await startAtol(t);
-  const daemon = await startDaemon(t, atol.url);
+  const daemon = await startAtolDaemon(t, atol.url, TOKEN, COFFEE);
   await atol.control({ hang_after_write: true, short_documents: true });
   const first = await daemon.receipt("review-1");
   assert.equal(first.status, 202, JSON.stringify(first.body));

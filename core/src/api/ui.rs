@@ -29,6 +29,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("chart.js", include_str!("../../../ui/chart.js"), JS),
     ("receipt.js", include_str!("../../../ui/receipt.js"), JS),
     ("review.js", include_str!("../../../ui/review.js"), JS),
+    ("shift.js", include_str!("../../../ui/shift.js"), JS),
     (
         "locales/ru.json",
         include_str!("../../../ui/locales/ru.json"),
