@@ -152,13 +152,26 @@ async fn who_reads_what_per_token_and_peer() {
     // token copies only its own receipts.
     for tok in [TILL_1, SHARED, t.token.as_str()] {
         assert_eq!(
-            call(&t, lan, "POST", "/v1/kkt/drawer/open", Some(tok), Some("{}")).await.0,
+            call(&t, lan, "POST", "/v1/kkt/drawer/open", Some(tok), Some("{}"))
+                .await
+                .0,
             200
         );
     }
-    assert_eq!(call(&t, lan, "POST", "/v1/kkt/drawer/open", Some(READER), Some("{}")).await.0, 403);
-    assert_eq!(call(&t, lan, "POST", "/v1/kkt/drawer/open", None, Some("{}")).await.0, 401);
-    assert_eq!(call(&t, local, "POST", "/v1/kkt/report/x", None, Some("{}")).await.0, 401);
+    assert_eq!(
+        call(&t, lan, "POST", "/v1/kkt/drawer/open", Some(READER), Some("{}"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&t, lan, "POST", "/v1/kkt/drawer/open", None, Some("{}")).await.0,
+        401
+    );
+    assert_eq!(
+        call(&t, local, "POST", "/v1/kkt/report/x", None, Some("{}")).await.0,
+        401
+    );
     let copy = format!("{path}/copy");
     assert_eq!(call(&t, lan, "POST", &copy, Some(TILL_1), Some("{}")).await.0, 404);
     assert_eq!(call(&t, lan, "POST", &copy, Some(TILL_2), Some("{}")).await.0, 200);

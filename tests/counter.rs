@@ -461,3 +461,25 @@ async fn the_registers_state_is_polled_and_its_alarms_reach_the_status_and_the_t
         "the paper is back: {s}"
     );
 }
+
+#[tokio::test]
+async fn a_receipt_fiscalized_but_not_printed_is_printed_to_the_end_before_the_next_document() {
+    let (atol, t) = TestApp::start_on_atol(Duration::from_millis(10), |_| {}).await;
+    atol.set_faults(mock_atol::Faults {
+        not_printed_after_write: true,
+        ..Default::default()
+    });
+    let first = t.receipt(SEED_BODY).await;
+    assert_eq!(first["status"], "buffered", "fiscal, the slip not through: {first}");
+    let (tasks, ..) = on_device(&atol);
+    assert_eq!(tasks.get("continuePrint"), None);
+    t.receipt(SEED_BODY).await;
+    let (tasks, ..) = on_device(&atol);
+    assert_eq!(
+        tasks.get("continuePrint"),
+        Some(&1),
+        "continuePrint before the next document, once"
+    );
+    t.receipt(SEED_BODY).await;
+    assert_eq!(on_device(&atol).0.get("continuePrint"), Some(&1), "and not again");
+}

@@ -43,6 +43,12 @@ pub struct Faults {
     /// The next fiscal receipt is written, then its job stays `inProgress` until this is
     /// switched off (then `ready`): the FN has it, the result is not read yet.
     pub hang_after_write: bool,
+    /// The next fiscal receipt is written and its paper runs out before the slip is through:
+    /// the job is `ready` with `warnings.notPrinted: true`, as S1's sell script answers when the
+    /// FN closed the document but printing failed (`myscripts_base_receipt.js`,
+    /// `getFiscalDocumentResult`); `continuePrint` prints the rest
+    /// (docs/research/atol-counter-operations.md §6.3).
+    pub not_printed_after_write: bool,
     /// `getFnDocument` answers the short document (`short: true`: 1012, 1040, 1077, 1054,
     /// 1020 only — no tag, no items), as the driver's script does when the FN cannot give
     /// the document's TLVs (S1 `json_getFnDocument.js`).

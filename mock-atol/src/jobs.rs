@@ -15,11 +15,14 @@ enum AfterWrite {
     Error(i64),
     Blocked(u64),
     Hang,
+    NotPrinted,
 }
 
 fn after_write(f: &mut Faults) -> AfterWrite {
     if std::mem::take(&mut f.crash_after_register) {
         AfterWrite::Lost
+    } else if std::mem::take(&mut f.not_printed_after_write) {
+        AfterWrite::NotPrinted
     } else if let Some(code) = f.error_after_write.take() {
         AfterWrite::Error(code)
     } else if std::mem::take(&mut f.blocked_after_write) {
@@ -100,6 +103,10 @@ pub(crate) async fn run_job(s: Shared, uuid: String, tasks: Vec<Value>) {
         };
         let outcome = match after {
             AfterWrite::Normal | AfterWrite::Lost => outcome,
+            AfterWrite::NotPrinted => outcome.map(|mut r| {
+                r["warnings"]["notPrinted"] = json!(true);
+                r
+            }),
             AfterWrite::Error(code) => Err((code, describe(code).to_string())),
             AfterWrite::Blocked(ms) => {
                 // The link failed after the FN wrote it; the server blocks its queue, then

@@ -164,6 +164,7 @@ impl AtolKkt {
     /// Runs an operation as a new attempt: what the register shows first, into the journal,
     /// then the job.
     pub(super) fn run_operation(&self, task: &OpTask) -> Result<OpResult, DeviceError> {
+        self.finish_printing();
         let attempt = self.journal.operation(&task.id)?.map_or(1, |(a, _)| a + 1);
         let before = self.seen()?;
         let text = serde_json::to_string(&before).map_err(|e| unavailable(e.to_string()))?;
@@ -324,6 +325,7 @@ impl AtolKkt {
 
     /// The till's result from the job's result and what the register showed before it.
     fn operation_result(&self, task: &OpTask, before: &Seen, result: &Value) -> OpResult {
+        self.note_printing(result);
         let params = &result["fiscalParams"];
         let cashier = task.op.cashier().cloned();
         match &task.op {

@@ -65,6 +65,9 @@ pub struct AtolKkt {
     config: AtolConfig,
     client: Client,
     journal: Journal,
+    /// A document was fiscalized but not printed to the end (`warnings.notPrinted`): the next
+    /// job is preceded by `continuePrint` (docs/research/atol-counter-operations.md §6.3).
+    unprinted: std::sync::atomic::AtomicBool,
 }
 
 /// The FN now: its serial number and its last document.
@@ -167,6 +170,7 @@ impl AtolKkt {
             config,
             client,
             journal,
+            unprinted: false.into(),
         })
     }
 
@@ -186,6 +190,31 @@ impl AtolKkt {
                 self.client.job_bound().as_secs()
             ))),
             Job::Unknown => Err(unavailable("веб-сервер драйвера ККТ потерял задание")),
+        }
+    }
+
+    /// A document left half-printed is printed to the end (`continuePrint`, S1
+    /// `json_continuePrint.js`: no fields, no result) before the next one, as ATOL's own servers
+    /// do after recovering (docs/research/atol-counter-operations.md §6.3). If it fails (still
+    /// no paper) it is tried again before the job after.
+    fn finish_printing(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.unprinted.load(Ordering::Relaxed) {
+            return;
+        }
+        match self.run(vec![json!({"type": "continuePrint"})]) {
+            Ok(_) => {
+                self.unprinted.store(false, Ordering::Relaxed);
+                tracing::info!("the register printed the rest of a document it had not printed");
+            }
+            Err(e) => tracing::warn!(error = %e, "continuePrint failed; tried again before the next job"),
+        }
+    }
+
+    /// Notes a result whose document did not print to the end.
+    fn note_printing(&self, result: &Value) {
+        if result["warnings"]["notPrinted"].as_bool() == Some(true) {
+            self.unprinted.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

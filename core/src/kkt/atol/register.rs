@@ -71,6 +71,7 @@ impl AtolKkt {
                 candidates = e.candidates;
             }
         }
+        self.finish_printing();
         let now = self.fn_now()?;
         let document = task.document();
         let entry = Entry {
@@ -261,6 +262,7 @@ impl AtolKkt {
             p["fiscalReceiptNumber"].as_i64().unwrap_or(0),
         );
         let not_printed = result["warnings"]["notPrinted"].as_bool().unwrap_or(false);
+        self.note_printing(result);
         Some(Fiscalized {
             doc,
             print_error: not_printed.then(|| "ККТ зарегистрировала чек, но не напечатала его".to_string()),
