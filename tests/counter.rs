@@ -178,7 +178,11 @@ async fn a_whole_day_on_the_mock_register_adds_up_and_each_operation_happens_onc
 #[tokio::test]
 async fn operations_need_a_key_and_a_valid_body_and_follow_the_tills_token_rules() {
     const TILL: &str = "till-token-0123456789abcdef0123456789";
-    let t = TestApp::start_with(|s| s.http.pos_token = Some(TILL.into())).await;
+    // The till's own token: the adapter knows which till calls.
+    let t = TestApp::start_with(|s| {
+        s.http.pos_tokens.insert("POS-001".into(), TILL.into());
+    })
+    .await;
     let r = t
         .client
         .post(t.url("/v1/kkt/report/x"))
@@ -231,6 +235,65 @@ async fn operations_need_a_key_and_a_valid_body_and_follow_the_tills_token_rules
     );
     let (status, _, _) = post(&t, "/v1/kkt/receipt/no-such-receipt/copy", "k4", "").await;
     assert_eq!(status, 404);
+    // A key stands for one request: the same key for another receipt's copy, from another
+    // till, or already a receipt's is another request (422), never someone else's answer.
+    let other = t
+        .post_receipt_as(TILL, "sale-2", SEED_BODY)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let (status, _, _) = post(&t, &format!("/v1/kkt/receipt/{id}/copy"), "copy-key", "").await;
+    assert_eq!(status, 200);
+    let other_copy = format!("/v1/kkt/receipt/{}/copy", other["receipt_id"].as_str().unwrap());
+    let (status, _, _) = post(&t, &other_copy, "copy-key", "").await;
+    assert_eq!(status, 422, "the same key for another receipt's copy");
+    let r = t
+        .client
+        .post(t.url("/v1/kkt/drawer/open"))
+        .bearer_auth(TILL)
+        .header("Idempotency-Key", "k1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the same till, the same key: its replay");
+    let (status, _, _) = post(&t, "/v1/kkt/drawer/open", "k1", "").await;
+    assert_eq!(status, 422, "the same key from another caller is another request");
+    let (status, _, _) = post(&t, "/v1/kkt/drawer/open", "sale-1", "").await;
+    assert_eq!(status, 422, "a receipt's key");
+}
+
+#[tokio::test]
+async fn an_operation_waiting_for_the_register_holds_the_ones_after_it_in_order() {
+    let t = TestApp::start().await;
+    once(&t, "/v1/kkt/shift/open", "{}").await;
+    let kkt = t.app().mock_kkt().expect("the mock register");
+    kkt.set_faults(kkt_core::kkt::MockFaults {
+        paper_out: true,
+        ..Default::default()
+    });
+    let (status, body, _) = post(&t, "/v1/kkt/cash", "float", r#"{"direction":"in","amount":700}"#).await;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let (status, body, _) = post(&t, "/v1/kkt/shift/close", "evening", "{}").await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 202, "the Z waits behind the cash-in: {v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("ждёт предыдущую операцию"),
+        "{v}"
+    );
+    let (status, _, _) = post(&t, "/v1/kkt/cash", "float", r#"{"direction":"in","amount":700}"#).await;
+    assert_eq!(status, 202, "a replay while it waits: 202 again, never 409");
+    kkt.set_faults(kkt_core::kkt::MockFaults::default());
+    let z = wait_for(Duration::from_secs(10), "the Z-report after the cash-in", || async {
+        let (status, body, _) = post(&t, "/v1/kkt/shift/close", "evening", "{}").await;
+        (status == 200).then(|| serde_json::from_slice::<Value>(&body).unwrap())
+    })
+    .await;
+    assert_eq!(
+        (z["cash_in"]["count"].as_i64(), z["cash_in"]["sum"].as_f64()),
+        (Some(1), Some(700.0)),
+        "{z}"
+    );
 }
 
 #[tokio::test]
@@ -283,6 +346,43 @@ async fn a_whole_day_on_an_atol_register_adds_up_and_each_operation_happens_once
     assert_eq!((opened, closed, receipts), (2, 1, 4));
     let (_, d) = t.get("/v1/kkt/device").await;
     assert_eq!(d["cash_in_drawer"].as_f64(), Some(5.0), "{d}");
+}
+
+#[tokio::test]
+async fn a_slow_register_answers_202_and_a_replay_of_the_key_gets_202_until_it_is_done() {
+    let (atol, t) = TestApp::start_on_atol(Duration::from_millis(10), |s| {
+        s.kkt.answer_within = Duration::from_millis(300);
+    })
+    .await;
+    once(&t, "/v1/kkt/shift/open", "{}").await;
+    // X-report on an ATOL register whose shift is closed: nothing to report, nothing posted.
+    once(&t, "/v1/kkt/shift/close", "{}").await;
+    let (status, _, _) = post(&t, "/v1/kkt/report/x", "x-closed", "{}").await;
+    assert_eq!(status, 409);
+    assert_eq!(on_device(&atol).0.get("reportX"), None);
+    once(&t, "/v1/kkt/shift/open", "{}").await;
+    atol.set_faults(mock_atol::Faults {
+        hang: true,
+        ..Default::default()
+    });
+    let body = r#"{"direction":"in","amount":40}"#;
+    let (status, first, _) = post(&t, "/v1/kkt/cash", "slow", body).await;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&first));
+    let (status, again, _) = post(&t, "/v1/kkt/cash", "slow", body).await;
+    assert_eq!(
+        status,
+        202,
+        "told to come back, then 202 again: {}",
+        String::from_utf8_lossy(&again)
+    );
+    atol.set_faults(mock_atol::Faults::default());
+    let done = wait_for(Duration::from_secs(15), "the slow cash-in done", || async {
+        let (status, body, _) = post(&t, "/v1/kkt/cash", "slow", body).await;
+        (status == 200).then(|| serde_json::from_slice::<Value>(&body).unwrap())
+    })
+    .await;
+    assert_eq!(done["cash_in_drawer"].as_f64(), Some(40.0), "{done}");
+    assert_eq!(on_device(&atol).0.get("cashIn"), Some(&1));
 }
 
 #[tokio::test]

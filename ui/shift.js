@@ -36,8 +36,10 @@ async function operate(path, body) {
       body: JSON.stringify(body),
     });
     const answer = await r.json().catch(() => ({}));
-    if (r.status !== 202 || Date.now() > deadline) return { status: r.status, answer };
-    say(t("shift-waiting", { reason: answer.reason || "" }), "busy");
+    // 202: stored, not done yet; 409 in progress: its first request is still with the register.
+    const pending = r.status === 202 || (r.status === 409 && answer.code === "idempotency_request_in_progress");
+    if (!pending || Date.now() > deadline) return { status: r.status, answer };
+    say(t("shift-waiting", { reason: answer.reason || answer.message || "" }), "busy");
     await new Promise((done) => setTimeout(done, 1000));
   }
 }

@@ -54,8 +54,9 @@ def row(name, f):
     elif name.startswith("storage_"):
         faults = f.get("fs", f.get("cap", ""))
         faults = f"disk full ({faults})" if name == "storage_disk_full" else f"database cap {faults}"
-        other = (f"{f['refused_with_503']} refused with 503 storage_unavailable, then accepted after space returned; "
-                 "numbers gap-free")
+        held = (f"{f['awaiting_device_202']} answered 202 awaiting_device (the register's memory full first)"
+                if f.get("awaiting_device_202") else f"{f['refused_with_503']} refused with 503 storage_unavailable")
+        other = f"{held}, then accepted after space returned; numbers gap-free"
     elif name == "hostile_input":
         faults = f"{f['requests']} hostile requests"
         other = f"5xx: {f['server_errors']}, crashes: {f['crashes']}, valid-but-hostile stored: {f['stored_valid']}"

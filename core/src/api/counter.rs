@@ -17,13 +17,28 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 /// Stores and runs one operation; the answer as stored.
-async fn operate(state: &AppState, key: String, body: &[u8], op: Operation) -> Result<Response, ApiError> {
-    // The endpoint is part of what the key stands for: the same key on another endpoint is
-    // another body.
+async fn operate(
+    state: &AppState,
+    till: Option<&str>,
+    key: String,
+    body: &[u8],
+    op: Operation,
+) -> Result<Response, ApiError> {
+    // What the key stands for: the endpoint, the operation as stored (a copy names its
+    // receipt), the body as sent, and the till that sent it — the same key from another till,
+    // on another endpoint or for another receipt is another request (422), never a replay of
+    // someone else's answer.
     let mut hash = Sha256::new();
-    hash.update(op.name().as_bytes());
-    hash.update([0]);
-    hash.update(body);
+    let canonical = serde_json::to_string(&op).map_err(|_| ApiError::Internal)?;
+    for part in [
+        op.name().as_bytes(),
+        canonical.as_bytes(),
+        till.unwrap_or_default().as_bytes(),
+        body,
+    ] {
+        hash.update(part);
+        hash.update([0]);
+    }
     let body_hash = hex::encode(hash.finalize());
     let name = op.name();
     let admitted = state
@@ -50,14 +65,28 @@ async fn operate(state: &AppState, key: String, body: &[u8], op: Operation) -> R
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     // A closed shift may let receipts held for an expired one through.
-    if status == StatusCode::OK {
+    if status == StatusCode::OK && !admitted.replayed && name == "shift_close" {
         state.buffer.wake_device().await;
     }
     Ok(response)
 }
 
+/// The till's own `pos_id` when its own token calls.
+fn till_of(caller: Option<Extension<Caller>>) -> Option<String> {
+    match caller.map(|c| c.0) {
+        Some(Caller::Till(Some(pos))) => Some(pos),
+        _ => None,
+    }
+}
+
 /// An operation whose body the endpoint's kind parses.
-async fn with_body(state: AppState, headers: HeaderMap, body: Body, kind: OpKind) -> Result<Response, ApiError> {
+async fn with_body(
+    state: AppState,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+    kind: OpKind,
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let bytes = read_body(body).await?;
     if !bytes.is_empty() && !is_json(&headers) {
@@ -67,12 +96,17 @@ async fn with_body(state: AppState, headers: HeaderMap, body: Body, kind: OpKind
         Invalid::Malformed(m) => ApiError::MalformedJson(m),
         Invalid::Fields(f) => ApiError::Validation(f),
     })?;
-    operate(&state, key, &bytes, op).await
+    operate(&state, till_of(caller).as_deref(), key, &bytes, op).await
 }
 
 /// `POST /v1/kkt/shift/open` `{"cashier": {"name", "inn"}}`.
-pub async fn shift_open(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    with_body(state, headers, body, OpKind::ShiftOpen).await
+pub async fn shift_open(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    with_body(state, caller, headers, body, OpKind::ShiftOpen).await
 }
 
 /// `POST /v1/kkt/shift/close` `{"cashier": …}`: the Z-report with the register's totals. A
@@ -80,6 +114,7 @@ pub async fn shift_open(State(state): State<AppState>, headers: HeaderMap, body:
 /// per request (a second close finds no open shift: `409 shift_not_open`).
 pub async fn shift_close(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     mut headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -90,29 +125,49 @@ pub async fn shift_close(
             HeaderValue::from_str(&key).map_err(|_| ApiError::Internal)?,
         );
     }
-    with_body(state, headers, body, OpKind::ShiftClose).await
+    with_body(state, caller, headers, body, OpKind::ShiftClose).await
 }
 
 /// `POST /v1/kkt/report/x` `{"cashier": …}`: the shift's totals, printed; the shift stays open.
-pub async fn report_x(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    with_body(state, headers, body, OpKind::ReportX).await
+pub async fn report_x(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    with_body(state, caller, headers, body, OpKind::ReportX).await
 }
 
 /// `POST /v1/kkt/cash` `{"direction": "in"|"out", "amount": 1000.00, "cashier": …}`.
-pub async fn cash(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    with_body(state, headers, body, OpKind::Cash).await
+pub async fn cash(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    with_body(state, caller, headers, body, OpKind::Cash).await
 }
 
 /// `POST /v1/kkt/print` `{"lines": ["…"]}`: non-fiscal text (a bank terminal's slip).
-pub async fn print(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    with_body(state, headers, body, OpKind::Print).await
+pub async fn print(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    with_body(state, caller, headers, body, OpKind::Print).await
 }
 
 /// `POST /v1/kkt/drawer/open`.
-pub async fn drawer_open(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn drawer_open(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let bytes = read_body(body).await?;
-    operate(&state, key, &bytes, Operation::DrawerOpen).await
+    operate(&state, till_of(caller).as_deref(), key, &bytes, Operation::DrawerOpen).await
 }
 
 /// `POST /v1/kkt/receipt/{id}/copy`: that receipt's document printed again from the FN. A
@@ -135,14 +190,13 @@ pub async fn copy(
         .printed(id.clone())
         .await?
         .ok_or(ApiError::NotFound("fiscalized receipt"))?;
-    if let Some(Extension(Caller::Till(Some(pos)))) = caller
-        && pos != receipt.pos_id
-    {
+    let till = till_of(caller);
+    if till.as_ref().is_some_and(|pos| *pos != receipt.pos_id) {
         return Err(ApiError::NotFound("fiscalized receipt"));
     }
     let op = Operation::Copy {
         receipt_id: id,
         fiscal_doc_number: doc.fiscal_doc_number,
     };
-    operate(&state, key, &bytes, op).await
+    operate(&state, till.as_deref(), key, &bytes, op).await
 }

@@ -176,7 +176,14 @@ struct WaitingOp {
 /// up before their next attempt. Returns what goes back to the writer.
 fn operate(kkt: &dyn Kkt, jobs: Vec<(OpJob, u32)>, later: &mut Vec<WaitingOp>, setup: &DeviceSetup) -> Vec<OpDone> {
     let mut report = Vec::new();
+    // Once one waits, every one after it waits behind it (a Z-report never overtakes the
+    // cash-out before it).
+    let mut blocked: Option<(Instant, String)> = None;
     for (job, seen) in jobs {
+        if let Some((at, cause)) = &blocked {
+            queue_behind(job, seen, *at, cause, later, &mut report);
+            continue;
+        }
         let mut done = operations::run(kkt, job);
         if !operations::waits(&done.result) {
             report.push(done);
@@ -199,13 +206,15 @@ fn operate(kkt: &dyn Kkt, jobs: Vec<(OpJob, u32)>, later: &mut Vec<WaitingOp>, s
             setup.retry_every
         };
         let reply = done.reply.take();
+        let at = Instant::now() + pause;
+        blocked = Some((at, cause.clone()));
         later.push(WaitingOp {
             job: OpJob {
                 task: done.task.clone(),
                 reply: None,
                 resume: true,
             },
-            at: Instant::now() + pause,
+            at,
             unexpected: count,
             cause,
         });
@@ -215,6 +224,36 @@ fn operate(kkt: &dyn Kkt, jobs: Vec<(OpJob, u32)>, later: &mut Vec<WaitingOp>, s
         }
     }
     report
+}
+
+/// Puts an operation in line behind one that waits for the register; its caller, if any, is
+/// told to come back (`202`).
+fn queue_behind(
+    mut job: OpJob,
+    seen: u32,
+    at: Instant,
+    cause: &str,
+    later: &mut Vec<WaitingOp>,
+    report: &mut Vec<OpDone>,
+) {
+    let cause = if cause.starts_with("ждёт предыдущую") {
+        cause.to_string()
+    } else {
+        format!("ждёт предыдущую операцию на ККТ ({cause})")
+    };
+    if let Some(reply) = job.reply.take() {
+        report.push(OpDone {
+            task: job.task.clone(),
+            result: Err(DeviceError::Unavailable(cause.clone())),
+            reply: Some(reply),
+        });
+    }
+    later.push(WaitingOp {
+        job,
+        at,
+        unexpected: seen,
+        cause,
+    });
 }
 
 fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
@@ -256,6 +295,7 @@ fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
             }
             Work::RetryOperations(jobs) => {
                 let at = Instant::now() + setup.retry_every;
+                waiting_ops.retain(|w| !jobs.iter().any(|j| j.task.id == w.job.task.id));
                 waiting_ops.extend(jobs.into_iter().map(|job| WaitingOp {
                     job,
                     at,
@@ -272,11 +312,27 @@ fn run(kkt: &dyn Kkt, rx: std::sync::mpsc::Receiver<Work>, setup: DeviceSetup) {
         while let Ok(more) = rx.try_recv() {
             take(more, &mut waiting, &mut waiting_ops);
         }
+        // In order: the first waiting operation decides when the ones behind it go, and new
+        // ones wait behind them.
         let now = Instant::now();
-        let (due_ops, later_ops): (Vec<WaitingOp>, Vec<WaitingOp>) =
-            waiting_ops.drain(..).partition(|w| wake || w.at <= now);
-        waiting_ops = later_ops;
-        let mut ops: Vec<(OpJob, u32)> = due_ops.into_iter().map(|w| (w.job, w.unexpected)).chain(ops).collect();
+        let mut ops: Vec<(OpJob, u32)> = match waiting_ops.first() {
+            Some(first) if !(wake || first.at <= now) => {
+                let (at, cause) = (first.at, first.cause.clone());
+                let mut queued = Vec::new();
+                for (job, seen) in ops {
+                    queue_behind(job, seen, at, &cause, &mut waiting_ops, &mut queued);
+                }
+                if !queued.is_empty() && setup.results.blocking_send(Command::Operated(queued)).is_err() {
+                    break;
+                }
+                Vec::new()
+            }
+            _ => waiting_ops
+                .drain(..)
+                .map(|w| (w.job, w.unexpected))
+                .chain(ops)
+                .collect(),
+        };
         if !confirmed.is_empty() {
             // Confirmations first: a receipt waiting for them (a blocked FN) may go through.
             let _ = guarded("OFD confirmations", || kkt.ofd_confirmed(&confirmed));

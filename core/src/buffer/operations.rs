@@ -54,7 +54,12 @@ pub(crate) fn run(kkt: &dyn Kkt, job: OpJob) -> OpDone {
         })
     };
     let found = if job.resume {
-        guarded("operation lookup", &|| kkt.operation_lookup(&job.task))
+        // Whatever the lookup meets, the earlier attempt's outcome stays unknown: it is asked
+        // again later, never taken for "nothing happened".
+        guarded("operation lookup", &|| kkt.operation_lookup(&job.task)).map_err(|e| match e {
+            DeviceError::NotTaken { message, .. } => DeviceError::Unavailable(message),
+            other => other,
+        })
     } else {
         Ok(None)
     };

@@ -61,6 +61,17 @@ impl Writer {
                 ))
             })
             .optional()?;
+        if row.is_none() {
+            // A receipt's key is not an operation's: the same key for both is another request.
+            let receipt: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT 1 FROM receipts WHERE idempotency_key = ?1")?
+                .query_row([&req.idempotency_key], |r| r.get(0))
+                .optional()?;
+            if receipt.is_some() {
+                return Ok(OpStep::Answer(Err(AdmitError::KeyReused)));
+            }
+        }
         if let Some((id, hash, status, request, http_status, body, last_error)) = row {
             if hash != req.body_hash {
                 return Ok(OpStep::Answer(Err(AdmitError::KeyReused)));
@@ -112,19 +123,23 @@ impl Writer {
     /// Stores what the register did; the answer for a waiting till (`None`: nobody waits).
     pub(super) fn op_store(&mut self, done: &OpDone, now_ms: i64) -> rusqlite::Result<OpOutcome> {
         let task = &done.task;
-        let store = |w: &mut Writer, status: &str, http: u16, body: &[u8], error: Option<&str>| {
-            w.conn
-                .prepare_cached(
-                    "UPDATE operations SET status = ?2, response_status = ?3, response_body = ?4, done_at = ?5,
+        let store =
+            |w: &mut Writer, status: &str, http: u16, body: &[u8], error: Option<&str>| -> rusqlite::Result<usize> {
+                w.conn
+                    .prepare_cached(
+                        "UPDATE operations SET status = ?2, response_status = ?3, response_body = ?4, done_at = ?5,
                      last_error = ?6 WHERE id = ?1 AND status = 'pending'",
-                )?
-                .execute(params![task.id, status, http, body, now_ms, error])
-        };
+                    )?
+                    .execute(params![task.id, status, http, body, now_ms, error])
+            };
         let details = serde_json::json!({"operation": task.op.name(), "what": task.op.describe()});
         let outcome = match &done.result {
             Ok(result) => {
                 let body = operations::done_body(task, result);
-                store(self, "done", 200, &body, None)?;
+                if store(self, "done", 200, &body, None)? == 0 {
+                    // Stored before (a result read back twice): the first one stands.
+                    return self.stored_answer(task);
+                }
                 let mut details = details;
                 details["operation_id"] = task.id.clone().into();
                 details["result"] = serde_json::from_str(result).unwrap_or_default();
@@ -170,6 +185,20 @@ impl Writer {
             }
         };
         Ok(outcome)
+    }
+
+    /// The answer stored for an operation.
+    fn stored_answer(&self, task: &OpTask) -> rusqlite::Result<OpOutcome> {
+        let (status, body): (Option<u16>, Option<Vec<u8>>) = self
+            .conn
+            .prepare_cached("SELECT response_status, response_body FROM operations WHERE id = ?1")?
+            .query_row([&task.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((None, None));
+        Ok(match body {
+            Some(body) => Ok(admission(&task.id, status.unwrap_or(200), body, true)),
+            None => Err(AdmitError::InProgress),
+        })
     }
 
     /// Operations an earlier run left without a result: looked up on the register first.

@@ -138,6 +138,20 @@ impl Seen {
     }
 }
 
+/// Codes a cash task fails with before any money moves: no cash for the payout (80), a wrong
+/// sum (16), a task the script refused to parse (501), a shift over 24 hours (68).
+const REFUSED_BEFORE_CASH: [i64; 4] = [80, 16, 501, 68];
+
+/// An error once the job was posted: its outcome is unknown, so it is never "nothing
+/// happened" — a "will not do it now" (a 401 on the poll, …) becomes device trouble, looked up
+/// again later.
+fn posted_error(e: DeviceError) -> DeviceError {
+    match e {
+        DeviceError::NotTaken { message, .. } => unavailable(message),
+        other => other,
+    }
+}
+
 fn now_text() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -167,11 +181,21 @@ impl AtolKkt {
         self.finish_printing();
         let attempt = self.journal.operation(&task.id)?.map_or(1, |(a, _)| a + 1);
         let before = self.seen()?;
+        // No shift, nothing to report (as the mock register answers): nothing is posted.
+        if matches!(task.op, Operation::ReportX { .. }) && !before.open() {
+            return Err(DeviceError::NotTaken {
+                reason: crate::kkt::NotTaken::NoOpenShift,
+                message: "смена не открыта: X-отчёту нечего показать".into(),
+            });
+        }
         let text = serde_json::to_string(&before).map_err(|e| unavailable(e.to_string()))?;
         self.journal.put_operation(&task.id, attempt, &text)?;
         let uuid = uuid_of(&task.id, attempt);
         self.client.post(&uuid, self.device(), &[task_of(&task.op)])?;
-        match self.client.wait(&uuid, self.device())? {
+        // The job exists from here on: whatever goes wrong now, its outcome is unknown and is
+        // looked up before anything else (never "nothing happened").
+        let job = self.client.wait(&uuid, self.device()).map_err(posted_error)?;
+        match job {
             Job::Ready(results) => Ok(self.operation_result(task, &before, results.first().unwrap_or(&Value::Null))),
             // 83 DENIED_IN_OPENED_SHIFT (KKTServiceLib `KKTErrorType.cs`; §2 of the note):
             // the shift is open already — the register refuses this request, nothing is wrong
@@ -180,6 +204,17 @@ impl AtolKkt {
                 code: "83".into(),
                 message: description,
             }),
+            // A cash script can fail after the money was registered (S1 reads the drawer after
+            // it: §4 of the note): unless the device refused the sum itself, the counters
+            // decide.
+            Job::Failed { code, description }
+                if matches!(task.op, Operation::Cash { .. }) && !REFUSED_BEFORE_CASH.contains(&code) =>
+            {
+                match self.judge(task, &before).map_err(posted_error)? {
+                    Some(result) => Ok(result),
+                    None => Err(super::query_error(code, description)),
+                }
+            }
             Job::Failed { code, description } => Err(super::query_error(code, description)),
             Job::Pending(s) => Err(unavailable(format!(
                 "ККТ не ответила за {} с (задание {s}); операция будет проверена",
@@ -193,6 +228,10 @@ impl AtolKkt {
 
     /// What became of an operation's last attempt: its result, `None` if it did not happen.
     pub(super) fn find_operation(&self, task: &OpTask) -> Result<Option<OpResult>, DeviceError> {
+        self.look_operation_up(task).map_err(posted_error)
+    }
+
+    fn look_operation_up(&self, task: &OpTask) -> Result<Option<OpResult>, DeviceError> {
         let Some((attempt, before)) = self.journal.operation(&task.id)? else {
             return Ok(None); // never posted
         };
@@ -216,6 +255,8 @@ impl AtolKkt {
     fn judge(&self, task: &OpTask, before: &Seen) -> Result<Option<OpResult>, DeviceError> {
         let now = self.seen()?;
         match &task.op {
+            // A shift open now that was not then: opened — by this job, or by a receipt that
+            // opened it itself meanwhile; either way opening again would be refused (83).
             Operation::ShiftOpen { cashier } => Ok((now.open() && (!before.open() || now.number != before.number))
                 .then(|| {
                     to_result(&ShiftOpened {
@@ -227,10 +268,12 @@ impl AtolKkt {
                         cashier: cashier.clone(),
                     })
                 })),
-            Operation::ShiftClose { cashier } => Ok((before.open() && !now.open()).then(|| {
-                let z = self.z_report(before, &json!({"shiftNumber": before.number}), cashier.clone());
-                to_result(&z)
-            })),
+            // The shift of then is closed now (a later receipt may have opened the next one).
+            Operation::ShiftClose { cashier } => Ok((before.open() && (!now.open() || now.number != before.number))
+                .then(|| {
+                    let z = self.z_report(before, &json!({"shiftNumber": before.number}), cashier.clone());
+                    to_result(&z)
+                })),
             Operation::Cash {
                 direction,
                 amount,
@@ -246,13 +289,20 @@ impl AtolKkt {
                 if was.is_null() || is.is_null() {
                     return Err(self.cannot_tell(task, "ККТ не сообщает счётчики внесений и выплат"));
                 }
-                // A shift opened since: this shift's counters start from nothing.
-                let same_shift = now.totals["shiftNumber"] == before.totals["shiftNumber"];
-                let (count0, sum0) = if same_shift {
+                // The counters are the shift's: compared within the shift of then, or — when no
+                // shift was open and the task opened the next one itself — from nothing. Any
+                // other change of shift hides what the task did.
+                let (count0, sum0) = if before.open() && now.open() && now.number == before.number {
                     (was["count"].as_i64().unwrap_or(0), kopecks(&was["sum"]))
-                } else {
+                } else if !before.open() && (!now.open() || now.number == before.number + 1) {
                     (0, Kopecks(0))
+                } else {
+                    return Err(self.cannot_tell(task, "с тех пор сменилась смена, а её счётчики не видны"));
                 };
+                // A closed shift that is still closed: the task did not open it, nothing moved.
+                if !before.open() && !now.open() {
+                    return Ok(None);
+                }
                 let (count, sum) = (is["count"].as_i64().unwrap_or(0), kopecks(&is["sum"]));
                 if count == count0 && sum == sum0 {
                     Ok(None)
