@@ -53,7 +53,7 @@ step "unit, worker, black-box and process tests (instrumented for coverage)"
 # Coverage is reported for the core crate: the mock OFD, the test support and the desktop shell
 # (exercised by the desktop tests below, not instrumented) are not counted.
 cargo llvm-cov --workspace --exclude kkt-adapter-desktop \
-  --ignore-filename-regex '(mock-ofd/|mock-atol/|tests/|/bin/|src-tauri/)' \
+  --ignore-filename-regex '(mock-ofd/|mock-atol/|mock-marking/|tests/|/bin/|src-tauri/)' \
   --fail-under-lines 85 --summary-only
 
 step "build the programs for the end-to-end tests"
@@ -65,7 +65,7 @@ cargo test -p kkt-adapter-desktop
 
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
-(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs review.test.mjs shift.test.mjs)
+(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs review.test.mjs shift.test.mjs marking.test.mjs)
 
 step "fleet monitoring: the alert rules (promtool) and a real Prometheus scraping the daemon"
 python3 tests/e2e/prometheus.py

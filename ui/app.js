@@ -12,6 +12,7 @@ import { pollChart } from "./chart.js";
 import { lookup, openReceipt, closeReceipt, updateDayExport } from "./receipt.js";
 import { startReview } from "./review.js";
 import { startShift, renderAlarms } from "./shift.js";
+import { startMarking } from "./marking.js";
 
 const POLL_MS = 1000;
 const dlqActions = {
@@ -103,6 +104,7 @@ poll();
 pollChart();
 startReview(openReceipt);
 startShift();
+startMarking();
 showPosToken();
 // The program's version (the workspace's, from Cargo.toml), once: it cannot change while the page lives.
 // /v1/health answers 503 with the same body when something is unhealthy, so its status is not checked.

@@ -95,6 +95,10 @@ impl App {
     /// [`App::build`] on a given clock: tests move it forward (a shift's 24 hours, the FN's 30 days).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<App> {
         settings.check_security()?;
+        settings
+            .marking
+            .check(settings.ofd_url.is_none())
+            .map_err(|e| anyhow::anyhow!(e))?;
         datadir::private_umask();
         let lock = datadir::lock(&settings.data_dir, settings.data_dir_explicit)?;
         let token = datadir::admin_token(&settings)?;
@@ -153,6 +157,7 @@ impl App {
         })?;
         let addr = listener.local_addr().context("cannot read the bound address")?;
         let device_watch = crate::watch::DeviceWatch::default();
+        let (kkt_for_marking, clock_for_marking) = (kkt.clone(), clock.clone());
         let stale = 3 * settings.sync.interval + 2 * settings.ofd.timeout + Duration::from_secs(15);
         let state = AppState {
             status: StatusSource {
@@ -182,6 +187,12 @@ impl App {
             clock,
             seller: Arc::new(settings.fiscal.seller()),
             zone: settings.fiscal.zone(),
+            marking: crate::marking::Checker::new(
+                settings.marking.clone(),
+                kkt_for_marking,
+                settings.kkt.fn_number.clone(),
+                clock_for_marking,
+            )?,
         };
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -197,6 +208,7 @@ impl App {
             state.clock.clone(),
             settings.kkt.watch_every,
             device_watch,
+            Some(state.marking.clone()),
             cancel.child_token(),
         ));
         let router = api::router(state.clone());

@@ -28,6 +28,7 @@ pub mod datadir;
 pub mod events;
 pub mod failpoint;
 pub mod kkt;
+pub mod marking;
 pub mod metrics;
 pub mod money;
 pub mod ofd;

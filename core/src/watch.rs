@@ -137,8 +137,13 @@ pub fn alarms(info: &DeviceInfo, now: DateTime<Utc>) -> Vec<DeviceAlarm> {
     out
 }
 
-/// Reads the register now and keeps the reading.
-pub async fn read_once(kkt: &Arc<dyn Kkt>, clock: &crate::time::Clock, watch: &DeviceWatch) {
+/// Reads the register now (and the marking services' state) and keeps the reading.
+pub async fn read_once(
+    kkt: &Arc<dyn Kkt>,
+    clock: &crate::time::Clock,
+    watch: &DeviceWatch,
+    marking: Option<&crate::marking::Checker>,
+) {
     let now = clock.utc();
     let k = kkt.clone();
     let read = tokio::task::spawn_blocking(move || k.device_info(now)).await;
@@ -153,6 +158,12 @@ pub async fn read_once(kkt: &Arc<dyn Kkt>, clock: &crate::time::Clock, watch: &D
         Ok(Err(e)) => w.error = Some(e.to_string()),
         Err(_) => w.error = Some("сбой драйвера ККТ при чтении её состояния".into()),
     }
+    if let Some(m) = marking {
+        for (code, critical, text) in m.alarms(now).await {
+            let level = if critical { Level::Critical } else { Level::Warning };
+            w.alarms.push(DeviceAlarm { code, level, text });
+        }
+    }
     watch.set(w);
 }
 
@@ -162,6 +173,7 @@ pub async fn run(
     clock: crate::time::Clock,
     every: Duration,
     watch: DeviceWatch,
+    marking: Option<crate::marking::Checker>,
     cancel: CancellationToken,
 ) {
     if every.is_zero() {
@@ -172,7 +184,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tick.tick() => read_once(&kkt, &clock, &watch).await,
+            _ = tick.tick() => read_once(&kkt, &clock, &watch, marking.as_ref()).await,
         }
     }
 }

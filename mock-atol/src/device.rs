@@ -38,6 +38,9 @@ pub struct Fn {
     /// first used (0 in a state file of an earlier version: then 400 days from now).
     #[serde(default)]
     pub valid_until_ms: i64,
+    /// Marking codes being validated and accepted (`crate::marks`).
+    #[serde(default)]
+    pub marks: crate::marks::Marks,
     /// Every counter task carried out (`crate::counter`), for tests to count.
     #[serde(default)]
     pub executed: Vec<crate::counter::Executed>,
@@ -60,6 +63,7 @@ impl Fn {
             income: Default::default(),
             outcome: Default::default(),
             valid_until_ms: Utc::now().timestamp_millis() + 400 * 86_400_000,
+            marks: Default::default(),
             executed: Vec::new(),
         }
     }
@@ -341,6 +345,7 @@ impl Fn {
                     return Err((code, format!("Ошибка {code} (эмулятор)")));
                 }
                 let checked = validate(task)?;
+                self.take_accepted(task)?;
                 if self.expired() {
                     return Err((68, "Смена превысила 24 часа".into()));
                 }
@@ -474,7 +479,8 @@ impl Fn {
                 ))
             }
             other => self
-                .counter_task(other, task, uuid, faults)
+                .marks_task(other, task, faults)
+                .or_else(|| self.counter_task(other, task, uuid, faults))
                 .unwrap_or_else(|| Err(parse_error(format!("Неизвестный тип задания \"{other}\"")))),
         }
     }

@@ -49,6 +49,9 @@ pub struct Faults {
     /// `getFiscalDocumentResult`); `continuePrint` prints the rest
     /// (docs/research/atol-counter-operations.md §6.3).
     pub not_printed_after_write: bool,
+    /// The ОИСМ (marking operator) cannot be reached: a code check is `ready` with only
+    /// `driverError` 411 `serverNoConnect`, no `onlineValidation` (S1 `driverErrorObject`).
+    pub ism_down: bool,
     /// `getFnDocument` answers the short document (`short: true`: 1012, 1040, 1077, 1054,
     /// 1020 only — no tag, no items), as the driver's script does when the FN cannot give
     /// the document's TLVs (S1 `json_getFnDocument.js`).

@@ -44,6 +44,7 @@ mod device;
 mod documents;
 mod faults;
 mod jobs;
+mod marks;
 mod server;
 mod slow;
 

@@ -70,9 +70,9 @@ export async function startMockOfd() {
 /** A fast policy so outages and recoveries fit in a test (same shape as the defaults). */
 export const FAST_CONFIG = `[sync]\ninterval_secs = 0.5\nbackoff_base_secs = 0.2\nbackoff_max_secs = 1\n[breaker]\nopen_secs = 1\n`;
 
-export async function startDaemon(ofdUrl, token) {
+export async function startDaemon(ofdUrl, token, extraConfig = "") {
   const dir = mkdtempSync(join(tmpdir(), "kkt-e2e-"));
-  writeFileSync(join(dir, "config.toml"), FAST_CONFIG);
+  writeFileSync(join(dir, "config.toml"), FAST_CONFIG + extraConfig);
   const args = ["--data-dir", dir, "--config", join(dir, "config.toml"), "--listen", "127.0.0.1:0", "--admin-token", token];
   if (ofdUrl) args.push("--ofd-url", ofdUrl);
   const p = run(join(BIN, "kkt-adapterd"), args, /listening on (http:\/\/\S+)/);

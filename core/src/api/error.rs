@@ -64,6 +64,12 @@ pub enum ApiError {
     /// receipt's tag), or another receipt already has it.
     DocumentMismatch(String),
     DocumentTaken(String),
+    /// A marked item's code may not be sold (§12): the reason in Russian.
+    MarkingRefused {
+        item: usize,
+        check_id: String,
+        reason: String,
+    },
 }
 
 /// The one path from a buffer failure to an answer: the cause is logged here, once; the till
@@ -263,6 +269,11 @@ impl ApiError {
             NotInReview(m) => (StatusCode::CONFLICT, "not_in_review", m.clone()),
             DocumentMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, "document_mismatch", m.clone()),
             DocumentTaken(m) => (StatusCode::CONFLICT, "document_taken", m.clone()),
+            MarkingRefused { item, check_id, reason } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "marking_refused",
+                format!("items[{item}]: {reason} (check {check_id})"),
+            ),
         }
     }
 }

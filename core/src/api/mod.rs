@@ -8,6 +8,7 @@ mod counter;
 mod error;
 pub mod guards;
 mod headers;
+mod marking;
 mod receipts;
 mod review;
 pub mod serve;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub seller: Arc<crate::kkt::slip::Seller>,
     /// The register's time zone: slips, a shop's day, CSV times.
     pub zone: crate::time::Zone,
+    /// Marked goods' checks (§12).
+    pub marking: crate::marking::Checker,
 }
 
 /// The whole API as a router, without serving it (tests call it directly or over a socket):
@@ -107,6 +110,7 @@ fn pos() -> Router<AppState> {
         .route("/v1/kkt/receipt", post(receipts::create))
         .route("/v1/kkt/receipt/{receipt_id}", get(receipts::show))
         .route("/v1/kkt/device", get(shift::device))
+        .route("/v1/kkt/marking/check", post(marking::check))
         .route("/v1/kkt/shift/open", post(counter::shift_open))
         .route("/v1/kkt/shift/close", post(counter::shift_close))
         .route("/v1/kkt/report/x", post(counter::report_x))
@@ -127,6 +131,7 @@ fn readers() -> Router<AppState> {
         .route("/v1/kkt/buffer/events", get(status::events))
         .route("/v1/kkt/dlq", get(admin::dlq_list))
         .route("/v1/kkt/review", get(review::list))
+        .route("/v1/kkt/marking/checks", get(marking::day))
 }
 
 /// Changes an operator makes (the admin token).

@@ -99,6 +99,7 @@ async fn admit(state: &AppState, till: Option<&str>, headers: &HeaderMap, body: 
     if till.is_some_and(|pos| pos != receipt.pos_id) {
         return Err(ApiError::NotYourTill);
     }
+    let receipt = super::marking::gate(state, &key, receipt).await?;
     let body_hash = hex::encode(Sha256::digest(&bytes));
     {
         let mut set = state.in_flight.lock().map_err(|_| ApiError::Internal)?;

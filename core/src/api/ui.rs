@@ -30,6 +30,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("receipt.js", include_str!("../../../ui/receipt.js"), JS),
     ("review.js", include_str!("../../../ui/review.js"), JS),
     ("shift.js", include_str!("../../../ui/shift.js"), JS),
+    ("marking.js", include_str!("../../../ui/marking.js"), JS),
     (
         "locales/ru.json",
         include_str!("../../../ui/locales/ru.json"),

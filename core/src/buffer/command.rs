@@ -31,6 +31,11 @@ pub(crate) enum Command {
         stored: oneshot::Sender<String>,
         done: oneshot::Sender<Result<Admission, AdmitError>>,
     },
+    /// A marking code's check, kept (§12).
+    StoreCheck {
+        check: Box<super::marking::StoredCheck>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     /// Counter operations coming back from the device thread.
     Operated(Vec<super::operations::OpDone>),
     Claim {

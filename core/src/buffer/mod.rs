@@ -19,6 +19,7 @@ mod browse;
 mod checkpoint;
 mod command;
 mod device;
+pub mod marking;
 mod model;
 mod open;
 pub(crate) mod operations;
@@ -192,6 +193,16 @@ impl Buffer {
         if let Some(answer) = futures::FutureExt::now_or_never(&mut done) {
             return answer.ok_or_else(closed)?;
         }
+        // The writer decides: a result that came meanwhile is answered instead of a 202, and
+        // after a 202 a replay of the key is answered from the row (never 409).
+        let (may_tx, may_rx) = oneshot::channel();
+        let asked = self
+            .commands
+            .send(Command::AnsweredAwaiting(operation_id.clone(), may_tx))
+            .await;
+        if asked.is_err() || !wait_for_writer(may_rx).await.unwrap_or(false) {
+            return done.await.ok_or_else(closed)?;
+        }
         let body = serde_json::json!({
             "status": "awaiting_device",
             "operation_id": operation_id,
@@ -205,6 +216,42 @@ impl Buffer {
             body: serde_json::to_vec(&body).unwrap_or_default(),
             replayed: false,
         })
+    }
+
+    /// Keeps a marking code's check (§12).
+    pub async fn store_marking_check(&self, check: marking::StoredCheck) -> Result<(), Error> {
+        self.call(|reply| Command::StoreCheck {
+            check: Box::new(check),
+            reply,
+        })
+        .await?
+    }
+
+    /// A kept check by its id: (its code's hash, its JSON).
+    pub async fn marking_check(&self, id: String) -> Result<Option<(String, String)>, Error> {
+        self.reads.run(move |c| marking::by_id(c, &id)).await
+    }
+
+    /// The newest check of a code for an operation since `since_ms`, as JSON.
+    pub async fn recent_marking_check(
+        &self,
+        code_hash: String,
+        operation: String,
+        since_ms: i64,
+    ) -> Result<Option<String>, Error> {
+        self.reads
+            .run(move |c| marking::recent(c, &code_hash, &operation, since_ms))
+            .await
+    }
+
+    /// The checks made between two times (ms), oldest first, as JSON.
+    pub async fn marking_checks_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<String>, Error> {
+        self.reads.run(move |c| marking::between(c, from_ms, to_ms)).await
+    }
+
+    /// Whether a receipt was already taken under this key (its replay needs no new check).
+    pub async fn knows_receipt_key(&self, key: String) -> Result<bool, Error> {
+        self.reads.run(move |c| marking::knows_key(c, &key)).await
     }
 
     /// Marks up to `limit` due pending receipts as `syncing` (in fiscal-number order) and returns them.

@@ -272,6 +272,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX operations_pending ON operations (created_at) WHERE status = 'pending';
     CREATE INDEX operations_recent ON operations (created_at);
     "#,
+    // 7: marking code checks (docs/contract.md §12): each verdict, found again by its id (the
+    // till's `marking_check_id`) or by its code (SHA-256) and operation while it may be reused,
+    // and listed per day for the window.
+    r#"
+    CREATE TABLE marking_checks (
+        check_id   TEXT PRIMARY KEY,
+        code_hash  TEXT NOT NULL,
+        operation  TEXT NOT NULL,
+        verdict    TEXT NOT NULL,
+        checked_at INTEGER NOT NULL,
+        check_json TEXT NOT NULL
+    );
+    CREATE INDEX marking_checks_code ON marking_checks (code_hash, operation, checked_at);
+    CREATE INDEX marking_checks_time ON marking_checks (checked_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -19,6 +19,7 @@
 //! against what was sent before it counts.
 
 pub mod atol;
+pub mod marks;
 pub mod mock;
 pub mod ops;
 pub mod slip;
@@ -362,6 +363,12 @@ pub trait Kkt: Send + Sync {
     /// happened, `None` if it did not (then it is safe to send), [`DeviceError::NeedsReview`]
     /// when the register cannot tell.
     fn operation_lookup(&self, _task: &OpTask) -> Result<Option<OpResult>, DeviceError> {
+        Ok(None)
+    }
+
+    /// The FN's own check of a marking code before a sale or a refund (tag 2106, §12); `None`:
+    /// this driver does not ask the FN (the permissive check alone decides).
+    fn check_marking(&self, _code: &str, _refund: bool) -> Result<Option<marks::FnCheck>, DeviceError> {
         Ok(None)
     }
 

@@ -81,7 +81,22 @@ pub fn text(seller: &Seller, zone: &Zone, receipt_id: &str, receipt: &Receipt, d
         );
         if let Some(code) = &item.marking_code {
             let printable: String = code.chars().filter(|c| !c.is_control()).take(32).collect();
-            let _ = writeln!(s, "  [М] {printable}");
+            // [М+]: the code checked and its status confirmed (2106 bits 1 and 3), [М-]: the
+            // check said otherwise, [М]: not checked (the printed forms of 2106).
+            let sign = match item.marking.as_ref().and_then(|m| m.tag_2106) {
+                Some(b) if b & 0b1010 == 0b1010 => "[М+]",
+                Some(b) if b & 1 != 0 => "[М-]",
+                _ => "[М]",
+            };
+            let _ = writeln!(s, "  {sign} {printable}");
+            if let Some(m) = &item.marking {
+                let how = match (m.verdict.as_str(), m.req_id.is_some()) {
+                    ("allowed", true) => "продажа разрешена (разрешительный режим)",
+                    ("allowed", false) => "продажа разрешена",
+                    _ => "не проверен: сервисы ЧЗ не ответили",
+                };
+                let _ = writeln!(s, "  КМ: {how}");
+            }
         }
     }
     rule(&mut s);

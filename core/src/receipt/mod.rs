@@ -8,6 +8,7 @@
 
 pub mod counter;
 pub mod ffd;
+pub mod mark;
 mod parse;
 
 pub use ffd::{CorrectionKind, Measure, PaymentMethod, PaymentObject, PaymentType, ReceiptType, Taxation, Vat};
@@ -57,6 +58,22 @@ pub struct Cashier {
     pub inn: Option<String>,
 }
 
+/// What the check of an item's marking code said, kept with the receipt and sent to the
+/// register: 2106 (the FN's check) and, for the permissive mode, the requisite 1260 (1265 =
+/// `UUID=<req_id>&Time=<req_timestamp>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemMarking {
+    pub check_id: String,
+    /// `allowed` or `unknown` (a refused code is never registered).
+    pub verdict: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_2106: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req_timestamp: Option<String>,
+}
+
 /// Tag 1008: where the electronic receipt goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +120,12 @@ pub struct Item {
     pub payment_object: PaymentObject,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marking_code: Option<String>,
+    /// The check the till made before payment (`POST /v1/kkt/marking/check`, §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marking_check_id: Option<String>,
+    /// The code's verdict, attached by the adapter before registration (§12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marking: Option<ItemMarking>,
     #[serde(default = "no_vat")]
     pub vat: Vat,
     /// The VAT inside `total` (1200).

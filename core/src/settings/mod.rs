@@ -44,6 +44,7 @@ struct File {
     alerts: AlertSettings,
     http: HttpSettings,
     desktop: DesktopSettings,
+    marking: crate::marking::MarkingSettings,
 }
 
 /// Everything the program needs, resolved once at start.
@@ -71,6 +72,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub http: HttpSettings,
     pub desktop: DesktopSettings,
+    pub marking: crate::marking::MarkingSettings,
 }
 
 fn project_dirs() -> anyhow::Result<directories::ProjectDirs> {
@@ -151,6 +153,7 @@ impl Settings {
             alerts: file.alerts,
             http,
             desktop: file.desktop,
+            marking: file.marking,
         };
         out.checked()
     }
@@ -181,6 +184,7 @@ impl Settings {
             alerts: AlertSettings::default(),
             http: HttpSettings::default(),
             desktop: DesktopSettings::default(),
+            marking: Default::default(),
         }
     }
 

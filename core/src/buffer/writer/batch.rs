@@ -177,6 +177,10 @@ impl Writer {
                 }
                 stored
             }
+            Command::StoreCheck { check, reply } => {
+                let stored = crate::buffer::marking::store(&self.conn, &check);
+                settle(&mut b.replies, stored, |()| Reply::Unit(reply))
+            }
             Command::Fiscalized(list) => {
                 let mut stored = Ok(());
                 for done in list {
@@ -265,6 +269,11 @@ impl Writer {
     /// A till's bound passed: it may be told `202` only while its receipt is still with the
     /// register (its result is answered to it otherwise).
     fn answered_awaiting(&mut self, id: &str, reply: oneshot::Sender<bool>) {
+        // A counter operation: from now on a replay is answered from its row (202 until done).
+        if self.ops_waiting.remove(id) {
+            let _ = reply.send(true);
+            return;
+        }
         let still_there = match self.in_device.get_mut(id) {
             Some(state @ InDevice::Waiting) => {
                 *state = InDevice::Answered;
@@ -282,6 +291,7 @@ impl Writer {
             Command::Admit { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
             Command::AnsweredAwaiting(id, reply) => self.answered_awaiting(&id, reply),
             Command::Operate { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
+            Command::StoreCheck { reply, .. } => b.replies.push(Reply::Unit(reply)),
             Command::Operated(list) => {
                 for done in list {
                     self.ops_waiting.remove(&done.task.id);

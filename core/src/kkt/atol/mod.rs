@@ -23,6 +23,7 @@ pub mod codes;
 mod counter;
 mod documents;
 mod journal;
+mod marks;
 mod register;
 mod tasks;
 
@@ -366,6 +367,12 @@ impl Kkt for AtolKkt {
 
     fn operate(&self, task: &super::OpTask) -> Result<super::OpResult, DeviceError> {
         self.run_operation(task)
+    }
+
+    /// The FN checks the code and it is declined again: a check only (§12).
+    fn check_marking(&self, code: &str, refund: bool) -> Result<Option<super::marks::FnCheck>, DeviceError> {
+        self.validate_code(code, marks::estimated_status(refund, false), false)
+            .map(Some)
     }
 
     fn operation_lookup(&self, task: &super::OpTask) -> Result<Option<super::OpResult>, DeviceError> {

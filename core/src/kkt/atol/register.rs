@@ -73,7 +73,7 @@ impl AtolKkt {
         }
         self.finish_printing();
         let now = self.fn_now()?;
-        let document = task.document();
+        let document = self.with_accepted_codes(task.document())?;
         let entry = Entry {
             fn_number: now.serial.clone(),
             device_id: self.device().unwrap_or_default().to_string(),

@@ -40,6 +40,26 @@ pub fn kind_of(task_type: &str) -> Option<ReceiptType> {
     .find(|k| self::task_type(*k) == task_type)
 }
 
+/// An item's code for the driver (docs/research/marking.md §1.2, §1.5): base64 of its bytes
+/// (S6, S7 require it; S1 falls back to raw text only when decoding fails), the planned status
+/// by operation and measure (tag 2003: a sale of a piece, of a weighed good, their returns), the
+/// FN's check (2106) as `itemInfoCheckResult` when the adapter has one.
+fn imc_params(r: &Receipt, i: &crate::receipt::Item, code: &str) -> Value {
+    let weighed = i.measure != crate::receipt::Measure::Piece;
+    use crate::receipt::ReceiptType::*;
+    let refund = matches!(
+        r.kind,
+        SaleRefund | BuyRefund | SaleRefundCorrection | BuyRefundCorrection
+    );
+    let status = super::marks::estimated_status(refund, weighed);
+    let mut p = json!({"imcType": "auto", "imc": crate::receipt::mark::Code::new(code).base64(),
+                       "itemEstimatedStatus": status, "imcModeProcessing": 0});
+    if let Some(bits) = i.marking.as_ref().and_then(|m| m.tag_2106) {
+        p["itemInfoCheckResult"] = crate::kkt::marks::FnCheck { tag_2106: bits }.atol();
+    }
+    p
+}
+
 /// The receipt as an ATOL JSON task (docs/research/atol-web-server.md §2.1, §2.2, §3), with
 /// the receipt's tag as its additional attribute (tag 1192, an `items` element
 /// `{"type": "additionalAttribute", "value", "print"}` — the driver's
@@ -71,8 +91,14 @@ pub fn receipt_task(r: &Receipt, tag: &str) -> Value {
                 item["infoDiscountAmount"] = rubles(i.discount);
             }
             if let Some(code) = &i.marking_code {
-                item["imcParams"] = json!({"imcType": "auto", "imc": code, "itemEstimatedStatus": "itemPieceSold",
-                                           "imcModeProcessing": 0});
+                item["imcParams"] = imc_params(r, i, code);
+                // The permissive mode's check (§12; docs/research/marking.md §4): 1260 with ФОИВ
+                // 030, ПП № 1944 of 21.11.2023 (ATOL writes the date `YYYY.MM.DD`), 1265.
+                if let Some(m) = i.marking.as_ref().filter(|m| m.req_id.is_some()) {
+                    item["industryInfo"] = json!([{"fois": "030", "date": "2023.11.21", "number": "1944",
+                        "industryAttribute": format!("UUID={}&Time={}", m.req_id.as_deref().unwrap_or_default(),
+                                                     m.req_timestamp.as_deref().unwrap_or_default())}]);
+                }
             }
             item
         })
@@ -188,4 +214,55 @@ fn payment_object(o: PaymentObject) -> String {
         CommodityMarked => "commodityWithMarking",
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::{Defaults, ItemMarking, parse};
+
+    fn marked(kind: &str, measure: &str) -> Receipt {
+        let body = format!(
+            r#"{{"pos_id":"P","type":"{kind}","items":[{{"name":"Сыр","price":100,"qty":1,"measure":"{measure}",
+               "payment_object":"commodity_marked","marking_code":"0104630000000001210K00001\u001d93TEST"}}],
+               "payments":[{{"type":"cash","amount":100}}]}}"#
+        );
+        let mut r = parse(body.as_bytes(), &Defaults::default()).unwrap();
+        r.items[0].marking = Some(ItemMarking {
+            check_id: "c".into(),
+            verdict: "allowed".into(),
+            tag_2106: Some(15),
+            req_id: Some("c9188551-817a-85a7-93e4-7042d907ab13".into()),
+            req_timestamp: Some("1757681987579".into()),
+        });
+        r
+    }
+
+    #[test]
+    fn a_marked_item_carries_its_code_as_base64_its_status_by_operation_2106_and_1260() {
+        let task = receipt_task(&marked("sale", "piece"), "KATAG");
+        let item = &task["items"][0];
+        let p = &item["imcParams"];
+        assert_eq!(p["imc"], "MDEwNDYzMDAwMDAwMDAwMTIxMEswMDAwMR05M1RFU1Q=");
+        assert_eq!(
+            (p["imcType"].as_str(), p["itemEstimatedStatus"].as_str()),
+            (Some("auto"), Some("itemPieceSold"))
+        );
+        assert_eq!(p["itemInfoCheckResult"]["imcEstimatedStatusCorrect"], true);
+        assert_eq!(
+            item["industryInfo"],
+            json!([{"fois": "030", "date": "2023.11.21", "number": "1944",
+                    "industryAttribute": "UUID=c9188551-817a-85a7-93e4-7042d907ab13&Time=1757681987579"}])
+        );
+        let refund = receipt_task(&marked("sale_refund", "piece"), "KATAG");
+        assert_eq!(
+            refund["items"][0]["imcParams"]["itemEstimatedStatus"],
+            "itemPieceReturn"
+        );
+        let weighed = receipt_task(&marked("sale", "kilogram"), "KATAG");
+        assert_eq!(
+            weighed["items"][0]["imcParams"]["itemEstimatedStatus"],
+            "itemDryForSale"
+        );
+    }
 }

@@ -410,6 +410,15 @@ impl Kkt for MockKkt {
         })
     }
 
+    /// The mock FN checks codes by the test codes of README "Marked goods": a serial starting
+    /// with `FNREFUSE` has a tail the FN does not confirm; every other code is checked and
+    /// correct (2106 = 15).
+    fn check_marking(&self, code: &str, _refund: bool) -> Result<Option<super::marks::FnCheck>, DeviceError> {
+        let serial = code.get(18..).unwrap_or_default();
+        let tag_2106 = if serial.starts_with("FNREFUSE") { 1 } else { 15 };
+        Ok(Some(super::marks::FnCheck { tag_2106 }))
+    }
+
     fn operate(&self, task: &OpTask) -> Result<OpResult, DeviceError> {
         self.run_operation(task)
     }

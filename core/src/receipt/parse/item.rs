@@ -77,6 +77,8 @@ pub(super) fn item(
         // As scanned: GS (U+001D) separates the code's groups and stays.
         text(raw, &path("marking_code"), 223, &['\u{1d}'], errors)
     });
+    let marking_check_id =
+        present(&obj, "marking_check_id").and_then(|raw| text(raw, &path("marking_check_id"), 64, &[], errors));
     let payment_object = match (object, &marking_code) {
         (Ok(Some(o)), Some(_)) if !o.needs_marking_code() => {
             errors.add(
@@ -183,6 +185,8 @@ pub(super) fn item(
         payment_method: method.ok()?.unwrap_or(PaymentMethod::FullPayment),
         payment_object,
         marking_code,
+        marking_check_id,
+        marking: None,
         vat,
         vat_amount: vat.amount(total),
     })
