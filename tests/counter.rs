@@ -38,6 +38,21 @@ async fn once(t: &TestApp, path: &str, body: &str) -> Value {
     answer
 }
 
+/// Repeats the key until the operation's answer is `200` (it waited for the register), and
+/// returns it.
+async fn until_done(t: &TestApp, path: &str, key: &str, body: &str, what: &str) -> Value {
+    wait_for(Duration::from_secs(15), what, || async {
+        let (status, answer, _) = post(t, path, key, body).await;
+        (status == 200).then(|| serde_json::from_slice::<Value>(&answer).unwrap())
+    })
+    .await
+}
+
+/// An alarm of the FN's validity in the tray, warning or critical.
+fn fn_expiring(critical: bool) -> impl Fn(&kkt_core::alerts::Alert) -> bool {
+    move |a| matches!(a, kkt_core::alerts::Alert::DeviceAlarm { code: "fn_expiring", critical: c, .. } if *c == critical)
+}
+
 async fn sell(t: &TestApp, body: &str) {
     let r = t.post_receipt(Some(&uuid::Uuid::new_v4().to_string()), body).await;
     assert_eq!(r.status(), 200, "{body}");
@@ -284,10 +299,13 @@ async fn an_operation_waiting_for_the_register_holds_the_ones_after_it_in_order(
     let (status, _, _) = post(&t, "/v1/kkt/cash", "float", r#"{"direction":"in","amount":700}"#).await;
     assert_eq!(status, 202, "a replay while it waits: 202 again, never 409");
     kkt.set_faults(kkt_core::kkt::MockFaults::default());
-    let z = wait_for(Duration::from_secs(10), "the Z-report after the cash-in", || async {
-        let (status, body, _) = post(&t, "/v1/kkt/shift/close", "evening", "{}").await;
-        (status == 200).then(|| serde_json::from_slice::<Value>(&body).unwrap())
-    })
+    let z = until_done(
+        &t,
+        "/v1/kkt/shift/close",
+        "evening",
+        "{}",
+        "the Z-report after the cash-in",
+    )
     .await;
     assert_eq!(
         (z["cash_in"]["count"].as_i64(), z["cash_in"]["sum"].as_f64()),
@@ -310,10 +328,13 @@ async fn an_operation_whose_answer_was_lost_is_read_back_from_the_register_not_d
     let (status, body, _) = post(&t, "/v1/kkt/cash", "lost", r#"{"direction":"in","amount":300}"#).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((status, v["status"].as_str()), (202, Some("awaiting_device")), "{v}");
-    let done = wait_for(Duration::from_secs(10), "the cash-in read back", || async {
-        let (status, body, replayed) = post(&t, "/v1/kkt/cash", "lost", r#"{"direction":"in","amount":300}"#).await;
-        (status == 200 && replayed).then(|| serde_json::from_slice::<Value>(&body).unwrap())
-    })
+    let done = until_done(
+        &t,
+        "/v1/kkt/cash",
+        "lost",
+        r#"{"direction":"in","amount":300}"#,
+        "the cash-in read back",
+    )
     .await;
     assert_eq!(done["cash_in_drawer"].as_f64(), Some(300.0), "{done}");
     let x = once(&t, "/v1/kkt/report/x", "{}").await;
@@ -376,11 +397,7 @@ async fn a_slow_register_answers_202_and_a_replay_of_the_key_gets_202_until_it_i
         String::from_utf8_lossy(&again)
     );
     atol.set_faults(mock_atol::Faults::default());
-    let done = wait_for(Duration::from_secs(15), "the slow cash-in done", || async {
-        let (status, body, _) = post(&t, "/v1/kkt/cash", "slow", body).await;
-        (status == 200).then(|| serde_json::from_slice::<Value>(&body).unwrap())
-    })
-    .await;
+    let done = until_done(&t, "/v1/kkt/cash", "slow", body, "the slow cash-in done").await;
     assert_eq!(done["cash_in_drawer"].as_f64(), Some(40.0), "{done}");
     assert_eq!(on_device(&atol).0.get("cashIn"), Some(&1));
 }
@@ -397,11 +414,13 @@ async fn a_cash_operation_whose_job_was_lost_is_judged_from_the_registers_counte
     let body = r#"{"direction":"in","amount":250.50}"#;
     let (status, answer, _) = post(&t, "/v1/kkt/cash", "lost-job", body).await;
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
-    let done = wait_for(Duration::from_secs(15), "the cash-in judged done", || async {
-        let (status, body, replayed) =
-            post(&t, "/v1/kkt/cash", "lost-job", r#"{"direction":"in","amount":250.50}"#).await;
-        (status == 200 && replayed).then(|| serde_json::from_slice::<Value>(&body).unwrap())
-    })
+    let done = until_done(
+        &t,
+        "/v1/kkt/cash",
+        "lost-job",
+        r#"{"direction":"in","amount":250.50}"#,
+        "the cash-in judged done",
+    )
     .await;
     assert_eq!(done["cash_in_drawer"].as_f64(), Some(250.5), "{done}");
     // The script failed reading the drawer after the money went in: the job says error, the
@@ -418,16 +437,13 @@ async fn a_cash_operation_whose_job_was_lost_is_judged_from_the_registers_counte
     )
     .await;
     assert!(matches!(status, 200 | 202 | 503), "{status}");
-    let out = wait_for(Duration::from_secs(15), "the cash-out judged done", || async {
-        let (status, body, _) = post(
-            &t,
-            "/v1/kkt/cash",
-            "failed-after",
-            r#"{"direction":"out","amount":50.50}"#,
-        )
-        .await;
-        (status == 200).then(|| serde_json::from_slice::<Value>(&body).unwrap())
-    })
+    let out = until_done(
+        &t,
+        "/v1/kkt/cash",
+        "failed-after",
+        r#"{"direction":"out","amount":50.50}"#,
+        "the cash-out judged done",
+    )
     .await;
     assert_eq!(out["cash_in_drawer"].as_f64(), Some(200.0), "{out}");
     let (tasks, ..) = on_device(&atol);
@@ -528,31 +544,13 @@ async fn the_registers_state_is_polled_and_its_alarms_reach_the_status_and_the_t
     let text = alarms[1]["text"].as_str().unwrap();
     assert!(text.contains("через 20 дн.") || text.contains("через 21 дн."), "{text}");
     alerts
-        .wait(Duration::from_secs(10), "the FN alarm in the tray", |a| {
-            matches!(
-                a,
-                kkt_core::alerts::Alert::DeviceAlarm {
-                    code: "fn_expiring",
-                    critical: false,
-                    ..
-                }
-            )
-        })
+        .wait(Duration::from_secs(10), "the FN alarm in the tray", fn_expiring(false))
         .await;
     // 3 days before: critical.
     atol.set_faults(mock_atol::Faults::default());
     t.clock.advance(Duration::from_secs(18 * 86_400));
     alerts
-        .wait(Duration::from_secs(10), "the critical FN alarm", |a| {
-            matches!(
-                a,
-                kkt_core::alerts::Alert::DeviceAlarm {
-                    code: "fn_expiring",
-                    critical: true,
-                    ..
-                }
-            )
-        })
+        .wait(Duration::from_secs(10), "the critical FN alarm", fn_expiring(true))
         .await;
     let s = t.status().await;
     assert_eq!(

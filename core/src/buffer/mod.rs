@@ -118,6 +118,47 @@ impl Buffer {
         wait_for_writer(rx).await.ok_or(Error::Closed)
     }
 
+    /// Sends an intent to the writer and waits for its answer up to `answer_within`. Past it,
+    /// once the intent is durable and the writer agrees its result is not in (after that a
+    /// replay is answered from the row, never 409), `Err(id)`: the caller is told to come back
+    /// (`202 awaiting_device`). Before the intent is durable (storage itself is slow) nothing
+    /// is promised yet, so it keeps waiting; a result that raced the timer stands.
+    async fn within_bound(
+        &self,
+        command: Command,
+        stored_rx: oneshot::Receiver<String>,
+        done_rx: oneshot::Receiver<Result<Admission, AdmitError>>,
+    ) -> Result<Result<Admission, AdmitError>, String> {
+        let closed = || AdmitError::Storage(Error::Closed.to_string());
+        if self.commands.send(command).await.is_err() {
+            return Ok(Err(closed()));
+        }
+        let mut done = Box::pin(wait_for_writer(done_rx));
+        tokio::select! {
+            answer = &mut done => return Ok(answer.unwrap_or_else(|| Err(closed()))),
+            _ = tokio::time::sleep(self.answer_within) => {}
+        }
+        let Ok(id) = stored_rx.await else {
+            return Ok(done.await.unwrap_or_else(|| Err(closed())));
+        };
+        if let Some(answer) = futures::FutureExt::now_or_never(&mut done) {
+            return Ok(answer.unwrap_or_else(|| Err(closed())));
+        }
+        let (may_tx, may_rx) = oneshot::channel();
+        let asked = self.commands.send(Command::AnsweredAwaiting(id.clone(), may_tx)).await;
+        if asked.is_err() || !wait_for_writer(may_rx).await.unwrap_or(false) {
+            return Ok(done.await.unwrap_or_else(|| Err(closed())));
+        }
+        Err(id)
+    }
+
+    fn bound_reason(&self) -> String {
+        format!(
+            "the fiscal register has not answered within {} s",
+            self.answer_within.as_secs_f64()
+        )
+    }
+
     /// Phase 1: store the intent durably, have the register fiscalize and print it, and answer;
     /// or replay the stored answer. When the register takes longer than `answer_within`, the
     /// till gets `202 awaiting_device` and the receipt is registered as soon as it can be.
@@ -129,37 +170,13 @@ impl Buffer {
             stored: stored_tx,
             done: done_tx,
         };
-        let closed = || AdmitError::Storage(Error::Closed.to_string());
-        self.commands.send(command).await.map_err(|_| closed())?;
-        let mut done = Box::pin(wait_for_writer(done_rx));
-        tokio::select! {
-            answer = &mut done => return answer.ok_or_else(closed)?,
-            _ = tokio::time::sleep(self.answer_within) => {}
-        }
-        // Past the bound: once the intent is durable the till is told to come back; before
-        // that (storage itself is slow) nothing is promised yet, so keep waiting.
-        let Ok(receipt_id) = stored_rx.await else {
-            return done.await.ok_or_else(closed)?;
+        let receipt_id = match self.within_bound(command, stored_rx, done_rx).await {
+            Ok(answer) => return answer,
+            Err(id) => id,
         };
-        // Answered meanwhile (the commit and the timer raced): that answer stands.
-        if let Some(answer) = futures::FutureExt::now_or_never(&mut done) {
-            return answer.ok_or_else(closed)?;
-        }
-        let (may_tx, may_rx) = oneshot::channel();
-        let asked = self
-            .commands
-            .send(Command::AnsweredAwaiting(receipt_id.clone(), may_tx))
-            .await;
-        if asked.is_err() || !wait_for_writer(may_rx).await.unwrap_or(false) {
-            return done.await.ok_or_else(closed)?;
-        }
-        let reason = format!(
-            "the fiscal register has not answered within {} s",
-            self.answer_within.as_secs_f64()
-        );
         let (http_status, body) = (self.answer)(&Answer::AwaitingDevice {
             receipt_id: &receipt_id,
-            reason: &reason,
+            reason: &self.bound_reason(),
         });
         Ok(Admission {
             receipt_id,
@@ -180,33 +197,14 @@ impl Buffer {
             stored: stored_tx,
             done: done_tx,
         };
-        let closed = || AdmitError::Storage(Error::Closed.to_string());
-        self.commands.send(command).await.map_err(|_| closed())?;
-        let mut done = Box::pin(wait_for_writer(done_rx));
-        tokio::select! {
-            answer = &mut done => return answer.ok_or_else(closed)?,
-            _ = tokio::time::sleep(self.answer_within) => {}
-        }
-        let Ok(operation_id) = stored_rx.await else {
-            return done.await.ok_or_else(closed)?;
+        let operation_id = match self.within_bound(command, stored_rx, done_rx).await {
+            Ok(answer) => return answer,
+            Err(id) => id,
         };
-        if let Some(answer) = futures::FutureExt::now_or_never(&mut done) {
-            return answer.ok_or_else(closed)?;
-        }
-        // The writer decides: a result that came meanwhile is answered instead of a 202, and
-        // after a 202 a replay of the key is answered from the row (never 409).
-        let (may_tx, may_rx) = oneshot::channel();
-        let asked = self
-            .commands
-            .send(Command::AnsweredAwaiting(operation_id.clone(), may_tx))
-            .await;
-        if asked.is_err() || !wait_for_writer(may_rx).await.unwrap_or(false) {
-            return done.await.ok_or_else(closed)?;
-        }
         let body = serde_json::json!({
             "status": "awaiting_device",
             "operation_id": operation_id,
-            "reason": format!("the fiscal register has not answered within {} s", self.answer_within.as_secs_f64()),
+            "reason": self.bound_reason(),
             "message": "The operation is stored and will be done on the fiscal register as soon as it is ready; \
                         repeat the request with the same Idempotency-Key for its result",
         });
