@@ -310,3 +310,40 @@ async fn with_checks_off_an_atol_sale_of_a_marked_item_still_has_its_code_accept
         1
     );
 }
+
+#[tokio::test]
+async fn in_fn_mode_only_the_fn_decides_and_concurrent_checks_on_atol_do_not_interleave() {
+    let t = TestApp::start_with(|s| s.marking.mode = Mode::Fn).await;
+    let (_, banned) = check(&t, &code("BLOCKED01"), "sale").await;
+    assert_eq!(
+        (banned["verdict"].as_str(), banned["permissive"]["source"].as_str()),
+        (Some("allowed"), Some("none")),
+        "no permissive check in fn mode: {banned}"
+    );
+    let (_, refused) = check(&t, &code("FNREFUSE1"), "sale").await;
+    assert_eq!(refused["verdict"], "refused", "{refused}");
+    // On ATOL the FN checks one code at a time: tills checking while a sale is accepted.
+    let (atol, t) = TestApp::start_on_atol(Duration::from_millis(5), |s| s.marking.mode = Mode::Fn).await;
+    let checks = (0..4).map(|i| {
+        let t = &t;
+        async move { check(t, &code(&format!("OK000010{i}")), "sale").await }
+    });
+    let body = sale(&code("OK0000200"), None);
+    let (checked, sold) = tokio::join!(
+        futures::future::join_all(checks),
+        t.post_receipt(Some("concurrent-sale"), &body)
+    );
+    assert_eq!(sold.status(), 200);
+    for (status, c) in checked {
+        assert_eq!((status, c["fn"]["tag_2106"].as_u64()), (200, Some(15)), "{c}");
+    }
+    let begun = atol
+        .executed()
+        .iter()
+        .filter(|e| e.task == "beginMarkingCodeValidation")
+        .count();
+    assert_eq!(
+        begun, 6,
+        "4 checks, the sale's gate and its acceptance: each begun once, none cancelled"
+    );
+}

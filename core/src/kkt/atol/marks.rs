@@ -43,6 +43,7 @@ fn bits(info: &Value) -> u8 {
 impl AtolKkt {
     /// Checks one code on the FN; `accept`: keep it in the FN-M table for the sale that follows.
     pub(super) fn validate_code(&self, code: &str, status: &str, accept: bool) -> Result<FnCheck, DeviceError> {
+        let _one_at_a_time = self.marking.lock().unwrap_or_else(|p| p.into_inner());
         let begin = json!({"type": "beginMarkingCodeValidation", "params": {
             "imcType": "auto", "imc": Code::new(code).base64(), "itemEstimatedStatus": status, "imcModeProcessing": 0}});
         let offline = match self.query(begin.clone()) {

@@ -69,6 +69,9 @@ pub struct AtolKkt {
     /// A document was fiscalized but not printed to the end (`warnings.notPrinted`): the next
     /// job is preceded by `continuePrint` (docs/research/atol-counter-operations.md §6.3).
     unprinted: std::sync::atomic::AtomicBool,
+    /// The FN checks one marking code at a time (a second `begin` is 401): a till's check and
+    /// a sale's acceptance never interleave.
+    marking: std::sync::Mutex<()>,
 }
 
 /// The FN now: its serial number and its last document.
@@ -172,6 +175,7 @@ impl AtolKkt {
             client,
             journal,
             unprinted: false.into(),
+            marking: std::sync::Mutex::new(()),
         })
     }
 
