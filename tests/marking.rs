@@ -347,3 +347,81 @@ async fn in_fn_mode_only_the_fn_decides_and_concurrent_checks_on_atol_do_not_int
         "4 checks, the sale's gate and its acceptance: each begun once, none cancelled"
     );
 }
+
+#[tokio::test]
+async fn the_services_troubles_are_alarms_in_the_status_and_the_tray() {
+    let m = mock_marking::spawn().await.unwrap();
+    let (ts, lm) = (m.tspiot_url(), m.lm_url());
+    let mut t = TestApp::start_with(move |s| {
+        s.marking.mode = Mode::Permissive;
+        s.marking.tspiot.url = ts;
+        s.marking.lm.url = lm;
+        s.kkt.watch_every = Duration::from_millis(100);
+    })
+    .await;
+    let alerts = std::sync::Arc::new(Recorder::default());
+    t.spawn_alerts(alerts.clone());
+    let codes = |s: &Value| -> Vec<String> {
+        s["device"]["watch"]["alarms"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["code"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    t.wait_status(Duration::from_secs(10), "a first reading", |s| {
+        s["device"]["watch"]["read_at"].is_string()
+    })
+    .await;
+    assert!(codes(&t.status().await).is_empty());
+    // ТС ПИоТ does not answer: the check still goes through the local module, with a warning.
+    m.set_faults(mock_marking::Faults {
+        tspiot_down: true,
+        ..Default::default()
+    });
+    check(&t, &code("OK0000001"), "sale").await;
+    t.wait_status(Duration::from_secs(10), "the ТС ПИоТ alarm", |s| {
+        codes(s).contains(&"tspiot_unreachable".to_string())
+    })
+    .await;
+    // The local module not synchronised for a day, then out of sync altogether.
+    m.set_faults(mock_marking::Faults {
+        lm_sync_age_hours: 30,
+        ..Default::default()
+    });
+    check(&t, &code("OK0000002"), "sale").await;
+    let s = t
+        .wait_status(Duration::from_secs(10), "the stale module", |s| {
+            codes(s) == ["lm_stale"]
+        })
+        .await;
+    assert!(
+        s["device"]["watch"]["alarms"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("72 часа"),
+        "{s}"
+    );
+    m.set_faults(mock_marking::Faults {
+        lm_status: "sync_error".into(),
+        ..Default::default()
+    });
+    t.wait_status(Duration::from_secs(10), "the module not ready", |s| {
+        codes(s) == ["lm_not_ready"]
+    })
+    .await;
+    alerts
+        .wait(Duration::from_secs(10), "the tray told", |a| {
+            matches!(
+                a,
+                kkt_core::alerts::Alert::DeviceAlarm {
+                    code: "lm_not_ready",
+                    critical: true,
+                    ..
+                }
+            )
+        })
+        .await;
+}

@@ -44,6 +44,8 @@ pub struct Faults {
     pub lm_status: String,
     /// The local module answers 503.
     pub lm_down: bool,
+    /// How long ago the local module last synchronised its database (0: ten minutes ago).
+    pub lm_sync_age_hours: u64,
 }
 
 #[derive(Default)]
@@ -176,10 +178,10 @@ async fn lm_status(State(s): State<Shared>, h: HeaderMap) -> Response {
     if !lm_authorized(&h) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let last_sync = if lm_state(&f) == "sync_error" {
-        now_ms() - 80 * 3_600_000
-    } else {
-        now_ms() - 600_000
+    let last_sync = match (lm_state(&f), f.lm_sync_age_hours) {
+        ("sync_error", _) => now_ms() - 80 * 3_600_000,
+        (_, 0) => now_ms() - 600_000,
+        (_, h) => now_ms() - h as i64 * 3_600_000,
     };
     Json(
         json!({"status": lm_state(&f), "lastSync": last_sync, "version": "mock-1.0", "inst": "mock-inst",
