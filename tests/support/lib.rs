@@ -337,3 +337,14 @@ pub async fn raw_http(addr: &str, request: &[u8]) -> RawAnswer {
         body,
     }
 }
+
+/// How many times the device carried out each counter task, and its shift documents.
+pub fn on_device(atol: &mock_atol::MockAtol) -> (std::collections::BTreeMap<String, usize>, usize, usize, usize) {
+    let mut tasks = std::collections::BTreeMap::new();
+    for e in atol.executed() {
+        *tasks.entry(e.task).or_insert(0) += 1;
+    }
+    let docs = atol.documents();
+    let count = |kind: &str| docs.iter().filter(|d| d.kind == kind).count();
+    (tasks, count("openShift"), count("closeShift"), count("receipt"))
+}

@@ -58,10 +58,7 @@ async fn check_now(state: &AppState, code: &Code, refund: bool) -> Result<Check,
             check_id: check.check_id.clone(),
             code_hash: code_hash(code),
             operation: check.operation.clone(),
-            verdict: serde_json::to_value(check.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            verdict: check.verdict.as_str().into(),
             checked_at_ms: state.clock.now_ms(),
             json,
         })
@@ -190,10 +187,7 @@ pub(super) async fn gate(state: &AppState, key: &str, mut receipt: Receipt) -> R
         }
         item.marking = Some(ItemMarking {
             check_id: check.check_id,
-            verdict: serde_json::to_value(check.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            verdict: check.verdict.as_str().into(),
             tag_2106: check.fn_check.map(|f| f.tag_2106),
             req_id: check.permissive.req_id,
             req_timestamp: check.permissive.req_timestamp,

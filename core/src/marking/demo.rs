@@ -47,17 +47,7 @@ pub fn online(code: &str, now_ms: i64) -> Result<Answer, Failure> {
     if s.starts_with("SLOW") || s.starts_with("NOSERVICE") {
         return Err(Failure::Unreachable("ТС ПИоТ (симулятор) не ответил вовремя".into()));
     }
-    let mut a = CodeAnswer {
-        valid: Some(true),
-        found: Some(true),
-        verified: Some(true),
-        realizable: Some(true),
-        utilised: Some(true),
-        sold: Some(false),
-        is_blocked: Some(false),
-        error_code: Some(0),
-        ..Default::default()
-    };
+    let mut a = CodeAnswer::all_good();
     match s {
         s if s.starts_with("BLOCKED") => a.is_blocked = Some(true),
         s if s.starts_with("SOLD") => a.sold = Some(true),

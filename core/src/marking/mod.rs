@@ -32,6 +32,16 @@ pub enum Verdict {
     Unknown,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Refused => "refused",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
 /// What the permissive mode said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permissive {

@@ -30,6 +30,24 @@ pub struct CodeAnswer {
     pub ogvs: Option<Vec<String>>,
 }
 
+impl CodeAnswer {
+    /// A code found, applied, genuine, in circulation, not sold, not banned — the online answer
+    /// that allows a sale (the demo's and the tests' starting point).
+    pub fn all_good() -> CodeAnswer {
+        CodeAnswer {
+            valid: Some(true),
+            found: Some(true),
+            verified: Some(true),
+            realizable: Some(true),
+            utilised: Some(true),
+            sold: Some(false),
+            is_blocked: Some(false),
+            error_code: Some(0),
+            ..Default::default()
+        }
+    }
+}
+
 /// Why a code may not be sold; `None`: it may.
 pub fn refusal(a: &CodeAnswer, refund: bool, offline: bool, now: DateTime<Utc>) -> Option<(i64, String)> {
     let no = |flag: Option<bool>| flag == Some(false);
@@ -113,17 +131,7 @@ mod tests {
     use super::*;
 
     fn good() -> CodeAnswer {
-        CodeAnswer {
-            valid: Some(true),
-            found: Some(true),
-            verified: Some(true),
-            realizable: Some(true),
-            utilised: Some(true),
-            sold: Some(false),
-            is_blocked: Some(false),
-            error_code: Some(0),
-            ..Default::default()
-        }
+        CodeAnswer::all_good()
     }
 
     #[test]
