@@ -23,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod breaker;
 pub mod buffer;
+pub mod compat;
 pub mod counters;
 pub mod datadir;
 pub mod events;

@@ -27,7 +27,8 @@ mod marks;
 mod register;
 mod tasks;
 
-pub use tasks::{receipt_task, task_type};
+pub use tasks::{kind_of, receipt_task, task_type};
+pub(crate) use tasks::{payment_method, payment_object, tax};
 
 use super::{DeviceError, FiscalDoc, Fiscalized, Kkt, NotTaken, ShiftState, ShiftStatus, Task, ZReport};
 use crate::money::Kopecks;

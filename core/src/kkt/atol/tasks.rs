@@ -147,7 +147,7 @@ pub fn receipt_task(r: &Receipt, tag: &str) -> Value {
     task
 }
 
-fn tax(v: Vat) -> &'static str {
+pub(crate) fn tax(v: Vat) -> &'static str {
     match v {
         Vat::Vat20 => "vat20",
         Vat::Vat10 => "vat10",
@@ -164,7 +164,7 @@ fn tax(v: Vat) -> &'static str {
     }
 }
 
-fn payment_method(m: crate::receipt::PaymentMethod) -> &'static str {
+pub(crate) fn payment_method(m: crate::receipt::PaymentMethod) -> &'static str {
     use crate::receipt::PaymentMethod::*;
     match m {
         FullPrepayment => "fullPrepayment",
@@ -178,7 +178,7 @@ fn payment_method(m: crate::receipt::PaymentMethod) -> &'static str {
 }
 
 /// ATOL's names (§3.5); 18 as its number, since the sources disagree on its name.
-fn payment_object(o: PaymentObject) -> String {
+pub(crate) fn payment_object(o: PaymentObject) -> String {
     use PaymentObject::*;
     match o {
         Commodity => "commodity",
