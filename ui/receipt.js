@@ -5,6 +5,11 @@ import { $, setText, rub, when, fdn } from "./format.js";
 import { authHeaders } from "./api.js";
 import { reasonText } from "./dlq.js";
 
+/** " · через АТОЛ" for a receipt a vendor front took (§13); nothing for our own API's. */
+function viaFront(front) {
+  return front && front !== "api" ? ` · ${t(`front-${front}`)}` : "";
+}
+
 function todayInShop() {
   const d = new Date();
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
@@ -37,7 +42,7 @@ export async function lookup(ev) {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "result-row";
-    b.textContent = `№${fdn(row.fiscal_doc_number)} · ${when(row.created_at)} · ${row.pos_id} · ${t(row.type)} · ${rub(row.total)} · ${t(`st-${row.status}`)}`;
+    b.textContent = `№${fdn(row.fiscal_doc_number)} · ${when(row.created_at)} · ${row.pos_id}${viaFront(row.front)} · ${t(row.type)} · ${rub(row.total)} · ${t(`st-${row.status}`)}`;
     b.addEventListener("click", () => openReceipt(row.receipt_id));
     li.appendChild(b);
     out.appendChild(li);
@@ -81,6 +86,7 @@ export async function openReceipt(id) {
   fact("k-status", t(`st-${v.status}`));
   fact("k-sold", when(v.created_at));
   fact("k-pos", v.pos_id);
+  fact("k-front", t(`front-${v.front || "api"}`));
   fact("k-total", `${rub(v.total)} · ${t(v.type)}`);
   if (v.registered_as) fact("k-registered-as", `${t(v.registered_as)} — ${t("late-note")}`);
   if (v.synced_at) fact("k-synced", when(v.synced_at));

@@ -40,6 +40,8 @@ pub struct App {
     runtime: tokio::runtime::Handle,
     /// The mock register, when it is the driver (its faults, for tests and the demo).
     mock_kkt: Option<Arc<MockKkt>>,
+    /// The vendor fronts' own listeners (`[compat]`), as bound.
+    fronts: Vec<(api::Front, SocketAddr)>,
     /// Held for the life of the process: one instance per data directory.
     _lock: File,
 }
@@ -193,6 +195,8 @@ impl App {
                 settings.kkt.fn_number.clone(),
                 clock_for_marking,
             )?,
+            compat: Arc::new(settings.compat.clone()),
+            jobs: Default::default(),
         };
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -217,6 +221,30 @@ impl App {
         tracker.spawn(async move {
             api::serve::serve(listener, router, limits, stop).await;
         });
+        let mut fronts = Vec::new();
+        for (front, listen) in [
+            (api::Front::Atol, settings.compat.atol_listen),
+            (api::Front::Kkmserver, settings.compat.kkmserver_listen),
+        ] {
+            let Some(listen) = listen else { continue };
+            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {listen} for the {front:?} front ([compat]; is the vendor's own server running?)"
+                )
+            })?;
+            let bound = listener.local_addr().context("cannot read the bound address")?;
+            let router = api::front_router(
+                AppState {
+                    local_addr: bound,
+                    ..state.clone()
+                },
+                front,
+            );
+            let stop = cancel.child_token();
+            tracker.spawn(async move { api::serve::serve(listener, router, limits, stop).await });
+            tracing::info!(%bound, ?front, "vendor front listening on http://{bound}");
+            fronts.push((front, bound));
+        }
         tracing::info!(%addr, data_dir = %settings.data_dir.display(), "KKT Adapter listening on http://{addr}");
         Ok(App {
             addr,
@@ -229,6 +257,7 @@ impl App {
             )),
             runtime: tokio::runtime::Handle::current(),
             mock_kkt,
+            fronts,
             _lock: lock,
         })
     }
@@ -236,6 +265,11 @@ impl App {
     /// The address the API is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A vendor front's own listener's address, when `[compat]` configured one.
+    pub fn front_addr(&self, front: api::Front) -> Option<SocketAddr> {
+        self.fronts.iter().find(|(f, _)| *f == front).map(|(_, a)| *a)
     }
 
     pub fn state(&self) -> &AppState {

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-/// Stores and runs one operation; the answer as stored.
-async fn operate(
+/// Stores and runs one operation; the answer as stored. The vendor fronts call it too (§13).
+pub(super) async fn operate(
     state: &AppState,
     till: Option<&str>,
     key: String,

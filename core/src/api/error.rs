@@ -154,7 +154,7 @@ struct Body<'a> {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    pub(super) fn parts(&self) -> (StatusCode, &'static str, String) {
         use ApiError::*;
         match self {
             MissingIdempotencyKey => (

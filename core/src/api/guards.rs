@@ -299,6 +299,76 @@ pub async fn pos_only(State(state): State<AppState>, request: Request, next: Nex
     next.run(request).await
 }
 
+/// HTTP Basic credentials (`Authorization: Basic base64(user:password)`).
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// The vendor fronts' layer (docs/contract.md §13, SECURITY.md): HTTP Basic as the vendors'
+/// servers ask for it. With `[compat] user`/`password` set, those credentials (or any token of
+/// a till as the password) are needed from everywhere; without them, the tills' rules: open on
+/// loopback unless a POS token is required, and a POS token — as the Basic password, or as a
+/// bearer token — from the LAN. A till's own token makes the receipts that till's.
+pub async fn compat_only(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let refuse = || {
+        let mut r = ApiError::PosUnauthorized.into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Basic realm=\"KKT Adapter\""),
+        );
+        r
+    };
+    let configured = match (&state.compat.user, &state.compat.password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (Some(u), None) => Some((u.clone(), secrecy::SecretString::from(String::new()))),
+        _ => None,
+    };
+    match basic(request.headers()) {
+        Some((user, password)) => {
+            let vendor = configured
+                .as_ref()
+                .is_some_and(|(u, p)| u.eq_ignore_ascii_case(&user) && same_token(&password, p.expose_secret()));
+            let till = (!password.is_empty())
+                .then(|| state.access.caller(&password, &state.admin_token))
+                .flatten()
+                .filter(|c| matches!(c, Caller::Admin | Caller::Till(_)));
+            match (vendor, till) {
+                (_, Some(c)) => {
+                    request.extensions_mut().insert(c);
+                }
+                (true, None) => {
+                    request.extensions_mut().insert(Caller::Till(None));
+                }
+                (false, None) => {
+                    let ip = peer_ip(&request);
+                    if let Some(wait) = state.access.throttled(ip) {
+                        return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
+                    }
+                    state.access.failed(ip);
+                    tracing::warn!(peer = %ip, "a vendor front's request with credentials that match none");
+                    return refuse();
+                }
+            }
+        }
+        None => {
+            let token = matches!(caller(&request), Caller::Admin | Caller::Till(_));
+            if !token && (configured.is_some() || !may_use_intake(&state, &request)) {
+                return refuse();
+            }
+        }
+    }
+    next.run(request).await
+}
+
 /// What names customers, cashiers and every till's sales (receipt search, slips, QR codes, the
 /// CSVs, events, the DLQ and review lists): the admin or the read token.
 pub async fn readers_only(request: Request, next: Next) -> Response {

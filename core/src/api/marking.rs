@@ -43,7 +43,7 @@ fn invalid(field: &str, message: &str) -> ApiError {
 }
 
 /// Runs a check and keeps it.
-async fn check_now(state: &AppState, code: &Code, refund: bool) -> Result<Check, ApiError> {
+pub(super) async fn check_now(state: &AppState, code: &Code, refund: bool) -> Result<Check, ApiError> {
     let check = state
         .marking
         .check(&Query {

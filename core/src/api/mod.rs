@@ -2,12 +2,15 @@
 
 mod admin;
 pub mod answers;
+mod atol_front;
 mod browse;
 pub mod conn;
 mod counter;
 mod error;
 pub mod guards;
 mod headers;
+pub mod jobs;
+mod kkm_front;
 mod marking;
 mod receipts;
 mod review;
@@ -58,6 +61,9 @@ pub struct AppState {
     pub zone: crate::time::Zone,
     /// Marked goods' checks (§12).
     pub marking: crate::marking::Checker,
+    /// The vendor fronts (§13): their settings and the jobs being run.
+    pub compat: Arc<crate::compat::CompatSettings>,
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 /// The whole API as a router, without serving it (tests call it directly or over a socket):
@@ -71,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .merge(open())
         .merge(public().route_layer(from_fn(guards::public)))
         .merge(pos().route_layer(guard(state.clone(), guards::pos_only)))
+        .merge(atol().route_layer(guard(state.clone(), guards::compat_only)))
+        .merge(kkmserver().route_layer(guard(state.clone(), guards::compat_only)))
+        .route("/VersionJSON", get(kkm_front::version))
         .merge(readers().route_layer(from_fn(guards::readers_only)))
         .merge(admin().route_layer(from_fn(guards::admin_only)))
         .fallback(guards::not_found)
@@ -118,6 +127,47 @@ fn pos() -> Router<AppState> {
         .route("/v1/kkt/drawer/open", post(counter::drawer_open))
         .route("/v1/kkt/print", post(counter::print))
         .route("/v1/kkt/receipt/{receipt_id}/copy", post(counter::copy))
+}
+
+/// The ATOL Web Requests front (§13): the tills' rules, or HTTP Basic (`guards::compat_only`).
+fn atol() -> Router<AppState> {
+    Router::new().route("/api/v2/requests", post(atol_front::post)).route(
+        "/api/v2/requests/{uuid}",
+        get(atol_front::get).delete(atol_front::delete),
+    )
+}
+
+/// The kkmserver front (§13).
+fn kkmserver() -> Router<AppState> {
+    Router::new()
+        .route("/Execute", post(kkm_front::execute))
+        .route("/Execute/sync", post(kkm_front::execute))
+}
+
+/// Which vendor's front an extra listener serves (`[compat] atol_listen`, `kkmserver_listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    Atol,
+    Kkmserver,
+}
+
+/// One vendor's front alone, for its own listener on the vendor's port: the same guards as on
+/// the main listener (host, origin, who is calling, the Basic layer), with `state.local_addr`
+/// this listener's address.
+pub fn front_router(state: AppState, front: Front) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state as guard};
+    let routes = match front {
+        Front::Atol => atol(),
+        Front::Kkmserver => kkmserver().route("/VersionJSON", get(kkm_front::version)),
+    };
+    Router::new()
+        .merge(routes.route_layer(guard(state.clone(), guards::compat_only)))
+        .route("/v1/health", get(status::health))
+        .fallback(guards::not_found)
+        .method_not_allowed_fallback(guards::method_not_allowed)
+        .layer(guard(state.clone(), guards::local_only))
+        .layer(from_fn(telemetry::request_span))
+        .with_state(state)
 }
 
 /// What names customers, cashiers and every till's sales: the admin or the read token.

@@ -92,7 +92,18 @@ async fn admit(state: &AppState, till: Option<&str>, headers: &HeaderMap, body: 
     }
     let key = idempotency_key(headers)?;
     let bytes = read_body(body).await?;
-    let receipt = receipt::parse(&bytes, &state.defaults).map_err(|e| match e {
+    take(state, till, key, &bytes).await
+}
+
+/// A receipt's body under its key: parsed, its marked items checked, stored, registered and
+/// answered (or the stored answer replayed). The vendor fronts call it too (§13).
+pub(super) async fn take(
+    state: &AppState,
+    till: Option<&str>,
+    key: String,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    let receipt = receipt::parse(bytes, &state.defaults).map_err(|e| match e {
         Invalid::Malformed(m) => ApiError::MalformedJson(m),
         Invalid::Fields(f) => ApiError::Validation(f),
     })?;
@@ -100,7 +111,7 @@ async fn admit(state: &AppState, till: Option<&str>, headers: &HeaderMap, body: 
         return Err(ApiError::NotYourTill);
     }
     let receipt = super::marking::gate(state, &key, receipt).await?;
-    let body_hash = hex::encode(Sha256::digest(&bytes));
+    let body_hash = hex::encode(Sha256::digest(bytes));
     {
         let mut set = state.in_flight.lock().map_err(|_| ApiError::Internal)?;
         if !set.insert(key.clone()) {

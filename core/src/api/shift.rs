@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// Runs a register call on the blocking pool (a device is slow).
-async fn on_register<T: Send + 'static>(
+pub(super) async fn on_register<T: Send + 'static>(
     kkt: Arc<dyn Kkt>,
     call: impl FnOnce(&dyn Kkt) -> Result<T, DeviceError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -38,6 +38,8 @@ pub struct ReceiptRow {
     pub status: ReceiptState,
     pub synced_at: Option<String>,
     pub idempotency_key: String,
+    /// Which front it came through: `api` (ours), `atol` or `kkmserver` (§13).
+    pub front: &'static str,
     pub dlq_reason: Option<String>,
     pub last_error: Option<String>,
 }
@@ -56,6 +58,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReceiptRow> {
         total: Kopecks(r.get(6)?),
         status: r.get(7)?,
         synced_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+        front: super::jobs::front_of_key(&r.get::<_, String>(9)?),
         idempotency_key: r.get(9)?,
         dlq_reason: r.get(10)?,
         last_error: r.get(11)?,

@@ -36,6 +36,18 @@ pub(crate) enum Command {
         check: Box<super::marking::StoredCheck>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    /// A vendor front's job (§13), kept unless its id is taken: `1` if it was new.
+    StoreJob {
+        job: Box<super::jobs::NewJob>,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
+    /// A job's results so far, in the vendor's shape.
+    JobResults {
+        front: &'static str,
+        id: String,
+        results: String,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     /// Counter operations coming back from the device thread.
     Operated(Vec<super::operations::OpDone>),
     Claim {

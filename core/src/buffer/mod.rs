@@ -19,6 +19,7 @@ mod browse;
 mod checkpoint;
 mod command;
 mod device;
+pub mod jobs;
 pub mod marking;
 mod model;
 mod open;
@@ -245,6 +246,33 @@ impl Buffer {
     /// The checks made between two times (ms), oldest first, as JSON.
     pub async fn marking_checks_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<String>, Error> {
         self.reads.run(move |c| marking::between(c, from_ms, to_ms)).await
+    }
+
+    /// Keeps a vendor front's job (§13) unless its id is taken; `true` if it was new.
+    pub async fn store_job(&self, job: jobs::NewJob) -> Result<bool, Error> {
+        let n = self
+            .call(|reply| Command::StoreJob {
+                job: Box::new(job),
+                reply,
+            })
+            .await??;
+        Ok(n == 1)
+    }
+
+    /// A kept job by its front and id.
+    pub async fn job(&self, front: &'static str, id: String) -> Result<Option<jobs::StoredJob>, Error> {
+        self.reads.run(move |c| jobs::by_id(c, front, &id)).await
+    }
+
+    /// A job's results so far (JSON in the vendor's shape).
+    pub async fn set_job_results(&self, front: &'static str, id: String, results: String) -> Result<(), Error> {
+        self.call(|reply| Command::JobResults {
+            front,
+            id,
+            results,
+            reply,
+        })
+        .await?
     }
 
     /// Whether a receipt was already taken under this key (its replay needs no new check).

@@ -87,6 +87,8 @@ pub struct ReceiptView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<crate::kkt::Candidate>>,
     pub request: Box<RawValue>,
+    /// Which front it came through: `api` (ours), `atol` or `kkmserver` (§13).
+    pub front: &'static str,
     pub events: Vec<Event>,
 }
 
@@ -236,7 +238,8 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
     let view = c
         .prepare_cached(
             "SELECT status, pos_id, type, total_kopecks, retry_count, last_error, created_at, next_attempt_at,
-                    synced_at, ofd_status, ofd_id, ofd_response, request_json, registered_as, review_json
+                    synced_at, ofd_status, ofd_id, ofd_response, request_json, registered_as, review_json,
+                    idempotency_key
              FROM receipts WHERE id = ?1",
         )?
         .query_row([id], |r| {
@@ -276,6 +279,7 @@ pub(crate) fn receipt(c: &Connection, id: &str) -> Result<Option<ReceiptView>, E
                     .flatten()
                     .map(|j| serde_json::from_str(&j).unwrap_or_default()),
                 dlq,
+                front: super::jobs::front_of_key(&r.get::<_, String>(15)?),
                 events,
             })
         })?;

@@ -287,6 +287,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX marking_checks_code ON marking_checks (code_hash, operation, checked_at);
     CREATE INDEX marking_checks_time ON marking_checks (checked_at);
     "#,
+    // 8: the vendor fronts' jobs (docs/contract.md §13): an ATOL Web Requests job by its uuid, a
+    // kkmserver command by its IdCommand, with the request as sent (so a GET or GetRezult after a
+    // restart can finish and answer it) and each task's result in the vendor's shape.
+    r#"
+    CREATE TABLE compat_jobs (
+        front        TEXT NOT NULL,
+        job_id       TEXT NOT NULL,
+        body_hash    TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        results_json TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (front, job_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX compat_jobs_created ON compat_jobs (created_at);
+    "#,
 ];
 
 /// The schema version this build writes.

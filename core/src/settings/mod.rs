@@ -45,6 +45,7 @@ struct File {
     http: HttpSettings,
     desktop: DesktopSettings,
     marking: crate::marking::MarkingSettings,
+    compat: crate::compat::CompatSettings,
 }
 
 /// Everything the program needs, resolved once at start.
@@ -73,6 +74,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub desktop: DesktopSettings,
     pub marking: crate::marking::MarkingSettings,
+    pub compat: crate::compat::CompatSettings,
 }
 
 fn project_dirs() -> anyhow::Result<directories::ProjectDirs> {
@@ -154,6 +156,7 @@ impl Settings {
             http,
             desktop: file.desktop,
             marking: file.marking,
+            compat: file.compat,
         };
         out.checked()
     }
@@ -185,6 +188,7 @@ impl Settings {
             http: HttpSettings::default(),
             desktop: DesktopSettings::default(),
             marking: Default::default(),
+            compat: Default::default(),
         }
     }
 

@@ -181,6 +181,19 @@ impl Writer {
                 let stored = crate::buffer::marking::store(&self.conn, &check);
                 settle(&mut b.replies, stored, |()| Reply::Unit(reply))
             }
+            Command::StoreJob { job, reply } => {
+                let stored = crate::buffer::jobs::store(&self.conn, &job, now_ms);
+                settle(&mut b.replies, stored, |n| Reply::Count(reply, n))
+            }
+            Command::JobResults {
+                front,
+                id,
+                results,
+                reply,
+            } => {
+                let stored = crate::buffer::jobs::set_results(&self.conn, front, &id, &results, now_ms);
+                settle(&mut b.replies, stored, |()| Reply::Unit(reply))
+            }
             Command::Fiscalized(list) => {
                 let mut stored = Ok(());
                 for done in list {
@@ -292,6 +305,8 @@ impl Writer {
             Command::AnsweredAwaiting(id, reply) => self.answered_awaiting(&id, reply),
             Command::Operate { done, .. } => b.replies.push(Reply::Admit(done, Err(AdmitError::InProgress))),
             Command::StoreCheck { reply, .. } => b.replies.push(Reply::Unit(reply)),
+            Command::StoreJob { reply, .. } => b.replies.push(Reply::Count(reply, 0)),
+            Command::JobResults { reply, .. } => b.replies.push(Reply::Unit(reply)),
             Command::Operated(list) => {
                 for done in list {
                     self.ops_waiting.remove(&done.task.id);

@@ -59,6 +59,8 @@ impl Writer {
                     ORDER BY e.created_at LIMIT ?2)",
             )?
             .execute(params![cutoff_ms, limit as i64])?;
+        // The vendor fronts' jobs (§13) are kept as long as receipts are.
+        crate::buffer::jobs::purge(&self.conn, cutoff_ms, limit)?;
         // DLQ entries stay (a person must settle them), but not the customer's contact or the
         // cashier's INN past the retention period (152-FZ: personal data no longer needed; the
         // FN and the OFD hold the fiscal document itself). SECURITY.md "Personal data".
