@@ -323,3 +323,27 @@ async fn basic_auth_as_atols_server_and_the_vendors_own_port() {
     let native = t.client.post(format!("{base}/v1/kkt/receipt")).send().await.unwrap();
     assert_eq!(native.status(), 404);
 }
+
+#[tokio::test]
+async fn through_the_front_onto_an_atol_register_a_job_is_on_the_device_once() {
+    let (atol, mut t) = TestApp::start_on_atol(Duration::from_millis(10), |_| {}).await;
+    let operator = json!({"name": "Иванова А.А.", "vatin": "500100732259"});
+    let open = json!({"uuid": "open-1", "request": [{"type": "openShift", "operator": operator}]});
+    assert_eq!(post(&t, &open).await.0, 201);
+    let request = json!({"uuid": "sale-1", "request": [sell(), {"type": "getShiftStatus"}]});
+    assert_eq!(post(&t, &request).await.0, 201);
+    let first = results(&t, "sale-1").await;
+    ready(&first[0]);
+    assert_eq!(ready(&first[1])["shiftStatus"]["documentsCount"], 1, "{}", first[1]);
+    assert_eq!(post(&t, &request).await.0, 409);
+    t.restart().await;
+    assert_eq!(post(&t, &request).await.0, 409);
+    assert_eq!(post(&t, &open).await.0, 409);
+    assert_eq!(results(&t, "sale-1").await[0], first[0]);
+    let (_, opened, _, receipts) = on_device(&atol);
+    assert_eq!(
+        (opened, receipts),
+        (1, 1),
+        "one shift opened and one receipt on the device"
+    );
+}

@@ -156,12 +156,16 @@ pub enum Front {
 /// this listener's address.
 pub fn front_router(state: AppState, front: Front) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state as guard};
-    let routes = match front {
-        Front::Atol => atol(),
-        Front::Kkmserver => kkmserver().route("/VersionJSON", get(kkm_front::version)),
+    let (routes, open) = match front {
+        Front::Atol => (atol(), Router::new()),
+        Front::Kkmserver => (
+            kkmserver(),
+            Router::new().route("/VersionJSON", get(kkm_front::version)),
+        ),
     };
     Router::new()
         .merge(routes.route_layer(guard(state.clone(), guards::compat_only)))
+        .merge(open)
         .route("/v1/health", get(status::health))
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed)

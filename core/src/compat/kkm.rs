@@ -397,11 +397,10 @@ fn session_state(s: ShiftState) -> i64 {
 }
 
 /// `GetDataKKT`'s `Info` (K1 `GetDataKKTInfo`, K4 `TypeRegKkmOfd`), from the register's state.
-pub fn info(d: &DeviceInfo, kkt_number: &str, inn: &str, organisation: &str) -> Value {
+pub fn info(d: &DeviceInfo, inn: &str, organisation: &str) -> Value {
     json!({
         "KktNumber": d.serial,
         "FnNumber": d.fn_number,
-        "RegNumber": kkt_number,
         "InnOrganization": inn,
         "NameOrganization": organisation,
         "FFDVersion": d.ffd_version.clone().unwrap_or_else(|| "1.2".into()),
