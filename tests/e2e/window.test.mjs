@@ -119,6 +119,20 @@ test("a receipt is found by fiscal number, key, id or filters; its panel shows t
   await page.click("#lookup-form button[type=submit]");
   await waitFor("found by till", async () => (await page.locator("#search-results").innerText()).includes("POS-1"));
   assert.equal(await page.locator("#search-results li").count(), 1);
+
+  // A sale a kkmserver client made (§13): the list and the panel say which front it came through.
+  const k = await fetch(`${daemon.base}/Execute`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ Command: "RegisterCheck", IdCommand: "kkm-window-1", Cash: 70, TypeCheck: 0,
+      CheckStrings: [{ Register: { Name: "Кефир", Quantity: 1, Price: 70, Amount: 70, Tax: 10, SignMethodCalculation: 4, SignCalculationObject: 1 } }] }),
+  }).then((r) => r.json());
+  assert.equal(k.Status, 0, JSON.stringify(k));
+  await page.fill("#f-pos", "kkmserver");
+  await page.click("#lookup-form button[type=submit]");
+  await waitFor("the kkmserver sale", async () => (await page.locator("#search-results").innerText()).includes("kkmserver"));
+  await page.locator("#search-results li button").first().click();
+  await waitFor("its front in the panel", async () => (await page.locator("#receipt-facts").innerText()).includes("Принят через"));
+  assert.match(await page.locator("#receipt-facts").innerText(), /Принят через\s+kkmserver/);
 });
 
 test("the 24-hour chart shows receipts taken, delivered and failed, and shades the OFD outage", async (t) => {

@@ -153,7 +153,9 @@ spec = {
         "retry_count": {"type": "integer"}, "last_error": {"type": "string", "nullable": True},
         "created_at": {"type": "string"}, "next_attempt_at": {"type": "string", "nullable": True}, "synced_at": {"type": "string", "nullable": True},
         "fiscal_doc": ref("FiscalDoc"), "ofd_response": {"type": "object", "nullable": True}, "dlq": {"type": "object", "nullable": True},
-        "request": {"type": "object"}, "events": {"type": "array", "items": ref("Event")}}},
+        "request": {"type": "object"},
+        "front": {"type": "string", "enum": ["api", "atol", "kkmserver"], "description": "which front took it (docs/contract.md §13)"},
+        "events": {"type": "array", "items": ref("Event")}}},
       "Event": {"type": "object", "properties": {"id": {"type": "integer"}, "receipt_id": {"type": "string", "nullable": True},
         "event_type": {"type": "string"}, "created_at": {"type": "string"}, "details": {"type": "object"}}},
       "BufferStatus": {"type": "object", "properties": {k: {"type": t} for k, t in [

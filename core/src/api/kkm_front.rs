@@ -77,8 +77,9 @@ pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Cal
         Some(Caller::Till(Some(pos))) => pos,
         _ => state.compat.kkmserver_pos_id.clone(),
     };
-    if id.is_empty() {
-        // Nothing to find it by again: done once, as asked (kkmserver's "optional" IdCommand).
+    if id.is_empty() || !kkm::is_keyed(command) {
+        // Nothing to find it by again — done once, as asked (kkmserver's "optional" IdCommand) —
+        // or a query, read now (a POS polling GetDataKKT under new ids stores nothing).
         let key = format!("{KKMSERVER}:auto-{}", uuid::Uuid::new_v4());
         return answer(StatusCode::OK, run(&state, &key, &id, command, &cmd, &pos_id).await);
     }

@@ -93,6 +93,20 @@ fn position(i: usize, item: &Value) -> Result<Value, TaskError> {
         .ok_or_else(|| field(&path("measurementUnit")))?;
         out["measure"] = json!(ours);
     }
+    // Requisites the adapter does not pass to the register yet: refused, never dropped.
+    for unsupported in [
+        "agentInfo",
+        "supplierInfo",
+        "excise",
+        "countryCode",
+        "declarationNumber",
+        "productCodes",
+        "userData",
+    ] {
+        if !item[unsupported].is_null() {
+            return Err(field(&path(unsupported)));
+        }
+    }
     if let Some(imc) = item["imcParams"]["imc"].as_str() {
         use base64::Engine;
         let raw = base64::engine::general_purpose::STANDARD
@@ -123,6 +137,25 @@ pub fn receipt_body(task: &Value, pos_id: &str) -> Result<Value, TaskError> {
             c["inn"] = json!(v);
         }
         body.insert("cashier".into(), c);
+    }
+    for unsupported in [
+        "name",
+        "vatin",
+        "birthDate",
+        "citizenship",
+        "identityDocumentCode",
+        "address",
+    ] {
+        if !task["clientInfo"][unsupported].is_null() {
+            return Err(field(&format!("clientInfo.{unsupported}")));
+        }
+    }
+    // `companyInfo` (the seller's e-mail 1117, its INN and СНО) is the register's registration's;
+    // it is read from there and from `[fiscal]`, whatever the task says (README).
+    for unsupported in ["agentInfo", "supplierInfo", "operatingCheckProps", "sectoralCheckProps"] {
+        if !task[unsupported].is_null() {
+            return Err(field(unsupported));
+        }
     }
     if let Some(contact) = task["clientInfo"]["emailOrPhone"].as_str() {
         let key = if contact.contains('@') { "email" } else { "phone" };

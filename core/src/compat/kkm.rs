@@ -423,7 +423,7 @@ mod tests {
     use super::*;
     use crate::receipt::{Defaults, parse};
 
-    /// The real exchange of K3 `register.yml` (2017), its `Tax` 18 of that time made 20, with a
+    /// The real exchange of K3 `register.yml` (2017), its `Tax` 18 of that time made 22, with a
     /// cashier's INN of 12 digits (FFD 1.2).
     const CHECK: &str = r#"{"Command":"RegisterCheck","NumDevice":3,"IdCommand":"326656bb-427f-4c65-8fc0-ffe14d4fc396",
         "Cash":0.0,"ElectronicPayment":301.5,"AdvancePayment":0.0,"Credit":0.0,"CashProvision":0.0,
@@ -431,14 +431,14 @@ mod tests {
         "CashierName":"Кассир Иванова","CashierVATIN":"500100732259","ClientAddress":"","TaxVariant":"",
         "CheckStrings":[{"PrintText":{"Text":"<<->>"}},
          {"Register":{"Name":"Сапоги женские DF-3099-1","Quantity":3,"Price":100.5,"Amount":301.5,
-          "Department":0,"Tax":20,"EAN13":"1254789547853","SignMethodCalculation":4,"SignCalculationObject":1}}]}"#;
+          "Department":0,"Tax":22,"EAN13":"1254789547853","SignMethodCalculation":4,"SignCalculationObject":1}}]}"#;
 
     #[test]
     fn a_kkmserver_check_becomes_our_receipt_and_passes_the_same_checks() {
         let cmd: Value = serde_json::from_str(CHECK).unwrap();
         let (body, left_out) = receipt_body(&cmd, "kkmserver").unwrap();
         assert_eq!(body["type"], "sale");
-        assert_eq!(body["items"][0]["vat"], "vat20");
+        assert_eq!(body["items"][0]["vat"], "vat22");
         assert_eq!(body["items"][0]["payment_method"], "full_payment");
         assert_eq!(body["items"][0]["payment_object"], "commodity");
         assert_eq!(body["payments"], json!([{"type": "card", "amount": 301.5}]));
