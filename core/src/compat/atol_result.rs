@@ -196,21 +196,6 @@ fn code_of(native: &str) -> i64 {
     }
 }
 
-/// The description of a native error, with the fields a validation names.
-fn describe(body: &Value) -> String {
-    let mut text = body["message"].as_str().unwrap_or("ошибка").to_string();
-    if let Some(fields) = body["details"].as_array() {
-        let named: Vec<String> = fields
-            .iter()
-            .filter_map(|f| Some(format!("{}: {}", f["field"].as_str()?, f["message"].as_str()?)))
-            .collect();
-        if !named.is_empty() {
-            text = format!("{text} ({})", named.join("; "));
-        }
-    }
-    text
-}
-
 /// A native answer (`POST /v1/kkt/receipt` or an operation) as the task's entry.
 pub fn from_native(http: u16, body: &Value, fiscal_params: impl Fn(&Value) -> Value) -> Value {
     match http {
@@ -224,7 +209,7 @@ pub fn from_native(http: u16, body: &Value, fiscal_params: impl Fn(&Value) -> Va
                 return error((n, text.to_string()));
             }
             let native = body["code"].as_str().unwrap_or_default();
-            error((code_of(native), describe(body)))
+            error((code_of(native), super::describe(body)))
         }
     }
 }

@@ -369,19 +369,7 @@ pub fn from_native(command: &str, id: &str, http: u16, body: &Value) -> Value {
                     "Ошибка регистрации ( {code} : {} )",
                     device["message"].as_str().unwrap_or_default()
                 ),
-                None => {
-                    let mut t = body["message"].as_str().unwrap_or("ошибка").to_string();
-                    if let Some(d) = body["details"].as_array() {
-                        let named: Vec<String> = d
-                            .iter()
-                            .filter_map(|f| Some(format!("{}: {}", f["field"].as_str()?, f["message"].as_str()?)))
-                            .collect();
-                        if !named.is_empty() {
-                            t = format!("{t} ({})", named.join("; "));
-                        }
-                    }
-                    t
-                }
+                None => super::describe(body),
             };
             envelope(command, id, ERROR, &error)
         }

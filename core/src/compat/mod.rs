@@ -9,3 +9,19 @@ pub mod kkm;
 pub mod settings;
 
 pub use settings::CompatSettings;
+
+/// A native error answer's text for a vendor's error field: its message, with the fields a
+/// validation names (`details`).
+pub fn describe(body: &serde_json::Value) -> String {
+    let mut text = body["message"].as_str().unwrap_or("ошибка").to_string();
+    let named: Vec<String> = body["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some(format!("{}: {}", f["field"].as_str()?, f["message"].as_str()?)))
+        .collect();
+    if !named.is_empty() {
+        text = format!("{text} ({})", named.join("; "));
+    }
+    text
+}
