@@ -214,6 +214,27 @@ async fn refusals_are_atols_own_errors_and_the_tasks_after_them_are_interrupted(
         "{}",
         r[0]
     );
+    // Print-only lines and a correction without its type: refused, naming the field.
+    let mut pre = sell();
+    pre["preItems"] = json!([{"type": "text", "text": "Добро пожаловать"}]);
+    let r = job(&t, json!([pre])).await;
+    assert_eq!(
+        r[0]["errorDescription"], "Некорректное значение поля \"preItems\"",
+        "{}",
+        r[0]
+    );
+    let mut correction = sell();
+    correction["type"] = json!("sellCorrection");
+    correction["correctionBaseDate"] = json!("2026.11.30");
+    let r = job(&t, json!([correction])).await;
+    assert_eq!(
+        r[0]["errorDescription"], "Поле \"correctionType\" отсутствует",
+        "{}",
+        r[0]
+    );
+    // The fronts' keys are theirs: the native API refuses them.
+    let native = t.post_receipt(Some("atol:3b6f0c9e"), SEED_BODY).await;
+    assert_eq!(native.status(), 400);
     let r = job(&t, json!([{"type": "fnChange"}])).await;
     assert_eq!(r[0]["errorCode"], 504, "{}", r[0]);
     let (status, v) = post(
@@ -235,9 +256,8 @@ async fn refusals_are_atols_own_errors_and_the_tasks_after_them_are_interrupted(
 
 #[tokio::test]
 async fn out_of_paper_the_job_is_blocked_then_ready_by_itself_and_printed_once() {
-    let t = TestApp::start_with(|s| s.kkt.answer_within = Duration::from_millis(500)).await;
-    let kkt = t.app().mock_kkt().unwrap();
-    kkt.set_faults(kkt_core::kkt::MockFaults {
+    let mut t = TestApp::start_with(|s| s.kkt.answer_within = Duration::from_millis(500)).await;
+    t.app().mock_kkt().unwrap().set_faults(kkt_core::kkt::MockFaults {
         paper_out: true,
         ..Default::default()
     });
@@ -251,7 +271,9 @@ async fn out_of_paper_the_job_is_blocked_then_ready_by_itself_and_printed_once()
     );
     let r = results(&t, uuid).await;
     assert_eq!(r[0]["status"], "blocked", "{}", r[0]);
-    kkt.set_faults(Default::default());
+    // The adapter restarts while the job waits (the paper is in when it is back): the stored
+    // job is run on by the next GET, under its key, from the body stored with it.
+    t.restart().await;
     let done = wait_for(Duration::from_secs(15), "the blocked job turns ready", || async {
         let r = results(&t, uuid).await;
         (r[0]["status"] == "ready").then(|| r[0].clone())

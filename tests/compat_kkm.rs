@@ -293,3 +293,52 @@ async fn basic_auth_as_kkmserver_a_tills_token_as_the_password_and_the_vendors_p
         "{version}"
     );
 }
+
+#[tokio::test]
+async fn kkmservers_own_ways_numeric_ids_device_selectors_its_default_login_and_flags_as_text() {
+    let t = TestApp::start().await;
+    let mut numeric = register_check("");
+    numeric["IdCommand"] = json!(4815162342u64);
+    let first = ok(&execute(&t, numeric.clone()).await).clone();
+    assert_eq!(execute(&t, numeric).await, first, "a numeric IdCommand is an id too");
+    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
+    assert_eq!(found["receipts"].as_array().unwrap().len(), 1, "{found}");
+
+    // Another device than this one: kkmserver's "device not found", and nothing done.
+    for selector in [
+        json!({"NumDevice": 5}),
+        json!({"InnKkm": "7700000000"}),
+        json!({"KktNumber": "0000"}),
+    ] {
+        let mut cmd = register_check(&id());
+        cmd.as_object_mut()
+            .unwrap()
+            .extend(selector.as_object().unwrap().clone());
+        let a = execute(&t, cmd).await;
+        assert_eq!(a["Status"], 2, "{selector}: {a}");
+        assert!(a["Error"].as_str().unwrap().contains("не найдено"), "{a}");
+    }
+    // kkmserver's clients send its default login unasked; with nothing configured it passes.
+    let r = t
+        .client
+        .post(t.url("/Execute"))
+        .basic_auth("Admin", Some(""))
+        .json(&json!({"Command": "GetDataKKT"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // `IsFiscalCheck` as text: a slip, not a receipt.
+    let slip = json!({"Command": "RegisterCheck", "IdCommand": id(), "IsFiscalCheck": "false",
+        "CheckStrings": [{"PrintText": {"Text": "СЛИП"}}]});
+    assert_eq!(ok(&execute(&t, slip).await)["Adapter"]["lines"], 1);
+    // A correction without its type: refused rather than guessed (tag 1173).
+    let mut correction = register_check(&id());
+    correction["TypeCheck"] = json!(2);
+    correction["CorrectionBaseDate"] = json!("2026-11-30T00:00:00");
+    let a = execute(&t, correction).await;
+    assert_eq!(a["Status"], 2, "{a}");
+    assert!(a["Error"].as_str().unwrap().contains("CorrectionType"), "{a}");
+    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
+    assert_eq!(found["receipts"].as_array().unwrap().len(), 1, "still one: {found}");
+}

@@ -7,7 +7,7 @@ import { reasonText } from "./dlq.js";
 
 /** " · через АТОЛ" for a receipt a vendor front took (§13); nothing for our own API's. */
 function viaFront(front) {
-  return front && front !== "api" ? ` · ${t(`front-${front}`)}` : "";
+  return front && front !== "api" ? ` · ${t(`via-${front}`)}` : "";
 }
 
 function todayInShop() {

@@ -23,10 +23,35 @@ fn failure(status: StatusCode, description: impl Into<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The tasks of a job as stored, and the till whose receipts they make.
-fn stored(request: &str) -> Option<(String, Vec<Value>)> {
+/// A job as stored: its tasks and what each became when it was posted.
+struct Stored {
+    tasks: Vec<Value>,
+    prepared: Vec<Value>,
+}
+
+fn stored(request: &str) -> Option<Stored> {
     let v: Value = serde_json::from_str(request).ok()?;
-    Some((v["pos_id"].as_str()?.to_string(), v["request"].as_array()?.clone()))
+    Some(Stored {
+        tasks: v["request"].as_array()?.clone(),
+        prepared: v["prepared"].as_array()?.clone(),
+    })
+}
+
+/// What a task becomes, decided once when the job is posted and stored with it: the native
+/// body (`{"body": …}`) or the refusal (`{"error": [code, text]}`). A job run again after an
+/// upgrade sends the very body stored under its key, so a changed mapping cannot make the
+/// buffer see another request (and answer `422`) for a receipt it holds.
+fn prepare(task: &Value, pos_id: &str) -> Value {
+    let body = match res::classify(task) {
+        Err(e) => Err(e),
+        Ok(Task::Receipt) => atol_task::receipt_body(task, pos_id),
+        Ok(Task::Operation(Op::Parsed(kind))) => res::operation_body(kind, task),
+        Ok(_) => Ok(json!({})),
+    };
+    match body {
+        Ok(body) => json!({"body": body}),
+        Err((code, text)) => json!({"error": [code, text]}),
+    }
 }
 
 /// `POST /api/v2/requests`.
@@ -60,12 +85,13 @@ pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller
         Some(Caller::Till(Some(pos))) => pos,
         _ => state.compat.atol_pos_id.clone(),
     };
-    let request = json!({"pos_id": pos_id, "request": tasks}).to_string();
+    let hash = jobs::hash(&[json!({"pos_id": pos_id, "request": tasks}).to_string().as_bytes()]);
+    let prepared: Vec<Value> = tasks.iter().map(|t| prepare(t, &pos_id)).collect();
     let job = NewJob {
         front: ATOL,
         id: uuid.to_string(),
-        body_hash: jobs::hash(&[request.as_bytes()]),
-        request_json: request,
+        body_hash: hash,
+        request_json: json!({"pos_id": pos_id, "request": tasks, "prepared": prepared}).to_string(),
     };
     let hash = job.body_hash.clone();
     let new = match state.buffer.store_job(job).await {
@@ -85,9 +111,9 @@ pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller
         tracing::info!(uuid, same, "ATOL job with a used uuid refused (409)");
         return failure(StatusCode::CONFLICT, why);
     }
-    spawn(&state, uuid.to_string(), pos_id, tasks);
+    spawn(&state, uuid.to_string(), Stored { tasks, prepared });
     state.jobs.idle(ATOL, uuid, state.compat.atol_wait).await;
-    let results = results(&state, uuid).await.unwrap_or_default();
+    let results = results(&state, uuid).await.ok().flatten().unwrap_or_default();
     let blocked = results.iter().any(|r| r["status"] == "blocked");
     let body = json!({
         "number": 0,
@@ -103,8 +129,13 @@ pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller
 /// (after a restart, or when the register was not ready).
 pub async fn get(State(state): State<AppState>, Path(uuid): Path<String>) -> Response {
     match results(&state, &uuid).await {
-        Some(results) => Json(json!({"results": results})).into_response(),
-        None => failure(StatusCode::NOT_FOUND, format!("Задание с UUID [{uuid}] не найдено")),
+        Ok(Some(results)) => Json(json!({"results": results})).into_response(),
+        Ok(None) => failure(StatusCode::NOT_FOUND, format!("Задание с UUID [{uuid}] не найдено")),
+        // Never "not found" for a job that may exist: the POS would send it again.
+        Err(e) => failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Не удалось прочитать задание ({e}): повторите запрос"),
+        ),
     }
 }
 
@@ -122,9 +153,13 @@ pub async fn delete(State(state): State<AppState>, Path(uuid): Path<String>) -> 
 }
 
 /// The job's entries now; starts a runner when it is unfinished and none has it.
-async fn results(state: &AppState, uuid: &str) -> Option<Vec<Value>> {
-    let job = state.buffer.job(ATOL, uuid.to_string()).await.ok()??;
-    let (pos_id, tasks) = stored(&job.request_json)?;
+async fn results(state: &AppState, uuid: &str) -> Result<Option<Vec<Value>>, crate::buffer::Error> {
+    let Some(job) = state.buffer.job(ATOL, uuid.to_string()).await? else {
+        return Ok(None);
+    };
+    let Some(Stored { tasks, prepared }) = stored(&job.request_json) else {
+        return Ok(None);
+    };
     let done: Vec<Value> = job
         .results_json
         .as_deref()
@@ -132,11 +167,12 @@ async fn results(state: &AppState, uuid: &str) -> Option<Vec<Value>> {
         .unwrap_or_default();
     let on = state.jobs.on(ATOL, uuid);
     let unfinished = done.len() < tasks.len() || !done.iter().all(res::is_final);
+    let n = tasks.len();
     if unfinished && on.is_none() {
-        spawn(state, uuid.to_string(), pos_id, tasks.clone());
+        spawn(state, uuid.to_string(), Stored { tasks, prepared });
     }
-    Some(
-        (0..tasks.len())
+    Ok(Some(
+        (0..n)
             .map(|i| match (done.get(i), on) {
                 // A blocked task stays blocked while a runner asks about it again.
                 (Some(r), _) => r.clone(),
@@ -144,11 +180,11 @@ async fn results(state: &AppState, uuid: &str) -> Option<Vec<Value>> {
                 (None, _) => res::waiting(),
             })
             .collect(),
-    )
+    ))
 }
 
 /// Runs the job in the background (once: a runner already on it keeps it).
-fn spawn(state: &AppState, uuid: String, pos_id: String, tasks: Vec<Value>) {
+fn spawn(state: &AppState, uuid: String, job: Stored) {
     let Some(running) = state.jobs.start(ATOL, &uuid) else {
         return;
     };
@@ -163,9 +199,10 @@ fn spawn(state: &AppState, uuid: String, pos_id: String, tasks: Vec<Value>) {
         };
         // Done tasks stay done; the first unfinished one is asked again (its key replays it).
         let mut results: Vec<Value> = stored.into_iter().take_while(res::is_final).collect();
+        let Stored { tasks, prepared } = job;
         for (i, task) in tasks.iter().enumerate().skip(results.len()) {
             running.on(i);
-            let entry = execute(&state, &uuid, i, task, &pos_id).await;
+            let entry = execute(&state, &uuid, i, task, prepared.get(i).unwrap_or(&Value::Null)).await;
             let status = entry["status"].as_str().unwrap_or_default().to_string();
             results.push(entry);
             if status == "error" {
@@ -186,38 +223,34 @@ fn spawn(state: &AppState, uuid: String, pos_id: String, tasks: Vec<Value>) {
     });
 }
 
-/// One task's entry.
-async fn execute(state: &AppState, uuid: &str, i: usize, task: &Value, pos_id: &str) -> Value {
+/// One task's entry, from what it became when the job was posted.
+async fn execute(state: &AppState, uuid: &str, i: usize, task: &Value, prepared: &Value) -> Value {
+    if let Some(e) = prepared["error"].as_array() {
+        let code = e.first().and_then(Value::as_i64).unwrap_or(501);
+        return res::error((code, e.get(1).and_then(Value::as_str).unwrap_or_default().to_string()));
+    }
+    let body = &prepared["body"];
     let kind = match res::classify(task) {
         Ok(k) => k,
         Err(e) => return res::error(e),
     };
     match kind {
-        Task::Receipt => match atol_task::receipt_body(task, pos_id) {
-            Ok(body) => {
-                let Native { http, body } = jobs::receipt(state, format!("{ATOL}:{uuid}"), &body).await;
-                res::from_native(http, &body, res::receipt_result)
-            }
-            Err(e) => res::error(e),
-        },
+        Task::Receipt => {
+            let Native { http, body } = jobs::receipt(state, format!("{ATOL}:{uuid}"), body).await;
+            res::from_native(http, &body, res::receipt_result)
+        }
         Task::Operation(op) => {
-            let (kind, body) = match op {
-                Op::Parsed(kind) => match res::operation_body(kind, task) {
-                    Ok(body) => (Some(kind), body),
-                    Err(e) => return res::error(e),
-                },
-                Op::DrawerOpen => (None, json!({})),
+            let kind = match op {
+                Op::Parsed(kind) => Some(kind),
+                Op::DrawerOpen => None,
             };
-            let Native { http, body } = jobs::operation(state, format!("{ATOL}:{uuid}:{i}"), kind, &body).await;
+            let Native { http, body } = jobs::operation(state, format!("{ATOL}:{uuid}:{i}"), kind, body).await;
             res::from_native(http, &body, res::operation_result)
         }
         Task::ContinuePrint => res::ready(json!({"warnings": {"notPrinted": false}})),
         Task::Query(q) => match query(state, q).await {
             Ok(v) => res::ready(v),
-            Err(e) => {
-                let Native { http, body } = jobs::native(e.into_response()).await;
-                res::from_native(http, &body, |_| Value::Null)
-            }
+            Err(e) => res::error(res::refusal(&jobs::native(e.into_response()).await.body)),
         },
     }
 }

@@ -327,13 +327,19 @@ pub async fn compat_only(State(state): State<AppState>, mut request: Request, ne
         );
         r
     };
+    // Both or neither (checked at start: `settings::checks`).
     let configured = match (&state.compat.user, &state.compat.password) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-        (Some(u), None) => Some((u.clone(), secrecy::SecretString::from(String::new()))),
         _ => None,
     };
     match basic(request.headers()) {
         Some((user, password)) => {
+            let ip = peer_ip(&request);
+            // Before the credentials are looked at, as `identify` does: a throttled address
+            // cannot go on guessing.
+            if let Some(wait) = state.access.throttled(ip) {
+                return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
+            }
             let vendor = configured
                 .as_ref()
                 .is_some_and(|(u, p)| u.eq_ignore_ascii_case(&user) && same_token(&password, p.expose_secret()));
@@ -348,11 +354,14 @@ pub async fn compat_only(State(state): State<AppState>, mut request: Request, ne
                 (true, None) => {
                     request.extensions_mut().insert(Caller::Till(None));
                 }
-                (false, None) => {
-                    let ip = peer_ip(&request);
-                    if let Some(wait) = state.access.throttled(ip) {
-                        return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
+                // Nothing configured: kkmserver's clients send its default login (`Admin` with
+                // an empty password) unasked; such a request is judged as one without credentials.
+                (false, None) if configured.is_none() && password.is_empty() => {
+                    if !may_use_intake(&state, &request) {
+                        return refuse();
                     }
+                }
+                (false, None) => {
                     state.access.failed(ip);
                     tracing::warn!(peer = %ip, "a vendor front's request with credentials that match none");
                     return refuse();

@@ -59,7 +59,12 @@ pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Cal
         }
     };
     let name = field(&cmd, "Command").as_str().unwrap_or_default().to_string();
-    let id = field(&cmd, "IdCommand").as_str().unwrap_or_default().trim().to_string();
+    // Newtonsoft reads a number as the string too: a numeric IdCommand is the same id.
+    let id = match field(&cmd, "IdCommand") {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
     let command = match kkm::classify(&name) {
         Ok(c) => c,
         Err(other) => {
@@ -73,15 +78,20 @@ pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Cal
     if command == Command::GetRezult {
         return answer(StatusCode::OK, rezult(&state, &id).await);
     }
+    if let Err(e) = selects_this_register(&state, &cmd).await {
+        return answer(StatusCode::OK, kkm::envelope(&name, &id, kkm::ERROR, &e));
+    }
     let pos_id = match caller.map(|c| c.0) {
         Some(Caller::Till(Some(pos))) => pos,
         _ => state.compat.kkmserver_pos_id.clone(),
     };
+    let prepared = kkm::prepare(command, &cmd, &pos_id);
+    let wait = wait_of(&cmd);
     if id.is_empty() || !kkm::is_keyed(command) {
         // Nothing to find it by again — done once, as asked (kkmserver's "optional" IdCommand) —
         // or a query, read now (a POS polling GetDataKKT under new ids stores nothing).
         let key = format!("{KKMSERVER}:auto-{}", uuid::Uuid::new_v4());
-        return answer(StatusCode::OK, run(&state, &key, &id, command, &cmd, &pos_id).await);
+        return answer(StatusCode::OK, run(&state, &key, &id, command, &cmd, &prepared).await);
     }
     if !jobs::valid_id(&id) {
         return answer(
@@ -94,40 +104,86 @@ pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Cal
         // A retry may wait another time; it is the same command.
         o.retain(|k, _| !k.eq_ignore_ascii_case("Timeout"));
     }
-    let request = json!({"pos_id": pos_id, "command": stored_cmd}).to_string();
-    let hash = jobs::hash(&[request.as_bytes()]);
+    let hash = jobs::hash(&[json!({"pos_id": pos_id, "command": stored_cmd}).to_string().as_bytes()]);
     let job = NewJob {
         front: KKMSERVER,
         id: id.clone(),
         body_hash: hash.clone(),
-        request_json: request,
+        request_json: json!({"pos_id": pos_id, "command": stored_cmd, "prepared": prepared}).to_string(),
     };
     let new = match state.buffer.store_job(job).await {
         Ok(new) => new,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if !new {
-        let kept = state.buffer.job(KKMSERVER, id.clone()).await.ok().flatten();
-        if kept.as_ref().is_none_or(|j| j.body_hash != hash) {
+    let (cmd, prepared) = if new {
+        (stored_cmd, prepared)
+    } else {
+        let kept = match state.buffer.job(KKMSERVER, id.clone()).await {
+            Ok(Some(kept)) => kept,
+            // Never Status 5 or "not found" for a command that may exist: the POS would print again.
+            Ok(None) | Err(_) => return answer(StatusCode::OK, unreadable(&name, &id)),
+        };
+        if kept.body_hash != hash {
             tracing::warn!(id_command = %id, command = %name, "kkmserver IdCommand reused for another command: not done");
             let text = "Команда уже была выполнена или выполняется в текущий момент (этот IdCommand уже использован для другой команды: \
                         новая не выполнена; результат прежней — GetRezult)";
             return answer(StatusCode::OK, kkm::envelope(&name, &id, kkm::ALREADY_DONE, text));
         }
         let done = kept
-            .and_then(|j| j.results_json)
-            .and_then(|r| serde_json::from_str::<Value>(&r).ok());
+            .results_json
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok());
         if let Some(a) = done.filter(|a| a["Status"] == kkm::OK) {
             return answer(StatusCode::OK, a);
         }
-    }
-    spawn(&state, id.clone(), pos_id, cmd.clone());
-    state.jobs.idle(KKMSERVER, &id, wait_of(&cmd)).await;
+        let request: Value = serde_json::from_str(&kept.request_json).unwrap_or_default();
+        (request["command"].clone(), request["prepared"].clone())
+    };
+    spawn(&state, id.clone(), cmd, prepared);
+    state.jobs.idle(KKMSERVER, &id, wait).await;
     let a = match stored_answer(&state, &id).await {
         Some(a) if state.jobs.on(KKMSERVER, &id).is_none() => a,
         _ => running(&name, &id),
     };
     answer(StatusCode::OK, a)
+}
+
+/// `Status 2` for a command whose stored state could not be read: try again.
+fn unreadable(name: &str, id: &str) -> Value {
+    kkm::envelope(
+        name,
+        id,
+        kkm::ERROR,
+        "Не удалось прочитать сохранённую команду (ошибка базы данных адаптера): повторите с тем же IdCommand",
+    )
+}
+
+/// The device selectors (K4 `GetListUnitsForCommand`): `NumDevice` 0 or 1, `InnKkm` the seller's,
+/// `KktNumber`/`IdDevice` the register's serial; another is kkmserver's "device not found".
+async fn selects_this_register(state: &AppState, cmd: &Value) -> Result<(), String> {
+    let num = kkm::number(field(cmd, "NumDevice")).unwrap_or(0.0) as i64;
+    let inn = field(cmd, "InnKkm").as_str().map(str::trim).unwrap_or_default();
+    let serial = [field(cmd, "KktNumber"), field(cmd, "IdDevice")]
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::trim).filter(|s| !s.is_empty()))
+        .collect::<Vec<_>>();
+    let mut ok = matches!(num, 0 | 1) && (inn.is_empty() || inn == state.seller.inn);
+    if ok && !serial.is_empty() {
+        let now = state.clock.utc();
+        ok = match super::shift::on_register(state.kkt.clone(), move |k| k.device_info(now)).await {
+            Ok(info) => serial.iter().all(|s| *s == info.serial),
+            Err(_) => return Err("ККТ не отвечает: не удалось сверить KktNumber/IdDevice".into()),
+        };
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Устройство (с параметрами NumDevice={num}, InnKkm={inn}, KktNumber/IdDevice={}) не найдено: адаптер ведёт одну ККТ \
+             (NumDevice 0 или 1)",
+            serial.join("/")
+        ))
+    }
 }
 
 /// `Status 1` (Run): the command goes on; `GetRezult` gives its result.
@@ -148,7 +204,11 @@ async fn rezult(state: &AppState, id: &str) -> Value {
     if id.is_empty() {
         return kkm::envelope("GetRezult", "", kkm::ERROR, "Не указан Id команды!");
     }
-    let Some(job) = state.buffer.job(KKMSERVER, id.to_string()).await.ok().flatten() else {
+    let job = match state.buffer.job(KKMSERVER, id.to_string()).await {
+        Ok(job) => job,
+        Err(_) => return unreadable("GetRezult", id),
+    };
+    let Some(job) = job else {
         let mut a = kkm::envelope("GetRezult", "", kkm::NOT_FOUND, "Команда с таким IdCommand не найдена");
         a["Rezult"] = json!({"IdCommand": id, "Status": kkm::NOT_FOUND, "Command": "<Не определено>", "Error": "<Не определено>"});
         return a;
@@ -161,8 +221,7 @@ async fn rezult(state: &AppState, id: &str) -> Value {
         Some(a) if a["Status"] == kkm::OK || a["Status"] == kkm::ERROR => a,
         _ => {
             if state.jobs.on(KKMSERVER, id).is_none() {
-                let pos_id = request["pos_id"].as_str().unwrap_or_default().to_string();
-                spawn(state, id.to_string(), pos_id, cmd);
+                spawn(state, id.to_string(), cmd, request["prepared"].clone());
             }
             running(&name, id)
         }
@@ -173,7 +232,7 @@ async fn rezult(state: &AppState, id: &str) -> Value {
 }
 
 /// Runs the command in the background (once: a runner already on it keeps it).
-fn spawn(state: &AppState, id: String, pos_id: String, cmd: Value) {
+fn spawn(state: &AppState, id: String, cmd: Value, prepared: Value) {
     let Some(running) = state.jobs.start(KKMSERVER, &id) else {
         return;
     };
@@ -185,52 +244,51 @@ fn spawn(state: &AppState, id: String, pos_id: String, cmd: Value) {
             return;
         };
         let key = format!("{KKMSERVER}:{id}");
-        let a = run(&state, &key, &id, command, &cmd, &pos_id).await;
+        let a = run(&state, &key, &id, command, &cmd, &prepared).await;
         if let Err(e) = state.buffer.set_job_results(KKMSERVER, id.clone(), a.to_string()).await {
             tracing::error!(id_command = %id, error = %e, "a kkmserver command's result was not stored; GetRezult runs it again");
         }
     });
 }
 
-/// One command's answer.
-async fn run(state: &AppState, key: &str, id: &str, command: Command, cmd: &Value, pos_id: &str) -> Value {
+/// One command's answer, from what it became when it was first taken (`kkm::prepare`).
+async fn run(state: &AppState, key: &str, id: &str, command: Command, cmd: &Value, prepared: &Value) -> Value {
     let name = field(cmd, "Command").as_str().unwrap_or_default();
-    let op = |kind: Option<OpKind>, body: Value| async move {
-        let Native { http, body } = jobs::operation(state, key.to_string(), kind, &body).await;
+    if let Some(e) = prepared["error"].as_str() {
+        return kkm::envelope(name, id, kkm::ERROR, e);
+    }
+    let body = &prepared["body"];
+    let op = |kind: Option<OpKind>| async move {
+        let Native { http, body } = jobs::operation(state, key.to_string(), kind, body).await;
         kkm::from_native(name, id, http, &body)
     };
     match command {
-        Command::RegisterCheck if !kkm::is_fiscal_check(cmd) => {
-            op(Some(OpKind::Print), json!({"lines": kkm::print_lines(cmd)})).await
-        }
-        Command::RegisterCheck => match kkm::receipt_body(cmd, pos_id) {
-            Ok((body, left_out)) => {
-                let Native { http, body } = jobs::receipt(state, key.to_string(), &body).await;
-                let mut a = kkm::from_native(name, id, http, &body);
-                if !left_out.is_empty() && a["Warning"] == "" {
-                    a["Warning"] = json!(format!(
-                        "Не напечатано (адаптер печатает только фискальные строки): {}",
-                        left_out.join(", ")
-                    ));
-                }
-                a
+        Command::RegisterCheck if !kkm::is_fiscal_check(cmd) => op(Some(OpKind::Print)).await,
+        Command::RegisterCheck => {
+            let Native { http, body } = jobs::receipt(state, key.to_string(), body).await;
+            let mut a = kkm::from_native(name, id, http, &body);
+            let left_out: Vec<&str> = prepared["left_out"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if !left_out.is_empty() && a["Warning"] == "" {
+                a["Warning"] = json!(format!(
+                    "Не напечатано (адаптер печатает только фискальные строки): {}",
+                    left_out.join(", ")
+                ));
             }
-            Err(e) => kkm::envelope(name, id, kkm::ERROR, &e),
-        },
-        Command::Operation(kind) => match kkm::operation_body(cmd, None) {
-            Ok(body) => op(Some(kind), body).await,
-            Err(e) => kkm::envelope(name, id, kkm::ERROR, &e),
-        },
-        Command::Cash(incoming) => match kkm::operation_body(cmd, Some(incoming)) {
-            Ok(body) => op(Some(OpKind::Cash), body).await,
-            Err(e) => kkm::envelope(name, id, kkm::ERROR, &e),
-        },
-        Command::OpenCashDrawer => op(None, json!({})).await,
+            a
+        }
+        Command::Operation(kind) => op(Some(kind)).await,
+        Command::Cash(_) => op(Some(OpKind::Cash)).await,
+        Command::OpenCashDrawer => op(None).await,
         Command::GetDataKkt | Command::List => match data_kkt(state, name, id, command == Command::List).await {
             Ok(a) => a,
             Err(e) => {
-                let Native { http, body } = jobs::native(e.into_response()).await;
-                kkm::from_native(name, id, http, &body)
+                let native = jobs::native(e.into_response()).await;
+                kkm::envelope(name, id, kkm::ERROR, &crate::compat::describe(&native.body))
             }
         },
         Command::ValidationMarkingCode => validate_codes(state, name, id, cmd).await,

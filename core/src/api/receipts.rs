@@ -44,7 +44,15 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(ApiError::InvalidIdempotencyKey);
     }
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    let key = String::from_utf8_lossy(bytes).into_owned();
+    if crate::buffer::jobs::front_of_key(&key) != "api" {
+        // The vendor fronts' own keys (docs/contract.md §13): a native request under one would
+        // take a front's job's receipt, or be taken by it.
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must not begin with \"atol:\" or \"kkmserver:\": those are the vendor fronts' keys".into(),
+        ));
+    }
+    Ok(key)
 }
 
 /// The request body, whole, within [`MAX_BODY`] and the body deadline.

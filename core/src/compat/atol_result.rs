@@ -196,21 +196,47 @@ fn code_of(native: &str) -> i64 {
     }
 }
 
+/// A native answer that says "the same key again later": nothing final happened — the buffer
+/// could not store (or store the result of) it, another request under the key is running, or
+/// the register cannot tell whether an operation happened and a person must look. Such a task
+/// stays `blocked` and is asked again under its key, never reported as failed (a POS sends a
+/// failed task again under a new uuid: a second receipt).
+pub fn is_pending(http: u16, body: &Value) -> bool {
+    http >= 500
+        || matches!(
+            body["code"].as_str(),
+            Some("idempotency_request_in_progress" | "operation_unknown")
+        )
+}
+
+/// A native refusal as ATOL's error: the register's own code when it refused, else ours.
+pub fn refusal(body: &Value) -> TaskError {
+    let device = &body["device_error"];
+    if let Some(code) = device["code"].as_str() {
+        let n = code.parse::<i64>().unwrap_or(503);
+        return (n, device["message"].as_str().unwrap_or_default().to_string());
+    }
+    (
+        code_of(body["code"].as_str().unwrap_or_default()),
+        super::describe(body),
+    )
+}
+
 /// A native answer (`POST /v1/kkt/receipt` or an operation) as the task's entry.
 pub fn from_native(http: u16, body: &Value, fiscal_params: impl Fn(&Value) -> Value) -> Value {
     match http {
         200 => ready(fiscal_params(body)),
         202 => blocked(body["reason"].as_str().unwrap_or("ККТ не ответила")),
-        _ => {
-            let device = &body["device_error"];
-            if let Some(code) = device["code"].as_str() {
-                let n = code.parse::<i64>().unwrap_or(503);
-                let text = device["message"].as_str().unwrap_or_default();
-                return error((n, text.to_string()));
-            }
-            let native = body["code"].as_str().unwrap_or_default();
-            error((code_of(native), super::describe(body)))
-        }
+        _ if is_pending(http, body) => entry(
+            "blocked",
+            2,
+            &format!(
+                "Результат задания ещё не известен ({}): оно будет запрошено снова под тем же uuid",
+                super::describe(body)
+            ),
+            Value::Null,
+        ),
+        _ => error(refusal(body)),
     }
 }
 
@@ -348,6 +374,10 @@ mod tests {
         assert_eq!(e["error"]["description"], "Нет бумаги");
         let closed = json!({"code": "shift_not_open", "message": "no open shift"});
         assert_eq!(from_native(409, &closed, receipt_result)["errorCode"], 73);
+        let unstored = json!({"code": "storage_unavailable", "message": "disk full", "printed": true});
+        assert_eq!(from_native(503, &unstored, receipt_result)["status"], "blocked");
+        let unknown = json!({"code": "operation_unknown", "message": "check the X-report"});
+        assert_eq!(from_native(409, &unknown, operation_result)["status"], "blocked");
         let waiting = json!({"status": "awaiting_device", "reason": "no paper"});
         let b = from_native(202, &waiting, receipt_result);
         assert_eq!(b["status"], "blocked");

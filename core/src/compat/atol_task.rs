@@ -98,14 +98,24 @@ fn position(i: usize, item: &Value) -> Result<Value, TaskError> {
         "agentInfo",
         "supplierInfo",
         "excise",
+        "exciseSum",
         "countryCode",
         "declarationNumber",
+        "customsDeclaration",
         "productCodes",
         "userData",
+        "additionalAttribute",
+        "industryInfo",
+        // FFD 1.05 marking: a marked item must come as `imcParams` (FFD 1.2).
+        "markingCode",
+        "nomenclatureCode",
     ] {
         if !item[unsupported].is_null() {
             return Err(field(&path(unsupported)));
         }
+    }
+    if !item["imcParams"]["itemFractionalAmount"].is_null() {
+        return Err(field(&path("imcParams.itemFractionalAmount")));
     }
     if let Some(imc) = item["imcParams"]["imc"].as_str() {
         use base64::Engine;
@@ -152,7 +162,17 @@ pub fn receipt_body(task: &Value, pos_id: &str) -> Result<Value, TaskError> {
     }
     // `companyInfo` (the seller's e-mail 1117, its INN and СНО) is the register's registration's;
     // it is read from there and from `[fiscal]`, whatever the task says (README).
-    for unsupported in ["agentInfo", "supplierInfo", "operatingCheckProps", "sectoralCheckProps"] {
+    for unsupported in [
+        "agentInfo",
+        "supplierInfo",
+        "operatingCheckProps",
+        "sectoralCheckProps",
+        "operationInfo",
+        "industryInfo",
+        "preItems",
+        "postItems",
+        "correctionBaseName",
+    ] {
         if !task[unsupported].is_null() {
             return Err(field(unsupported));
         }
@@ -205,7 +225,8 @@ pub fn receipt_body(task: &Value, pos_id: &str) -> Result<Value, TaskError> {
     body.insert("payments".into(), json!(payments));
     if kind.is_correction() {
         let self_made = match task["correctionType"].as_str() {
-            Some("self") | None => true,
+            Some("self") => true,
+            None => return Err(missing("correctionType")),
             Some("instruction") => false,
             Some(_) => return Err(field("correctionType")),
         };

@@ -187,12 +187,20 @@ fn item(i: usize, r: &Value) -> Result<Value, String> {
             .ok_or_else(|| format!("CheckStrings[{i}]: MarkingCodeBase64 не в base64"))?;
         out["marking_code"] = json!(raw);
     }
+    if !field(field(r, "GoodCodeData"), "IndustryProps").is_null() {
+        return Err(format!(
+            "CheckStrings[{i}]: GoodCodeData.IndustryProps адаптер не передаёт в ККТ (README «Use your existing POS»)"
+        ));
+    }
     for unsupported in [
         "AgentSign",
         "AgentData",
         "PurveyorData",
         "ExciseAmount",
         "CustomsDeclaration",
+        "CountryOfOrigin",
+        "AdditionalAttribute",
+        "PackageQuantity",
     ] {
         if !field(r, unsupported).is_null() {
             return Err(format!(
@@ -267,7 +275,13 @@ pub fn receipt_body(cmd: &Value, pos_id: &str) -> Result<(Value, Vec<String>), S
     }
     body.insert("payments".into(), json!(payments));
     if kind.ends_with("correction") {
-        let ordered = number(field(cmd, "CorrectionType")).unwrap_or(0.0) as i64 == 1;
+        // K1 says 0 самостоятельно / 1 по предписанию; kkmserver itself assumes 1 when absent
+        // (K4): the adapter does not guess tag 1173.
+        let ordered = match number(field(cmd, "CorrectionType")).map(|n| n as i64) {
+            Some(0) => false,
+            Some(1) => true,
+            _ => return Err("Не указан тип коррекции (CorrectionType: 0 — самостоятельно, 1 — по предписанию)".into()),
+        };
         let date = text(cmd, "CorrectionBaseDate").ok_or("Не указана дата коррекции (CorrectionBaseDate)")?;
         let mut c =
             json!({"kind": if ordered { "ordered" } else { "self" }, "base_date": date.get(..10).unwrap_or(date)});
@@ -276,7 +290,22 @@ pub fn receipt_body(cmd: &Value, pos_id: &str) -> Result<(Value, Vec<String>), S
         }
         body.insert("correction".into(), c);
     }
-    for unsupported in ["PayByProcessing", "ClientINN", "ClientInfo"] {
+    let copies = number(field(cmd, "NumberCopies")).unwrap_or(0.0);
+    if copies > 0.0 {
+        left_out.push(format!(
+            "NumberCopies {copies} (копии — POST /v1/kkt/receipt/{{id}}/copy)"
+        ));
+    }
+    for unsupported in [
+        "PayByProcessing",
+        "ClientINN",
+        "ClientInfo",
+        "AgentSign",
+        "AgentData",
+        "PurveyorData",
+        "UserAttribute",
+        "AdditionalAttribute",
+    ] {
         if !field(cmd, unsupported).is_null() && field(cmd, unsupported) != &json!(false) {
             return Err(format!(
                 "поле {unsupported} адаптер не поддерживает (README «Use your existing POS»)"
@@ -294,8 +323,32 @@ pub fn print_lines(cmd: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `IsFiscalCheck`: only an explicit false (`false`, `"false"`, `0`) makes a non-fiscal print.
 pub fn is_fiscal_check(cmd: &Value) -> bool {
-    !matches!(field(cmd, "IsFiscalCheck"), Value::Bool(false))
+    match field(cmd, "IsFiscalCheck") {
+        Value::Bool(b) => *b,
+        Value::String(s) => !(s.trim().eq_ignore_ascii_case("false") || s.trim() == "0"),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        _ => true,
+    }
+}
+
+/// What a command becomes, decided once when it is first taken and stored with it: the native
+/// body (`{"body", "left_out"}`) or the refusal (`{"error"}`). A command run again after an
+/// upgrade sends the very body stored under its key (a changed mapping cannot make the buffer
+/// see another request for a receipt it holds).
+pub fn prepare(command: Command, cmd: &Value, pos_id: &str) -> Value {
+    let body = match command {
+        Command::RegisterCheck if !is_fiscal_check(cmd) => Ok((json!({"lines": print_lines(cmd)}), Vec::new())),
+        Command::RegisterCheck => receipt_body(cmd, pos_id),
+        Command::Operation(_) => operation_body(cmd, None).map(|b| (b, Vec::new())),
+        Command::Cash(incoming) => operation_body(cmd, Some(incoming)).map(|b| (b, Vec::new())),
+        _ => Ok((json!({}), Vec::new())),
+    };
+    match body {
+        Ok((body, left_out)) => json!({"body": body, "left_out": left_out}),
+        Err(e) => json!({"error": e}),
+    }
 }
 
 /// The native body of a shift, report or cash command.
@@ -359,6 +412,15 @@ pub fn from_native(command: &str, id: &str, http: u16, body: &Value) -> Value {
             a["Warning"] = json!(format!(
                 "Команда сохранена и будет выполнена, когда ККТ будет готова: {}; результат — GetRezult с этим IdCommand",
                 body["reason"].as_str().unwrap_or("ККТ не ответила")
+            ));
+            a
+        }
+        // The same key again later (see `atol_result::is_pending`): running, never failed.
+        _ if super::atol_result::is_pending(http, body) => {
+            let mut a = envelope(command, id, RUN, "");
+            a["Warning"] = json!(format!(
+                "Команда не завершена: {}; результат — GetRezult с этим IdCommand",
+                super::describe(body)
             ));
             a
         }

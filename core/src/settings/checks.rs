@@ -37,6 +37,7 @@ impl Settings {
         if self.kkt.driver == KktDriver::Atol {
             self.check_atol_credentials()?;
         }
+        self.check_compat_credentials()?;
         if let Err(e) = crate::time::Zone::parse(&self.fiscal.timezone) {
             bail!("config: fiscal.timezone: {e}");
         }
@@ -138,6 +139,26 @@ impl Settings {
             bail!("config: kkt.atol.ca_file is only used with an https:// kkt.atol.url");
         }
         Ok(())
+    }
+
+    /// The vendor fronts' Basic login (`[compat]`): user and password together, the password not
+    /// empty (kkmserver lets everyone in with an empty admin password; the adapter does not).
+    fn check_compat_credentials(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        let c = &self.compat;
+        match (&c.user, &c.password) {
+            (Some(_), None) | (None, Some(_)) => {
+                bail!("config: compat.user and compat.password go together (HTTP Basic authentication)")
+            }
+            (Some(u), Some(_)) if u.trim().is_empty() || u.contains(':') => {
+                bail!("config: compat.user must be non-empty and must not contain ':'")
+            }
+            (Some(_), Some(p)) if p.expose_secret().is_empty() => bail!(
+                "config: compat.password must not be empty (leave both compat.user and compat.password out to keep \
+                 the fronts as open as the native intake: loopback only)"
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses a non-loopback address without a POS token: anyone on the network could post receipts.

@@ -317,3 +317,28 @@ fn tokens_never_show_in_a_debug_print_of_the_settings() {
     );
     assert_eq!(s.ofd.token.as_ref().map(|t| t.expose_secret()), Some("ofd-secret-2"));
 }
+
+#[test]
+fn the_fronts_login_comes_whole_and_with_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    for (text, ok) in [
+        ("[compat]\nuser = \"Admin\"\npassword = \"kassa\"\n", true),
+        ("[compat]\nuser = \"Admin\"\n", false),
+        ("[compat]\npassword = \"kassa\"\n", false),
+        ("[compat]\nuser = \"Admin\"\npassword = \"\"\n", false),
+        ("[compat]\nuser = \"a:b\"\npassword = \"kassa\"\n", false),
+        (
+            "[compat]\natol_listen = \"127.0.0.1:16732\"\nkkmserver_listen = \"127.0.0.1:5893\"\n",
+            true,
+        ),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let r = Settings::resolve(Flags {
+            config: Some(cfg.clone()),
+            data_dir: Some(dir.path().into()),
+            ..Flags::default()
+        });
+        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+    }
+}
