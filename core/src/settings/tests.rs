@@ -105,20 +105,22 @@ fn every_config_example_in_the_docs_is_one_the_program_accepts() {
     }
 }
 
+/// Asserts whether the program starts with this config file (written into `dir`).
+fn starts_with_config(dir: &std::path::Path, text: &str, ok: bool) {
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let r = Settings::resolve(Flags {
+        config: Some(cfg),
+        data_dir: Some(dir.into()),
+        ..Flags::default()
+    });
+    assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+}
+
 #[test]
 fn atol_credentials_go_together_and_never_in_clear_text_to_another_machine() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    // Whether the program starts with this config file.
-    let check = |text: &str, ok: bool| {
-        std::fs::write(&cfg, text).unwrap();
-        let r = Settings::resolve(Flags {
-            config: Some(cfg.clone()),
-            data_dir: Some(dir.path().into()),
-            ..Flags::default()
-        });
-        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
-    };
+    let check = |text: &str, ok: bool| starts_with_config(dir.path(), text, ok);
     for (url, user, password, ok) in [
         ("http://127.0.0.1:16732", Some("kassa"), Some("p"), true),
         ("http://localhost:16732", Some("kassa"), Some("p"), true),
@@ -321,7 +323,6 @@ fn tokens_never_show_in_a_debug_print_of_the_settings() {
 #[test]
 fn the_fronts_login_comes_whole_and_with_a_password() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
     for (text, ok) in [
         ("[compat]\nuser = \"Admin\"\npassword = \"kassa\"\n", true),
         ("[compat]\nuser = \"Admin\"\n", false),
@@ -333,12 +334,6 @@ fn the_fronts_login_comes_whole_and_with_a_password() {
             true,
         ),
     ] {
-        std::fs::write(&cfg, text).unwrap();
-        let r = Settings::resolve(Flags {
-            config: Some(cfg.clone()),
-            data_dir: Some(dir.path().into()),
-            ..Flags::default()
-        });
-        assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+        starts_with_config(dir.path(), text, ok);
     }
 }
