@@ -369,3 +369,58 @@ async fn through_the_front_onto_an_atol_register_a_job_is_on_the_device_once() {
         "one shift opened and one receipt on the device"
     );
 }
+
+#[tokio::test]
+async fn buys_refunds_and_corrections_each_a_receipt_of_its_type_and_a_job_cannot_be_cancelled() {
+    let t = TestApp::start().await;
+    let mut expected = Vec::new();
+    for (atol, ours) in [
+        ("buy", "buy"),
+        ("buyReturn", "buy_refund"),
+        ("sellCorrection", "sale_correction"),
+        ("sellReturnCorrection", "sale_refund_correction"),
+        ("buyCorrection", "buy_correction"),
+        ("buyReturnCorrection", "buy_refund_correction"),
+    ] {
+        let mut task = sell();
+        task["type"] = json!(atol);
+        if atol.ends_with("Correction") {
+            task["correctionType"] = json!("self");
+            task["correctionBaseDate"] = json!("2026.11.30");
+        }
+        let r = job(&t, json!([task])).await;
+        ready(&r[0]);
+        expected.push(ours);
+    }
+    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
+    let mut kinds: Vec<&str> = found["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(kinds, expected, "{found}");
+    // A job starts when it is posted: nothing is left to cancel (Web Requests' 409, S5).
+    let (status, _) = post(
+        &t,
+        &json!({"uuid": "cancel-me", "request": [{"type": "getShiftStatus"}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let r = t
+        .client
+        .delete(t.url("/api/v2/requests/cancel-me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = t
+        .client
+        .delete(t.url("/api/v2/requests/no-such-job"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -342,3 +342,41 @@ async fn kkmservers_own_ways_numeric_ids_device_selectors_its_default_login_and_
     let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
     assert_eq!(found["receipts"].as_array().unwrap().len(), 1, "still one: {found}");
 }
+
+#[tokio::test]
+async fn every_type_check_is_a_receipt_of_its_type_also_through_execute_sync() {
+    let t = TestApp::start().await;
+    let mut expected = Vec::new();
+    for (type_check, ours) in [
+        (0, "sale"),
+        (1, "sale_refund"),
+        (10, "buy"),
+        (11, "buy_refund"),
+        (2, "sale_correction"),
+        (3, "sale_refund_correction"),
+        (12, "buy_correction"),
+        (13, "buy_refund_correction"),
+    ] {
+        let mut cmd = register_check(&id());
+        cmd["TypeCheck"] = json!(type_check);
+        if type_check % 10 >= 2 {
+            cmd["CorrectionType"] = json!(0);
+            cmd["CorrectionBaseDate"] = json!("2026-11-30T00:00:00");
+        }
+        let r = t.client.post(t.url("/Execute/sync")).json(&cmd).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let a: Value = r.json().await.unwrap();
+        ok(&a);
+        expected.push(ours);
+    }
+    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
+    let mut kinds: Vec<&str> = found["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(kinds, expected, "{found}");
+}

@@ -71,11 +71,16 @@ pub(crate) fn by_id(c: &Connection, front: &str, id: &str) -> Result<Option<Stor
     .optional()?)
 }
 
-/// Deletes up to `limit` jobs made before `cutoff_ms` (their receipts follow their own retention).
+/// Deletes up to `limit` jobs made before `cutoff_ms` whose receipt the buffer no longer holds
+/// (a job whose receipt still waits stays findable: a POS that got "not found" would send it
+/// again under a new id).
 pub(crate) fn purge(c: &Connection, cutoff_ms: i64, limit: usize) -> rusqlite::Result<usize> {
     c.prepare_cached(
         "DELETE FROM compat_jobs WHERE (front, job_id) IN
-             (SELECT front, job_id FROM compat_jobs INDEXED BY compat_jobs_created WHERE created_at < ?1 LIMIT ?2)",
+             (SELECT j.front, j.job_id FROM compat_jobs j INDEXED BY compat_jobs_created
+              WHERE j.created_at < ?1
+                AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.idempotency_key = j.front || ':' || j.job_id)
+              LIMIT ?2)",
     )?
     .execute(params![cutoff_ms, limit as i64])
 }
