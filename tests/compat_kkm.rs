@@ -23,8 +23,7 @@ fn register_check(id: &str) -> Value {
 }
 
 async fn execute_raw(t: &TestApp, body: &Value) -> (u16, Value) {
-    let r = t.client.post(t.url("/Execute")).json(body).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    t.post_json("/Execute", body).await
 }
 
 /// Runs a command: HTTP 200 (kkmserver answers every outcome so), and its answer.
@@ -81,9 +80,8 @@ async fn a_check_and_its_id_command_replayed_before_and_after_a_restart_prints_o
     ok(&rezult);
     assert_eq!(rezult["IdCommand"], "", "{rezult}");
     assert_eq!(rezult["Rezult"], first);
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    let rows = found["receipts"].as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{found}");
+    let rows = t.receipts().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(
         (rows[0]["front"].as_str(), rows[0]["pos_id"].as_str()),
         (Some("kkmserver"), Some("kkmserver"))
@@ -195,8 +193,8 @@ async fn refusals_are_kkmservers_own_shapes_and_nothing_is_registered() {
     assert_eq!(r.status(), 400);
     let a: Value = r.json().await.unwrap();
     assert!(a["Error"].as_str().unwrap().starts_with("Ошибка разбора"), "{a}");
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    assert_eq!(found["receipts"].as_array().unwrap().len(), 0, "{found}");
+    let found = t.receipts().await;
+    assert_eq!(found.len(), 0, "{found:?}");
 }
 
 #[tokio::test]
@@ -223,8 +221,8 @@ async fn out_of_paper_status_1_then_get_rezult_and_the_check_is_made_once() {
     .await;
     assert!(done["CheckNumber"].as_i64().is_some(), "{done}");
     assert_eq!(execute(&t, cmd).await, done, "the command again answers the result");
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    assert_eq!(found["receipts"].as_array().unwrap().len(), 1, "{found}");
+    let found = t.receipts().await;
+    assert_eq!(found.len(), 1, "{found:?}");
 }
 
 #[tokio::test]
@@ -277,8 +275,8 @@ async fn basic_auth_as_kkmserver_a_tills_token_as_the_password_and_the_vendors_p
         .unwrap();
     let a: Value = r.json().await.unwrap();
     ok(&a);
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    assert_eq!(found["receipts"][0]["pos_id"], "POS-7", "{found}");
+    let found = t.receipts().await;
+    assert_eq!(found[0]["pos_id"], "POS-7", "{found:?}");
     let version: Value = t
         .client
         .get(format!("http://{port}/VersionJSON"))
@@ -301,8 +299,8 @@ async fn kkmservers_own_ways_numeric_ids_device_selectors_its_default_login_and_
     numeric["IdCommand"] = json!(4815162342u64);
     let first = ok(&execute(&t, numeric.clone()).await).clone();
     assert_eq!(execute(&t, numeric).await, first, "a numeric IdCommand is an id too");
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    assert_eq!(found["receipts"].as_array().unwrap().len(), 1, "{found}");
+    let found = t.receipts().await;
+    assert_eq!(found.len(), 1, "{found:?}");
 
     // Another device than this one: kkmserver's "device not found", and nothing done.
     for selector in [
@@ -339,8 +337,8 @@ async fn kkmservers_own_ways_numeric_ids_device_selectors_its_default_login_and_
     let a = execute(&t, correction).await;
     assert_eq!(a["Status"], 2, "{a}");
     assert!(a["Error"].as_str().unwrap().contains("CorrectionType"), "{a}");
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    assert_eq!(found["receipts"].as_array().unwrap().len(), 1, "still one: {found}");
+    let found = t.receipts().await;
+    assert_eq!(found.len(), 1, "still one: {found:?}");
 }
 
 #[tokio::test]
@@ -369,14 +367,6 @@ async fn every_type_check_is_a_receipt_of_its_type_also_through_execute_sync() {
         ok(&a);
         expected.push(ours);
     }
-    let (_, found) = t.get("/v1/kkt/receipts?limit=50").await;
-    let mut kinds: Vec<&str> = found["receipts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["type"].as_str().unwrap())
-        .collect();
-    kinds.sort_unstable();
     expected.sort_unstable();
-    assert_eq!(kinds, expected, "{found}");
+    assert_eq!(t.receipt_types().await, expected);
 }

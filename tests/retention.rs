@@ -172,7 +172,7 @@ async fn a_dlq_entry_past_retention_loses_its_personal_data_and_stays() {
 
 #[tokio::test]
 async fn a_fronts_job_is_purged_with_its_receipt_and_kept_while_its_receipt_is() {
-    use serde_json::{Value, json};
+    use serde_json::json;
     let ofd = mock_ofd().await;
     ofd.set_faults(mock_ofd::Faults {
         reject_pos_ids: vec!["POS-BAD".into()],
@@ -189,43 +189,18 @@ async fn a_fronts_job_is_purged_with_its_receipt_and_kept_while_its_receipt_is()
     let sale = json!({"uuid": "kept-with-its-receipt", "request": [{"type": "sell",
         "items": [{"type": "position", "name": "Хлеб", "price": 50, "quantity": 1, "amount": 50, "tax": {"type": "vat10"}}],
         "payments": [{"type": "cash", "sum": 50}]}]});
-    let r = t
-        .client
-        .post(t.url("/api/v2/requests"))
-        .json(&sale)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(t.post_json("/api/v2/requests", &sale).await.0, 201);
     let check = json!({"Command": "RegisterCheck", "IdCommand": "gone-with-its-receipt", "Cash": 50, "CheckStrings":
         [{"Register": {"Name": "Хлеб", "Quantity": 1, "Price": 50, "Amount": 50, "Tax": 10,
                        "SignMethodCalculation": 4, "SignCalculationObject": 1}}]});
-    let a: Value = t
-        .client
-        .post(t.url("/Execute"))
-        .json(&check)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, a) = t.post_json("/Execute", &check).await;
     assert_eq!(a["Status"], 0, "{a}");
     let rezult = json!({"Command": "GetRezult", "IdCommand": "gone-with-its-receipt"});
     wait_for(
         Duration::from_secs(20),
         "the synced receipt's command purged",
         || async {
-            let a: Value = t
-                .client
-                .post(t.url("/Execute"))
-                .json(&rezult)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (_, a) = t.post_json("/Execute", &rezult).await;
             (a["Status"] == 3).then_some(())
         },
     )

@@ -169,6 +169,38 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A POST of JSON without a token (as a vendor's POS on loopback sends it): the status and
+    /// the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The newest receipts (up to 50) as the window lists them.
+    pub async fn receipts(&self) -> Vec<Value> {
+        let (_, found) = self.get("/v1/kkt/receipts?limit=50").await;
+        found["receipts"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The types of the newest receipts (up to 50), sorted.
+    pub async fn receipt_types(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .receipts()
+            .await
+            .iter()
+            .filter_map(|r| r["type"].as_str().map(str::to_string))
+            .collect();
+        kinds.sort_unstable();
+        kinds
+    }
+
     /// A GET with extra headers (`Host`, `Origin`, `Authorization`, …).
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut r = self.client.get(self.url(path));

@@ -111,7 +111,7 @@ pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller
         tracing::info!(uuid, same, "ATOL job with a used uuid refused (409)");
         return failure(StatusCode::CONFLICT, why);
     }
-    spawn(&state, uuid.to_string(), Stored { tasks, prepared });
+    spawn(&state, uuid.to_string(), Stored { tasks, prepared }, Vec::new());
     state.jobs.idle(ATOL, uuid, state.compat.atol_wait).await;
     let results = results(&state, uuid).await.ok().flatten().unwrap_or_default();
     let blocked = results.iter().any(|r| r["status"] == "blocked");
@@ -169,7 +169,7 @@ async fn results(state: &AppState, uuid: &str) -> Result<Option<Vec<Value>>, cra
     let unfinished = done.len() < tasks.len() || !done.iter().all(res::is_final);
     let n = tasks.len();
     if unfinished && on.is_none() {
-        spawn(state, uuid.to_string(), Stored { tasks, prepared });
+        spawn(state, uuid.to_string(), Stored { tasks, prepared }, done.clone());
     }
     Ok(Some(
         (0..n)
@@ -183,22 +183,16 @@ async fn results(state: &AppState, uuid: &str) -> Result<Option<Vec<Value>>, cra
     ))
 }
 
-/// Runs the job in the background (once: a runner already on it keeps it).
-fn spawn(state: &AppState, uuid: String, job: Stored) {
+/// Runs the job in the background (once: a runner already on it keeps it), from the results
+/// stored so far (`done`: only a runner writes them, and none has the job when this claims it).
+fn spawn(state: &AppState, uuid: String, job: Stored, done: Vec<Value>) {
     let Some(running) = state.jobs.start(ATOL, &uuid) else {
         return;
     };
     let state = state.clone();
     tokio::spawn(async move {
-        let stored: Vec<Value> = match state.buffer.job(ATOL, uuid.clone()).await {
-            Ok(Some(j)) => j
-                .results_json
-                .and_then(|r| serde_json::from_str(&r).ok())
-                .unwrap_or_default(),
-            _ => return,
-        };
         // Done tasks stay done; the first unfinished one is asked again (its key replays it).
-        let mut results: Vec<Value> = stored.into_iter().take_while(res::is_final).collect();
+        let mut results: Vec<Value> = done.into_iter().take_while(res::is_final).collect();
         let Stored { tasks, prepared } = job;
         for (i, task) in tasks.iter().enumerate().skip(results.len()) {
             running.on(i);

@@ -103,12 +103,18 @@ pub(super) async fn native(response: Response) -> Native {
     }
 }
 
-/// A receipt through the native path (`POST /v1/kkt/receipt`) under `key`: counted like a
-/// till's, checked by the same parser and the marking gate.
+/// A receipt through the native path (`POST /v1/kkt/receipt`) under `key`, checked by the same
+/// parser and the marking gate. Counted as a till's when it is taken or refused; a replay is
+/// the job run again (a POS polling a blocked job), not a till's retry, and is not counted.
 pub(super) async fn receipt(state: &AppState, key: String, body: &Value) -> Native {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     match super::receipts::take(state, None, key, &bytes).await {
-        Ok(r) => native(r).await,
+        Ok(r) => {
+            if !super::receipts::is_replay(&r) {
+                state.metrics.record_intake(crate::counters::Intake::Created);
+            }
+            native(r).await
+        }
         Err(e) => {
             state.metrics.record_intake(crate::counters::Intake::Refused);
             native(e.into_response()).await

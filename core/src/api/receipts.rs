@@ -100,11 +100,23 @@ async fn admit(state: &AppState, till: Option<&str>, headers: &HeaderMap, body: 
     }
     let key = idempotency_key(headers)?;
     let bytes = read_body(body).await?;
-    take(state, till, key, &bytes).await
+    let response = take(state, till, key, &bytes).await?;
+    state.metrics.record_intake(if is_replay(&response) {
+        Intake::Replayed
+    } else {
+        Intake::Created
+    });
+    Ok(response)
+}
+
+/// Whether an answer of [`take`] replays a stored one.
+pub(super) fn is_replay(response: &Response) -> bool {
+    response.headers().contains_key("idempotent-replayed")
 }
 
 /// A receipt's body under its key: parsed, its marked items checked, stored, registered and
-/// answered (or the stored answer replayed). The vendor fronts call it too (§13).
+/// answered (or the stored answer replayed). The vendor fronts call it too (§13); each caller
+/// counts its own intake (a front's job run again after a poll is not a till's retry).
 pub(super) async fn take(
     state: &AppState,
     till: Option<&str>,
@@ -141,12 +153,10 @@ pub(super) async fn take(
     let status = StatusCode::from_u16(admitted.http_status).unwrap_or(StatusCode::OK);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], admitted.body).into_response();
     if admitted.replayed {
-        state.metrics.record_intake(Intake::Replayed);
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     } else {
-        state.metrics.record_intake(Intake::Created);
         state.worker.wake();
     }
     Ok(response)
