@@ -237,6 +237,10 @@ async fn refusals_are_atols_own_errors_and_the_tasks_after_them_are_interrupted(
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["description"], "Too many fiscal sub-tasks - 2");
     assert_eq!(post(&t, &json!({"uuid": "x", "request": []})).await.0, 400);
+    // Too large for the adapter (1 MiB): still the web server's shape, with the reason.
+    let (status, v) = post(&t, &json!({"uuid": "big", "request": [{"type": "x".repeat(1 << 20)}]})).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(!v["error"]["description"].as_str().unwrap().is_empty(), "{v}");
     assert_eq!(post(&t, &json!({"request": [sell()]})).await.0, 400);
     let found = t.receipts().await;
     assert_eq!(found.len(), 0, "nothing was registered: {found:?}");

@@ -189,6 +189,15 @@ async fn refusals_are_kkmservers_own_shapes_and_nothing_is_registered() {
             .starts_with("Неопознанная команда KkmRegOfd"),
         "{a}"
     );
+    // Too large for the adapter (1 MiB): still kkmserver's shape, with the reason.
+    let (status, a) = t
+        .post_json(
+            "/Execute",
+            &json!({"Command": "RegisterCheck", "Pad": "x".repeat(1 << 20)}),
+        )
+        .await;
+    assert_eq!((status, a["Status"].as_i64()), (413, Some(2)), "{a}");
+    assert!(!a["Error"].as_str().unwrap().is_empty(), "{a}");
     let r = t.client.post(t.url("/Execute")).body("not json").send().await.unwrap();
     assert_eq!(r.status(), 400);
     let a: Value = r.json().await.unwrap();

@@ -23,6 +23,13 @@ fn failure(status: StatusCode, description: impl Into<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// A native error (a body too large or too slow, storage refused) in the web server's shape,
+/// with its status: a POS reads `error.description`.
+fn native_failure(e: ApiError) -> Response {
+    let (status, _, message) = e.parts();
+    failure(status, message)
+}
+
 /// A job as stored: its tasks and what each became when it was posted.
 struct Stored {
     tasks: Vec<Value>,
@@ -58,7 +65,7 @@ fn prepare(task: &Value, pos_id: &str) -> Value {
 pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller>>, body: Body) -> Response {
     let bytes = match super::receipts::read_body(body).await {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(e) => return native_failure(e),
     };
     let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
         return failure(StatusCode::BAD_REQUEST, "Ошибка парсинга запроса: тело не JSON");
@@ -96,7 +103,7 @@ pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller
     let hash = job.body_hash.clone();
     let new = match state.buffer.store_job(job).await {
         Ok(new) => new,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return native_failure(e.into()),
     };
     if !new {
         let same = matches!(state.buffer.job(ATOL, uuid.to_string()).await, Ok(Some(j)) if j.body_hash == hash);
@@ -148,7 +155,7 @@ pub async fn delete(State(state): State<AppState>, Path(uuid): Path<String>) -> 
             "Задание уже выполняется или выполнено: отменить нельзя",
         ),
         Ok(None) => failure(StatusCode::NOT_FOUND, format!("Задание с UUID [{uuid}] не найдено")),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => native_failure(e.into()),
     }
 }
 

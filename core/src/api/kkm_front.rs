@@ -41,11 +41,18 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// A native error (a body too large or too slow, storage refused) in kkmserver's shape:
+/// `Status 2` and the reason, with its HTTP status.
+fn native_failure(e: ApiError) -> Response {
+    let (status, _, message) = e.parts();
+    answer(status, json!({"Status": kkm::ERROR, "Error": message}))
+}
+
 /// `POST /Execute`.
 pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Caller>>, body: Body) -> Response {
     let bytes = match super::receipts::read_body(body).await {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(e) => return native_failure(e),
     };
     // K4 reads the command from its first `{` (a BOM or other bytes before it are skipped).
     let start = bytes.iter().position(|b| *b == b'{').unwrap_or(0);
@@ -113,7 +120,7 @@ pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Cal
     };
     let new = match state.buffer.store_job(job).await {
         Ok(new) => new,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return native_failure(e.into()),
     };
     let (cmd, prepared) = if new {
         (stored_cmd, prepared)
