@@ -228,6 +228,18 @@ async fn online_first_within_the_budget_then_the_local_module_and_each_service_f
         .post_receipt(Some("emergency-sale"), &sale(&code("OK0000010"), None))
         .await;
     assert_eq!(r.status(), 200, "a sale in ГИС МТ's emergency mode is not refused");
+    // The same said in the body only (HTTP 200, `code` 203).
+    m.set_faults(mock_marking::Faults {
+        emergency_in_body: true,
+        ..Default::default()
+    });
+    let (_, in_body) = check(&t, &code("OK0000011"), "sale").await;
+    assert_eq!(in_body["verdict"], "unknown", "{in_body}");
+    assert_eq!(in_body["permissive"]["emergency"], true, "{in_body}");
+    let r = t
+        .post_receipt(Some("emergency-in-body-sale"), &sale(&code("OK0000011"), None))
+        .await;
+    assert_eq!(r.status(), 200, "emergency in the body only: not refused either");
     let (asked_online, asked_offline) = m.asked();
     assert!(
         asked_online.iter().any(|c| c.contains("SLOW00001"))

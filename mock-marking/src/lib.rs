@@ -18,7 +18,7 @@
 //! serial's start: `OK`, `BLOCKED`, `SOLD`, `NOTFOUND`, `NOTAPPLIED`, `FAKE`, `NOTINCIRC`,
 //! `EXPIRED`, `BADFORMAT`, `SLOW` — the online answer comes after `slow_ms`, `NOSERVICE` — the
 //! online service answers 503). Faults (`set_faults`): `slow_ms` for every online answer,
-//! `tspiot_down` (503), `emergency` (203), the local module's `lm_status` and `lm_down`.
+//! `tspiot_down` (503), `emergency` (203; `emergency_in_body`: 200 with code 203), the local module's `lm_status` and `lm_down`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -40,6 +40,9 @@ pub struct Faults {
     pub tspiot_down: bool,
     /// ГИС МТ in emergency mode: ТС ПИоТ answers HTTP 203.
     pub emergency: bool,
+    /// The same said in the body only: HTTP 200 `{code: 203, message}` (M1 `IsEmergencyMode`
+    /// reads the body's code).
+    pub emergency_in_body: bool,
     /// The local module's status (`ready` when empty): `sync_error`, `initialization`, …
     pub lm_status: String,
     /// The local module answers 503.
@@ -148,9 +151,14 @@ async fn codes_check(State(s): State<Shared>, Json(body): Json<Value>) -> Respon
     if faults.tspiot_down || serial.starts_with("NOSERVICE") {
         return (StatusCode::SERVICE_UNAVAILABLE, "ТС ПИоТ недоступен").into_response();
     }
-    if faults.emergency {
+    if faults.emergency || faults.emergency_in_body {
+        let status = if faults.emergency {
+            StatusCode::NON_AUTHORITATIVE_INFORMATION
+        } else {
+            StatusCode::OK
+        };
         return (
-            StatusCode::NON_AUTHORITATIVE_INFORMATION,
+            status,
             Json(json!({"code": 203, "message": "ГИС МТ работает в аварийном режиме"})),
         )
             .into_response();

@@ -88,10 +88,7 @@ pub async fn post(State(state): State<AppState>, caller: Option<Extension<Caller
     if fiscal > 1 {
         return failure(StatusCode::BAD_REQUEST, format!("Too many fiscal sub-tasks - {fiscal}"));
     }
-    let pos_id = match caller.map(|c| c.0) {
-        Some(Caller::Till(Some(pos))) => pos,
-        _ => state.compat.atol_pos_id.clone(),
-    };
+    let pos_id = super::counter::till_of(caller).unwrap_or_else(|| state.compat.atol_pos_id.clone());
     let hash = jobs::hash(&[json!({"pos_id": pos_id, "request": tasks}).to_string().as_bytes()]);
     let prepared: Vec<Value> = tasks.iter().map(|t| prepare(t, &pos_id)).collect();
     let job = NewJob {

@@ -72,7 +72,7 @@ pub(super) async fn operate(
 }
 
 /// The till's own `pos_id` when its own token calls.
-fn till_of(caller: Option<Extension<Caller>>) -> Option<String> {
+pub(super) fn till_of(caller: Option<Extension<Caller>>) -> Option<String> {
     match caller.map(|c| c.0) {
         Some(Caller::Till(Some(pos))) => Some(pos),
         _ => None,

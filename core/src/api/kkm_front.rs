@@ -88,10 +88,7 @@ pub async fn execute(State(state): State<AppState>, caller: Option<Extension<Cal
     if let Err(e) = selects_this_register(&state, &cmd).await {
         return answer(StatusCode::OK, kkm::envelope(&name, &id, kkm::ERROR, &e));
     }
-    let pos_id = match caller.map(|c| c.0) {
-        Some(Caller::Till(Some(pos))) => pos,
-        _ => state.compat.kkmserver_pos_id.clone(),
-    };
+    let pos_id = super::counter::till_of(caller).unwrap_or_else(|| state.compat.kkmserver_pos_id.clone());
     let prepared = kkm::prepare(command, &cmd, &pos_id);
     let wait = wait_of(&cmd);
     if id.is_empty() || !kkm::is_keyed(command) {

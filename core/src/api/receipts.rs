@@ -81,10 +81,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let till = match caller.map(|c| c.0) {
-        Some(Caller::Till(Some(pos))) => Some(pos),
-        _ => None,
-    };
+    let till = super::counter::till_of(caller);
     match admit(&state, till.as_deref(), &headers, body).await {
         Ok(response) => response,
         Err(e) => {
@@ -130,7 +127,6 @@ pub(super) async fn take(
     if till.is_some_and(|pos| pos != receipt.pos_id) {
         return Err(ApiError::NotYourTill);
     }
-    let receipt = super::marking::gate(state, &key, receipt).await?;
     let body_hash = hex::encode(Sha256::digest(bytes));
     {
         let mut set = state.in_flight.lock().map_err(|_| ApiError::Internal)?;
@@ -142,6 +138,9 @@ pub(super) async fn take(
         state,
         key: key.clone(),
     };
+    // Inside the key's guard: a concurrent duplicate gets 409 at once instead of asking the
+    // marking services and the FN again.
+    let receipt = super::marking::gate(state, &key, receipt).await?;
     let admitted = state
         .buffer
         .admit(AdmitRequest {

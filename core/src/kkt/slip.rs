@@ -83,9 +83,10 @@ pub fn text(seller: &Seller, zone: &Zone, receipt_id: &str, receipt: &Receipt, d
             let printable: String = code.chars().filter(|c| !c.is_control()).take(32).collect();
             // [М+]: the code checked and its status confirmed (2106 bits 1 and 3), [М-]: the
             // check said otherwise, [М]: not checked (the printed forms of 2106).
-            let sign = match item.marking.as_ref().and_then(|m| m.tag_2106) {
-                Some(b) if b & 0b1010 == 0b1010 => "[М+]",
-                Some(b) if b & 1 != 0 => "[М-]",
+            let fn_check = item.marking.as_ref().and_then(|m| m.tag_2106);
+            let sign = match fn_check.map(|tag_2106| super::marks::FnCheck { tag_2106 }) {
+                Some(f) if f.bit(1) && f.bit(3) => "[М+]",
+                Some(f) if f.bit(0) => "[М-]",
                 _ => "[М]",
             };
             let _ = writeln!(s, "  {sign} {printable}");

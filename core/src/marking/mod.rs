@@ -59,6 +59,9 @@ pub struct Permissive {
     /// Checked against the local module's database, not ГИС МТ.
     #[serde(default)]
     pub offline: bool,
+    /// ГИС МТ in its emergency mode: no verdict, and the sale may go on (M1 `IsEmergencyMode`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
 }
 
 /// What is checked: a code, for a sale or a refund.
@@ -109,6 +112,7 @@ fn none(reason: &str) -> Permissive {
         req_id: None,
         req_timestamp: None,
         offline: false,
+        emergency: false,
     }
 }
 
@@ -178,6 +182,7 @@ impl Checker {
             Some(Err(Failure::Emergency(why))) => {
                 return Permissive {
                     reason: format!("ГИС МТ в аварийном режиме ({why}): продажа без проверки разрешена"),
+                    emergency: true,
                     ..none("")
                 };
             }
@@ -223,6 +228,7 @@ impl Checker {
             req_id: a.req_id,
             req_timestamp: a.req_timestamp,
             offline,
+            emergency: false,
         }
     }
 
@@ -314,7 +320,7 @@ impl Checker {
             Verdict::Allowed => true,
             Verdict::Refused => false,
             // ГИС МТ's emergency mode is no refusal; nobody answering is, unless configured.
-            Verdict::Unknown => self.settings.sell_unchecked || c.permissive.reason.contains("аварийном"),
+            Verdict::Unknown => self.settings.sell_unchecked || c.permissive.emergency,
         }
     }
 }

@@ -105,7 +105,9 @@ impl TsPiot {
             .map_err(|e| unreachable("ТС ПИоТ", e))?;
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or(Value::Null);
-        if status == 203 {
+        // The emergency mode is HTTP 203, or a body `{"code": 203, …}` (M1 `IsEmergencyMode`,
+        // docs/research/marking.md §3.4).
+        if status == 203 || v["code"] == 203 {
             let why = v["message"].as_str().unwrap_or("аварийный режим ГИС МТ");
             return Err(Failure::Emergency(why.to_string()));
         }
