@@ -24,9 +24,20 @@ def keep_if_failed(work):
         print(f"# kept for a look: {work}")
 
 
+def free_disk():
+    """The space left where the suites write (the checkout's target/ and the temp directory), for a
+    failure's report: a full disk fails installers and builds in ways that look like product bugs
+    (an NSIS setup.exe that cannot write a file exits 2, "aborted")."""
+    import shutil, tempfile
+    places = {"checkout": ROOT, "temp": tempfile.gettempdir()}
+    return ", ".join(f"{name} {shutil.disk_usage(path).free / 2**30:.1f} GiB free" for name, path in places.items())
+
+
 def finish(suite):
     """Prints the tally and exits non-zero if anything failed (or nothing was checked)."""
     failed = results.count(False)
+    if failed:
+        print(f"# disk: {free_disk()}")
     print(f"{suite}: {len(results) - failed} passed, {failed} failed")
     sys.exit(1 if failed or not results else 0)
 

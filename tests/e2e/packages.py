@@ -15,7 +15,7 @@ silent uninstaller keeps the receipts; `/PURGE` deletes them.
 Usage: python3 tests/e2e/packages.py   (after `bash scripts/package.sh`; as root, it installs a package)
 """
 import glob, grp, json, os, pwd, re, shutil, signal, stat, subprocess, tempfile, uuid
-from checks import ROOT, SEED, check, finish, free_port, healthy, keep_if_failed, receipt, wait
+from checks import ROOT, SEED, check, finish, free_disk, free_port, healthy, keep_if_failed, receipt, wait
 
 DIST = os.path.join(ROOT, "dist")
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
@@ -172,7 +172,10 @@ def test_windows_installer(work):
     reg = lambda key, value: wine("reg", "query", key, "/v", value).stdout
 
     r = wine(setup, "/S")
-    check("setup.exe /S installs silently (exit 0)", r.returncode == 0, r.returncode)
+    # NSIS exits 1 when the user cancels, 2 when the script aborts (a file it cannot write: a full disk, a
+    # program of ours still running and holding its .exe).
+    check("setup.exe /S installs silently (exit 0)", r.returncode == 0,
+          f"{r.returncode}{' (aborted: ' + free_disk() + ')' if r.returncode == 2 else ''}")
     files = sorted(os.listdir(instdir)) if os.path.isdir(instdir) else []
     check("per-user install into %LOCALAPPDATA%\\Programs\\KKT Adapter",
           {"kkt-adapter.exe", "kkt-adapterd.exe", "uninstall.exe"} <= set(files), files)
