@@ -73,7 +73,7 @@ cargo test -p kkt-adapter-desktop
 
 step "browser end-to-end tests (chromium + playwright-core)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
-(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs review.test.mjs shift.test.mjs marking.test.mjs)
+(cd tests/e2e && node --test --test-concurrency=1 browser.test.mjs window.test.mjs review.test.mjs shift.test.mjs marking.test.mjs cors.test.mjs)
 
 step "fleet monitoring: the alert rules (promtool) and a real Prometheus scraping the daemon"
 python3 tests/e2e/prometheus.py

@@ -103,7 +103,8 @@ fn is_allowed_origin(state: &AppState, origin: &str, request_host: &str) -> bool
 
 /// The front guard of every route: refuses requests addressed to a foreign host name (DNS
 /// rebinding) or none at all, and those sent by a page of a foreign origin (scheme, host and
-/// port compared; requests without an `Origin` — POS software, curl — pass); then says who is
+/// port compared; requests without an `Origin` — POS software, curl — pass; a web POS page named
+/// in `[compat] allowed_origins` may call the fronts' routes only); then says who is
 /// calling ([`identify`]). One layer for both: each layer is a boxed future on every receipt.
 pub async fn local_only(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
@@ -114,7 +115,10 @@ pub async fn local_only(State(state): State<AppState>, mut request: Request, nex
         return ApiError::Forbidden("requests must be addressed to a loopback or configured host name").into_response();
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let ok = origin.to_str().is_ok_and(|o| is_allowed_origin(&state, o, host));
+        let front = crate::compat::is_front_path(request.uri().path());
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| is_allowed_origin(&state, o, host) || (front && state.compat.allows_origin(o)));
         if !ok {
             return ApiError::Forbidden("cross-origin requests are not allowed").into_response();
         }

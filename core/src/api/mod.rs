@@ -28,6 +28,9 @@ use crate::counters::Metrics;
 use crate::status::StatusSource;
 use crate::worker::WorkerHandle;
 use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -84,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin().route_layer(from_fn(guards::admin_only)))
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed)
+        .layer(from_fn(front_cors(&state.compat)))
         .layer(guard(state.clone(), guards::local_only))
         .layer(from_fn(telemetry::request_span))
         .with_state(state)
@@ -144,6 +148,47 @@ fn kkmserver() -> Router<AppState> {
         .route("/Execute/sync", post(kkm_front::execute))
 }
 
+/// CORS on the fronts' routes for the web POS pages of `[compat] allowed_origins`: their
+/// preflights answered (the headers asked for allowed, credentials too, as kkmserver does), the
+/// origin echoed on every answer, Private Network Access granted when Chrome asks. Every other route, and every route when none is configured, is passed through
+/// untouched (an `OPTIONS` stays 405). Inside `guards::local_only`, which lets those origins
+/// through to the fronts' routes only.
+fn front_cors(
+    compat: &crate::compat::CompatSettings,
+) -> impl Fn(Request, Next) -> futures::future::BoxFuture<'static, Response> + Clone + Send + Sync + 'static {
+    use axum::http::{HeaderValue, Method};
+    use tower::{Layer, ServiceExt};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    let list: Vec<HeaderValue> = compat
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
+        .collect();
+    let cors = (!list.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers(AllowHeaders::mirror_request())
+            .allow_credentials(true)
+            .allow_private_network(true)
+            .max_age(std::time::Duration::from_secs(600))
+    });
+    move |request: Request, next: Next| {
+        let cors = cors
+            .clone()
+            .filter(|_| crate::compat::is_front_path(request.uri().path()));
+        Box::pin(async move {
+            match cors {
+                Some(cors) => match cors.layer(next).oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                None => next.run(request).await,
+            }
+        })
+    }
+}
+
 /// Which vendor's front an extra listener serves (`[compat] atol_listen`, `kkmserver_listen`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Front {
@@ -169,6 +214,7 @@ pub fn front_router(state: AppState, front: Front) -> Router {
         .route("/v1/health", get(status::health))
         .fallback(guards::not_found)
         .method_not_allowed_fallback(guards::method_not_allowed)
+        .layer(from_fn(front_cors(&state.compat)))
         .layer(guard(state.clone(), guards::local_only))
         .layer(from_fn(telemetry::request_span))
         .with_state(state)
