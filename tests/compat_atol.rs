@@ -58,7 +58,7 @@ fn ready(r: &Value) -> &Value {
 
 #[tokio::test]
 async fn a_sale_is_ready_at_once_and_its_uuid_never_prints_twice_even_after_a_restart() {
-    let mut t = TestApp::start().await;
+    let mut t = TestApp::start_with(|s| s.fiscal.timezone = "Asia/Yekaterinburg".into()).await;
     let uuid = "3b6f0c9e-6d4f-4f0e-9a3e-0c1d2e3f4a5b";
     let request = json!({"uuid": uuid, "request": [sell()]});
     let (status, answer) = post(&t, &request).await;
@@ -98,6 +98,16 @@ async fn a_sale_is_ready_at_once_and_its_uuid_never_prints_twice_even_after_a_re
     let rows = t.receipts().await;
     assert_eq!(rows.len(), 1, "one receipt for every attempt: {rows:?}");
     assert_eq!(rows[0]["front"], "atol", "the window shows the front: {rows:?}");
+    // The document's time as ATOL's server gives it: the register's local time with its offset,
+    // the same instant as ours (UTC on the wire).
+    let theirs = params["fiscalDocumentDateTime"].as_str().unwrap();
+    assert!(theirs.ends_with("+05:00"), "{theirs}");
+    let ours = rows[0]["fiscal_datetime"].as_str().unwrap();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(theirs).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(ours).unwrap(),
+        "{theirs} vs {ours}"
+    );
     assert_eq!(rows[0]["pos_id"], "atol-web");
     let (_, view) = t
         .get(&format!("/v1/kkt/receipt/{}", rows[0]["receipt_id"].as_str().unwrap()))

@@ -116,6 +116,22 @@ impl Zone {
             .to_string()
     }
 
+    /// A time of our wire (RFC 3339) in this zone with its offset, `2026-11-28T13:15:00+03:00`:
+    /// how ATOL's web server gives a document's time. Text that is no such time is kept as is.
+    pub fn with_offset(&self, rfc3339: &str) -> String {
+        let Ok(t) = DateTime::parse_from_rfc3339(rfc3339) else {
+            return rfc3339.to_string();
+        };
+        let t = t.with_timezone(&Utc);
+        match self {
+            Zone::Utc => t.to_rfc3339_opts(SecondsFormat::Secs, false),
+            Zone::Local => t
+                .with_timezone(&chrono::Local)
+                .to_rfc3339_opts(SecondsFormat::Secs, false),
+            Zone::Named(tz) => t.with_timezone(tz).to_rfc3339_opts(SecondsFormat::Secs, false),
+        }
+    }
+
     /// `t` as the register's local date and time.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         match self {

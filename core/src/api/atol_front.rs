@@ -235,7 +235,7 @@ async fn execute(state: &AppState, uuid: &str, i: usize, task: &Value, prepared:
     match kind {
         Task::Receipt => {
             let Native { http, body } = jobs::receipt(state, format!("{ATOL}:{uuid}"), body).await;
-            res::from_native(http, &body, res::receipt_result)
+            res::from_native(http, &body, |b| res::receipt_result(b, &state.zone))
         }
         Task::Operation(op) => {
             let kind = match op {

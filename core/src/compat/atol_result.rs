@@ -240,14 +240,17 @@ pub fn from_native(http: u16, body: &Value, fiscal_params: impl Fn(&Value) -> Va
     }
 }
 
-/// A receipt's `result` (S1 `utils.getFiscalParams`): `fiscalParams` and `warnings`.
-pub fn receipt_result(body: &Value) -> Value {
+/// A receipt's `result` (S1 `utils.getFiscalParams`): `fiscalParams` and `warnings`; the
+/// document's time in the register's zone with its offset, as ATOL's server gives it
+/// (docs/research/atol-web-server.md §3), not our wire's UTC.
+pub fn receipt_result(body: &Value, zone: &crate::time::Zone) -> Value {
     let d = &body["fiscal_doc"];
+    let at = d["fiscal_datetime"].as_str().map(|t| zone.with_offset(t));
     json!({
         "fiscalParams": {
             "total": d["total"],
             "fiscalDocumentNumber": d["fiscal_doc_number"],
-            "fiscalDocumentDateTime": d["fiscal_datetime"],
+            "fiscalDocumentDateTime": at,
             "fiscalDocumentSign": d["fiscal_sign"],
             "fnNumber": d["fn_number"],
             "registrationNumber": d["kkt_number"],
@@ -350,6 +353,32 @@ pub fn ofd_exchange(d: &DeviceInfo, backlog: u64, dead_letters: u64) -> Value {
 mod tests {
     use super::*;
 
+    fn utc_receipt(body: &Value) -> Value {
+        receipt_result(body, &crate::time::Zone::Utc)
+    }
+
+    #[test]
+    fn a_receipts_time_is_the_registers_local_time_with_its_offset_as_atols_server_gives_it() {
+        let body = json!({"status": "printed", "fiscal_doc": {"fiscal_datetime": "2026-11-28T10:15:00Z",
+            "fiscal_doc_number": 17, "total": 100.0}});
+        let moscow = crate::time::Zone::parse("Europe/Moscow").unwrap();
+        let p = &receipt_result(&body, &moscow)["fiscalParams"];
+        assert_eq!(p["fiscalDocumentDateTime"], "2026-11-28T13:15:00+03:00");
+        let omsk = crate::time::Zone::parse("Asia/Omsk").unwrap();
+        assert_eq!(
+            receipt_result(&body, &omsk)["fiscalParams"]["fiscalDocumentDateTime"],
+            "2026-11-28T16:15:00+06:00"
+        );
+        assert_eq!(
+            utc_receipt(&body)["fiscalParams"]["fiscalDocumentDateTime"],
+            "2026-11-28T10:15:00+00:00"
+        );
+        assert_eq!(p["fiscalDocumentNumber"], 17);
+        // A receipt still in the buffer has no time yet.
+        let waiting = json!({"status": "buffered", "fiscal_doc": {}});
+        assert!(receipt_result(&waiting, &moscow)["fiscalParams"]["fiscalDocumentDateTime"].is_null());
+    }
+
     #[test]
     fn a_jobs_tasks_are_classified_and_unknown_ones_named() {
         assert_eq!(classify(&json!({"type": "sell"})), Ok(Task::Receipt));
@@ -366,20 +395,20 @@ mod tests {
     #[test]
     fn native_answers_become_atol_entries() {
         let refused = json!({"code": "kkt_refused", "device_error": {"code": "44", "message": "Нет бумаги"}});
-        let e = from_native(422, &refused, receipt_result);
+        let e = from_native(422, &refused, utc_receipt);
         assert_eq!(
             (e["status"].as_str(), e["errorCode"].as_i64()),
             (Some("error"), Some(44))
         );
         assert_eq!(e["error"]["description"], "Нет бумаги");
         let closed = json!({"code": "shift_not_open", "message": "no open shift"});
-        assert_eq!(from_native(409, &closed, receipt_result)["errorCode"], 73);
+        assert_eq!(from_native(409, &closed, utc_receipt)["errorCode"], 73);
         let unstored = json!({"code": "storage_unavailable", "message": "disk full", "printed": true});
-        assert_eq!(from_native(503, &unstored, receipt_result)["status"], "blocked");
+        assert_eq!(from_native(503, &unstored, utc_receipt)["status"], "blocked");
         let unknown = json!({"code": "operation_unknown", "message": "check the X-report"});
         assert_eq!(from_native(409, &unknown, operation_result)["status"], "blocked");
         let waiting = json!({"status": "awaiting_device", "reason": "no paper"});
-        let b = from_native(202, &waiting, receipt_result);
+        let b = from_native(202, &waiting, utc_receipt);
         assert_eq!(b["status"], "blocked");
         assert!(!is_final(&b) && is_final(&interrupted()));
         let cash = operation_body(OpKind::Cash, &json!({"type": "cashIn", "cashSum": 100.5})).unwrap();
