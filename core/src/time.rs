@@ -132,6 +132,18 @@ impl Zone {
         }
     }
 
+    /// A time of our wire (RFC 3339) as the register's local date and time without an offset,
+    /// `2026-11-28T13:15:00` (kkmserver's form); text that is no such time, cut to that length.
+    pub fn local_iso(&self, rfc3339: &str) -> String {
+        match DateTime::parse_from_rfc3339(rfc3339) {
+            Ok(t) => self
+                .local(t.with_timezone(&Utc))
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string(),
+            Err(_) => rfc3339.get(..19).unwrap_or(rfc3339).to_string(),
+        }
+    }
+
     /// `t` as the register's local date and time.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         match self {
@@ -160,6 +172,26 @@ mod tests {
         assert_eq!(moscow.local(t).format("%Y%m%dT%H%M").to_string(), "20261129T0030");
         assert_eq!(Zone::parse("UTC").unwrap().local(t).format("%H%M").to_string(), "2130");
         assert!(Zone::parse("Mars/Olympus").unwrap_err().contains("not a time zone"));
+    }
+
+    #[test]
+    fn a_wire_time_is_given_in_the_registers_zone_as_the_vendors_write_it() {
+        let moscow = Zone::parse("Europe/Moscow").unwrap();
+        // ATOL: with the offset; kkmserver: local, without one. The same instant either way.
+        assert_eq!(
+            moscow.with_offset("2026-11-28T21:30:00.250Z"),
+            "2026-11-29T00:30:00+03:00"
+        );
+        assert_eq!(moscow.local_iso("2026-11-28T21:30:00Z"), "2026-11-29T00:30:00");
+        // A time the register gave with its own offset stays that instant.
+        assert_eq!(moscow.local_iso("2026-11-29T02:30:00+05:00"), "2026-11-29T00:30:00");
+        assert_eq!(
+            Zone::Utc.with_offset("2026-11-28T21:30:00Z"),
+            "2026-11-28T21:30:00+00:00"
+        );
+        // Not a time: kept (cut to a local time's length for kkmserver).
+        assert_eq!(moscow.with_offset("позже"), "позже");
+        assert_eq!(moscow.local_iso("2027-06-01T00:00:00 MSK"), "2027-06-01T00:00:00");
     }
 
     #[test]

@@ -267,7 +267,7 @@ async fn query(state: &AppState, q: Query) -> Result<Value, ApiError> {
         Query::OfdExchangeStatus => {
             let info = super::shift::on_register(kkt, move |k| k.device_info(now)).await?;
             let c = state.buffer.counts();
-            res::ofd_exchange(&info, c.pending + c.syncing, c.failed)
+            res::ofd_exchange(&info, c.pending + c.syncing, c.failed, &state.zone)
         }
     })
 }

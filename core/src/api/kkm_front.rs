@@ -306,7 +306,7 @@ async fn data_kkt(state: &AppState, name: &str, id: &str, list: bool) -> Result<
     let info = super::shift::on_register(state.kkt.clone(), move |k| k.device_info(now)).await?;
     let shift = super::shift::on_register(state.kkt.clone(), move |k| k.shift(now)).await?;
     let seller = &state.seller;
-    let mut info_json = kkm::info(&info, &seller.inn, &seller.name);
+    let mut info_json = kkm::info(&info, &seller.inn, &seller.name, &state.zone);
     let mut a = kkm::envelope(name, id, kkm::OK, "");
     if list {
         info_json["NumDevice"] = json!(1);

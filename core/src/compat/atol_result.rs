@@ -336,12 +336,13 @@ pub fn fn_info(d: &DeviceInfo) -> Value {
 }
 
 /// `ofdExchangeStatus` (§2.6): the FN's unsent documents, and the adapter's own OFD backlog.
-pub fn ofd_exchange(d: &DeviceInfo, backlog: u64, dead_letters: u64) -> Value {
+/// Its time in the register's zone with the offset, as ATOL's.
+pub fn ofd_exchange(d: &DeviceInfo, backlog: u64, dead_letters: u64, zone: &crate::time::Zone) -> Value {
     json!({
         "status": {
             "notSentCount": d.fn_unsent,
             "notSentFirstDocNumber": d.fn_unsent_first.unwrap_or(0),
-            "notSentFirstDocDateTime": d.fn_unsent_first_at,
+            "notSentFirstDocDateTime": d.fn_unsent_first_at.as_deref().map(|t| zone.with_offset(t)),
         },
         "errors": {"fn": {"code": 0, "description": ""}, "network": {"code": 0, "description": ""},
                    "ofd": {"code": 0, "description": ""}},

@@ -447,7 +447,12 @@ fn session_state(s: ShiftState) -> i64 {
 }
 
 /// `GetDataKKT`'s `Info` (K1 `GetDataKKTInfo`, K4 `TypeRegKkmOfd`), from the register's state.
-pub fn info(d: &DeviceInfo, inn: &str, organisation: &str) -> Value {
+/// Its dates are the register's local time without an offset, as kkmserver's.
+pub fn info(d: &DeviceInfo, inn: &str, organisation: &str, zone: &crate::time::Zone) -> Value {
+    let local = |t: &Option<String>| {
+        t.as_deref()
+            .map_or_else(|| "0001-01-01T00:00:00".into(), |t| zone.local_iso(t))
+    };
     json!({
         "KktNumber": d.serial,
         "FnNumber": d.fn_number,
@@ -455,12 +460,12 @@ pub fn info(d: &DeviceInfo, inn: &str, organisation: &str) -> Value {
         "NameOrganization": organisation,
         "FFDVersion": d.ffd_version.clone().unwrap_or_else(|| "1.2".into()),
         "FN_IsFiscal": d.fn_phase.as_deref().is_none_or(|p| p == "fiscalMode"),
-        "FN_DateEnd": d.fn_valid_until.as_deref().map(|t| t.get(..19).unwrap_or(t)).unwrap_or("0001-01-01T00:00:00"),
+        "FN_DateEnd": local(&d.fn_valid_until),
         "SessionState": session_state(d.shift),
         "PaperOver": d.paper_present == Some(false),
         "BalanceCash": d.cash_in_drawer.map_or(-1.0, |k| k.0 as f64 / 100.0),
         "OFD_NumErrorDoc": d.fn_unsent,
-        "OFD_DateErrorDoc": d.fn_unsent_first_at.as_deref().map(|t| t.get(..19).unwrap_or(t)).unwrap_or("0001-01-01T00:00:00"),
+        "OFD_DateErrorDoc": local(&d.fn_unsent_first_at),
         "Firmware_Version": d.firmware.clone().unwrap_or_default(),
         "OnOff": true,
         "Active": true,
