@@ -1,26 +1,17 @@
 // The web window in a real browser (Debian's chromium via playwright-core) against the real
 // kkt-adapterd and mock-ofd. Each test saves a screenshot to tests/out/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { OUT, waitFor, startMockOfd, startDaemon, CHROMIUM_FLAGS } from "./harness.mjs";
+import { OUT, waitFor, startMockOfd, startDaemon, TOKEN, useChromium } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useChromium();
 
 const text = (page, id) => page.locator(`[data-testid="${id}"]`).first().innerText();
 
 async function open(daemon, { token } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, locale: "ru-RU" });
+  const context = await browser().newContext({ viewport: { width: 1200, height: 900 }, locale: "ru-RU" });
   if (token) await context.addInitScript((t) => sessionStorage.setItem("kkt-admin-token", t), token);
   const page = await context.newPage();
   await page.goto(`${daemon.base}/ui/`);
@@ -125,7 +116,7 @@ test("a wrong admin token shows an error and changes nothing", async (t) => {
 test("the page runs under its Content Security Policy: nothing it does is refused, inline script is", async (t) => {
   const { daemon } = await setup(t);
   await daemon.receipt("csp-1");
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, locale: "ru-RU" });
+  const context = await browser().newContext({ viewport: { width: 1200, height: 900 }, locale: "ru-RU" });
   await context.addInitScript((tok) => {
     sessionStorage.setItem("kkt-admin-token", tok);
     window.__violations = [];

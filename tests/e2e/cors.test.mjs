@@ -5,21 +5,12 @@
 // `Execute/sync` with only `Authorization: Basic` set, so the JSON goes as text/plain and the
 // browser sends a preflight first) and an ATOL Web Requests job with fetch; a page of another
 // origin is stopped by the browser and prints nothing.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { chromium } from "playwright-core";
-import { waitFor, CHROMIUM_FLAGS, startDaemon } from "./harness.mjs";
+import { waitFor, startDaemon, TOKEN, useChromium } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useChromium();
 
 /** A web page's own server (another origin than the adapter's): one empty page. */
 async function pageServer(t) {
@@ -58,7 +49,7 @@ test("a web POS page of the allowed origin prints through both fronts; a page of
   const other = await pageServer(t);
   const daemon = await startDaemon(null, TOKEN, `[compat]\nallowed_origins = ["${allowed}"]\n`);
   t.after(() => daemon.stop());
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   t.after(() => context.close());
   const page = await context.newPage();
 

@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
+import { before, after } from "node:test";
+import { chromium } from "playwright-core";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BIN = process.env.KKT_BIN_DIR || join(ROOT, "target", "debug");
@@ -120,4 +122,20 @@ export async function startAtolDaemon(t, atolUrl, token, sale, extra = "") {
     method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": key }, body: JSON.stringify(body),
   }).then(async (r) => ({ status: r.status, body: await r.json() }));
   return { base, receipt, status: () => fetch(`${base}/v1/kkt/buffer/status`).then((r) => r.json()) };
+}
+
+/** The admin token the browser tests start kkt-adapterd with. */
+export const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
+
+/** Debian's chromium for a test file (never a downloaded browser): launched before its tests and
+ * closed after them; the returned function gives it. */
+export function useChromium() {
+  let browser;
+  before(async () => {
+    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => browser;
 }

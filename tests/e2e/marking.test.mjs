@@ -2,23 +2,14 @@
 // `[marking] mode = "permissive"` (the built-in simulator answers the test codes of README
 // "Marked goods"). A till checks codes while scanning and sells one; the «Маркировка» view lists
 // each check with its verdict and reason in words, and the receipt's slip marks the code [М+].
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { copyFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { ROOT, OUT, waitFor, CHROMIUM_FLAGS, startDaemon } from "./harness.mjs";
+import { ROOT, OUT, waitFor, startDaemon, TOKEN, useChromium } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
 const code = (serial) => `010463000000000121${serial}\u001d93TEST`;
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useChromium();
 
 test("each check of a marking code is listed with its verdict in words, and the sold code is marked on its slip", async (t) => {
   const daemon = await startDaemon(null, TOKEN, `[marking]\nmode = "permissive"\n`);
@@ -36,7 +27,7 @@ test("each check of a marking code is listed with its verdict in words, and the 
   });
   assert.equal(sale.status, "printed", JSON.stringify(sale));
 
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1300 }, locale: "ru-RU" });
+  const context = await browser().newContext({ viewport: { width: 1280, height: 1300 }, locale: "ru-RU" });
   await context.addInitScript((tok) => { sessionStorage.setItem("kkt-admin-token", tok); localStorage.setItem("kkt-lang", "ru"); }, TOKEN);
   const page = await context.newPage();
   await page.goto(`${daemon.base}/ui/`);

@@ -4,23 +4,14 @@
 // it, another program prints a receipt of the same total, and the web server forgets its jobs:
 // the adapter cannot tell which document is the sale's. The window names it in words, lists
 // both documents, and the manager attaches the right one — the till then gets its final answer.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { copyFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { ROOT, OUT, waitFor, CHROMIUM_FLAGS, startAtol, startAtolDaemon } from "./harness.mjs";
+import { ROOT, OUT, waitFor, startAtol, startAtolDaemon, TOKEN, useChromium } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
 const COFFEE = { pos_id: "POS-A", type: "sale", items: [{ name: "Кофе", price: 150, qty: 1 }], payments: [{ type: "cash", amount: 150 }] };
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useChromium();
 
 test("a receipt the register cannot account for is named in words, and the manager attaches its document", async (t) => {
   const atol = await startAtol(t);
@@ -34,7 +25,7 @@ test("a receipt the register cannot account for is named in words, and the manag
   await waitFor("the receipt in review", async () => (await daemon.status()).needs_review === 1);
   const own = (await atol.stats()).documents.find((d) => d.uuid === id && d.kind === "receipt").number;
 
-  const context = await browser.newContext({ viewport: { width: 1200, height: 1100 }, locale: "ru-RU" });
+  const context = await browser().newContext({ viewport: { width: 1200, height: 1100 }, locale: "ru-RU" });
   await context.addInitScript((tok) => { sessionStorage.setItem("kkt-admin-token", tok); localStorage.setItem("kkt-lang", "ru"); }, TOKEN);
   const page = await context.newPage();
   await page.goto(`${daemon.base}/ui/`);

@@ -4,30 +4,21 @@
 // X-report and the evening's collection, then the Z-report — each confirmed, each answered in
 // words — and the register's alarms (no paper) appear in the panel. Every operation is done on
 // the register once (mock-atol's own log).
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { copyFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { ROOT, OUT, waitFor, CHROMIUM_FLAGS, startAtol, startAtolDaemon } from "./harness.mjs";
+import { ROOT, OUT, waitFor, startAtol, startAtolDaemon, TOKEN, useChromium } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
 const BREAD = { pos_id: "POS-A", type: "sale", items: [{ name: "Хлеб", price: 60, qty: 2 }], payments: [{ type: "cash", amount: 120 }] };
 const CARD = { pos_id: "POS-A", type: "sale", items: [{ name: "Кофе", price: 250, qty: 1 }], payments: [{ type: "card", amount: 250 }] };
 const REFUND = { ...BREAD, type: "sale_refund", items: [{ name: "Хлеб", price: 60, qty: 1 }], payments: [{ type: "cash", amount: 60 }] };
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useChromium();
 
 test("a day in the shift panel: open with the cashier, cash in, X, cash out, Z — each in words, each once", async (t) => {
   const atol = await startAtol(t);
   const daemon = await startAtolDaemon(t, atol.url, TOKEN, BREAD, "watch_ms = 300\n");
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, locale: "ru-RU" });
+  const context = await browser().newContext({ viewport: { width: 1280, height: 1000 }, locale: "ru-RU" });
   await context.addInitScript((tok) => { sessionStorage.setItem("kkt-admin-token", tok); localStorage.setItem("kkt-lang", "ru"); }, TOKEN);
   const page = await context.newPage();
   const dialogs = [];

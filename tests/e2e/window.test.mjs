@@ -3,23 +3,14 @@
 // search and the receipt panel (slip + QR image, decoded by an independent QR reader, jsQR),
 // the 24-hour chart with the outage shaded, the DLQ's readable reasons and CSV export, the page's
 // own link labelled, keyboard-only use and a complete English page. Screenshots go to tests/out/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
 import jsQR from "jsqr";
-import { OUT, waitFor, startMockOfd, startDaemon, CHROMIUM_FLAGS } from "./harness.mjs";
+import { OUT, waitFor, startMockOfd, startDaemon, TOKEN, useChromium } from "./harness.mjs";
 
-const TOKEN = "e2e-admin-token-0123456789abcdef-0123";
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useChromium();
 
 const hook = (page, id) => page.locator(`[data-testid="${id}"]`).first();
 const text = (page, id) => hook(page, id).innerText();
@@ -28,7 +19,7 @@ const sale = (pos, name, rubles) => ({
 });
 
 async function open(daemon, { token = TOKEN, lang = "ru" } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 1000 }, locale: "ru-RU", acceptDownloads: true });
+  const context = await browser().newContext({ viewport: { width: 1200, height: 1000 }, locale: "ru-RU", acceptDownloads: true });
   await context.addInitScript(([t, l]) => {
     if (t) sessionStorage.setItem("kkt-admin-token", t);
     localStorage.setItem("kkt-lang", l);
