@@ -30,7 +30,6 @@ use crate::worker::WorkerHandle;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
 use axum::routing::{get, post};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -76,7 +75,7 @@ pub struct AppState {
 /// and the request span (which also stamps the security headers). SECURITY.md "Who reads what" is the table.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state as guard};
-    Router::new()
+    let routes = Router::new()
         .merge(open())
         .merge(public().route_layer(from_fn(guards::public)))
         .merge(pos().route_layer(guard(state.clone(), guards::pos_only)))
@@ -86,8 +85,8 @@ pub fn router(state: AppState) -> Router {
         .merge(readers().route_layer(from_fn(guards::readers_only)))
         .merge(admin().route_layer(from_fn(guards::admin_only)))
         .fallback(guards::not_found)
-        .method_not_allowed_fallback(guards::method_not_allowed)
-        .layer(from_fn(front_cors(&state.compat)))
+        .method_not_allowed_fallback(guards::method_not_allowed);
+    with_front_cors(routes, &state.compat)
         .layer(guard(state.clone(), guards::local_only))
         .layer(from_fn(telemetry::request_span))
         .with_state(state)
@@ -150,12 +149,10 @@ fn kkmserver() -> Router<AppState> {
 
 /// CORS on the fronts' routes for the web POS pages of `[compat] allowed_origins`: their
 /// preflights answered (the headers asked for allowed, credentials too, as kkmserver does), the
-/// origin echoed on every answer, Private Network Access granted when Chrome asks. Every other route, and every route when none is configured, is passed through
-/// untouched (an `OPTIONS` stays 405). Inside `guards::local_only`, which lets those origins
-/// through to the fronts' routes only.
-fn front_cors(
-    compat: &crate::compat::CompatSettings,
-) -> impl Fn(Request, Next) -> futures::future::BoxFuture<'static, Response> + Clone + Send + Sync + 'static {
+/// origin echoed on every answer, Private Network Access granted when Chrome asks. Other routes
+/// pass through untouched; with none configured there is no layer at all (an `OPTIONS` stays
+/// 405). Inside `guards::local_only`, which lets those origins through to the fronts' routes only.
+fn with_front_cors(routes: Router<AppState>, compat: &crate::compat::CompatSettings) -> Router<AppState> {
     use axum::http::{HeaderValue, Method};
     use tower::{Layer, ServiceExt};
     use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -164,20 +161,21 @@ fn front_cors(
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
         .collect();
-    let cors = (!list.is_empty()).then(|| {
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(list))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers(AllowHeaders::mirror_request())
-            .allow_credentials(true)
-            .allow_private_network(true)
-            .max_age(std::time::Duration::from_secs(600))
-    });
-    move |request: Request, next: Next| {
-        let cors = cors
-            .clone()
-            .filter(|_| crate::compat::is_front_path(request.uri().path()));
-        Box::pin(async move {
+    if list.is_empty() {
+        // No layer at all: the default set-up's requests pay nothing for this.
+        return routes;
+    }
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .allow_private_network(true)
+        .max_age(std::time::Duration::from_secs(600));
+    routes.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+        // Cloned for the fronts' requests only.
+        let cors = crate::compat::is_front_path(request.uri().path()).then(|| cors.clone());
+        async move {
             match cors {
                 Some(cors) => match cors.layer(next).oneshot(request).await {
                     Ok(response) => response,
@@ -185,8 +183,8 @@ fn front_cors(
                 },
                 None => next.run(request).await,
             }
-        })
-    }
+        }
+    }))
 }
 
 /// Which vendor's front an extra listener serves (`[compat] atol_listen`, `kkmserver_listen`).
@@ -208,13 +206,13 @@ pub fn front_router(state: AppState, front: Front) -> Router {
             Router::new().route("/VersionJSON", get(kkm_front::version)),
         ),
     };
-    Router::new()
+    let routes = Router::new()
         .merge(routes.route_layer(guard(state.clone(), guards::compat_only)))
         .merge(open)
         .route("/v1/health", get(status::health))
         .fallback(guards::not_found)
-        .method_not_allowed_fallback(guards::method_not_allowed)
-        .layer(from_fn(front_cors(&state.compat)))
+        .method_not_allowed_fallback(guards::method_not_allowed);
+    with_front_cors(routes, &state.compat)
         .layer(guard(state.clone(), guards::local_only))
         .layer(from_fn(telemetry::request_span))
         .with_state(state)
