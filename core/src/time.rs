@@ -2,7 +2,7 @@
 //! register's local time zone ([`Zone`]), and a clock that follows tokio's (pausable) time and
 //! can be moved forward, so tests reach the 24-hour shift and the 30-day FN rule without waiting.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -119,16 +119,11 @@ impl Zone {
     /// A time of our wire (RFC 3339) in this zone with its offset, `2026-11-28T13:15:00+03:00`:
     /// how ATOL's web server gives a document's time. Text that is no such time is kept as is.
     pub fn with_offset(&self, rfc3339: &str) -> String {
-        let Ok(t) = DateTime::parse_from_rfc3339(rfc3339) else {
-            return rfc3339.to_string();
-        };
-        let t = t.with_timezone(&Utc);
-        match self {
-            Zone::Utc => t.to_rfc3339_opts(SecondsFormat::Secs, false),
-            Zone::Local => t
-                .with_timezone(&chrono::Local)
+        match DateTime::parse_from_rfc3339(rfc3339) {
+            Ok(t) => self
+                .at(t.with_timezone(&Utc))
                 .to_rfc3339_opts(SecondsFormat::Secs, false),
-            Zone::Named(tz) => t.with_timezone(tz).to_rfc3339_opts(SecondsFormat::Secs, false),
+            Err(_) => rfc3339.to_string(),
         }
     }
 
@@ -136,23 +131,28 @@ impl Zone {
     /// `2026-11-28T13:15:00` (kkmserver's form); text that is no such time, cut to that length.
     pub fn local_iso(&self, rfc3339: &str) -> String {
         match DateTime::parse_from_rfc3339(rfc3339) {
-            Ok(t) => self
-                .local(t.with_timezone(&Utc))
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string(),
+            Ok(t) => self.local(t.with_timezone(&Utc)).format(LOCAL_ISO).to_string(),
             Err(_) => rfc3339.get(..19).unwrap_or(rfc3339).to_string(),
         }
     }
 
     /// `t` as the register's local date and time.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        self.at(t).naive_local()
+    }
+
+    /// `t` in this zone, with the offset it has there at that moment.
+    fn at(&self, t: DateTime<Utc>) -> DateTime<FixedOffset> {
         match self {
-            Zone::Utc => t.naive_utc(),
-            Zone::Local => t.with_timezone(&chrono::Local).naive_local(),
-            Zone::Named(tz) => t.with_timezone(tz).naive_local(),
+            Zone::Utc => t.fixed_offset(),
+            Zone::Local => t.with_timezone(&chrono::Local).fixed_offset(),
+            Zone::Named(tz) => t.with_timezone(tz).fixed_offset(),
         }
     }
 }
+
+/// A local date and time without an offset, as the vendors' fronts write it.
+pub const LOCAL_ISO: &str = "%Y-%m-%dT%H:%M:%S";
 
 impl Default for Clock {
     fn default() -> Self {

@@ -261,7 +261,7 @@ async fn query(state: &AppState, q: Query) -> Result<Value, ApiError> {
         Query::ShiftStatus => res::shift_status(&super::shift::on_register(kkt, move |k| k.shift(now)).await?),
         Query::DeviceStatus => {
             let info = super::shift::on_register(kkt, move |k| k.device_info(now)).await?;
-            res::device_status(&info, &state.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string())
+            res::device_status(&info, &state.zone.local(now).format(crate::time::LOCAL_ISO).to_string())
         }
         Query::FnInfo => res::fn_info(&super::shift::on_register(kkt, move |k| k.device_info(now)).await?),
         Query::OfdExchangeStatus => {

@@ -115,7 +115,7 @@ pub async fn local_only(State(state): State<AppState>, mut request: Request, nex
         return ApiError::Forbidden("requests must be addressed to a loopback or configured host name").into_response();
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let front = crate::compat::is_front_path(request.uri().path());
+        let front = super::is_front_path(request.uri().path());
         let ok = origin
             .to_str()
             .is_ok_and(|o| is_allowed_origin(&state, o, host) || (front && state.compat.allows_origin(o)));

@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pos().route_layer(guard(state.clone(), guards::pos_only)))
         .merge(atol().route_layer(guard(state.clone(), guards::compat_only)))
         .merge(kkmserver().route_layer(guard(state.clone(), guards::compat_only)))
-        .route("/VersionJSON", get(kkm_front::version))
+        .route(KKM_VERSION, get(kkm_front::version))
         .merge(readers().route_layer(from_fn(guards::readers_only)))
         .merge(admin().route_layer(from_fn(guards::admin_only)))
         .fallback(guards::not_found)
@@ -132,19 +132,35 @@ fn pos() -> Router<AppState> {
         .route("/v1/kkt/receipt/{receipt_id}/copy", post(counter::copy))
 }
 
+/// The fronts' paths (§13), named once for their routes and for [`is_front_path`].
+const ATOL_REQUESTS: &str = "/api/v2/requests";
+const ATOL_REQUEST: &str = "/api/v2/requests/{uuid}";
+const KKM_EXECUTE: &str = "/Execute";
+const KKM_EXECUTE_SYNC: &str = "/Execute/sync";
+const KKM_VERSION: &str = "/VersionJSON";
+
+/// Whether a path is one of the fronts' routes: the only ones `[compat] allowed_origins` opens
+/// to a web page of another origin.
+pub(crate) fn is_front_path(path: &str) -> bool {
+    let one_job = path
+        .strip_prefix(ATOL_REQUESTS)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|uuid| !uuid.is_empty() && !uuid.contains('/'));
+    one_job || [ATOL_REQUESTS, KKM_EXECUTE, KKM_EXECUTE_SYNC, KKM_VERSION].contains(&path)
+}
+
 /// The ATOL Web Requests front (§13): the tills' rules, or HTTP Basic (`guards::compat_only`).
 fn atol() -> Router<AppState> {
-    Router::new().route("/api/v2/requests", post(atol_front::post)).route(
-        "/api/v2/requests/{uuid}",
-        get(atol_front::get).delete(atol_front::delete),
-    )
+    Router::new()
+        .route(ATOL_REQUESTS, post(atol_front::post))
+        .route(ATOL_REQUEST, get(atol_front::get).delete(atol_front::delete))
 }
 
 /// The kkmserver front (§13).
 fn kkmserver() -> Router<AppState> {
     Router::new()
-        .route("/Execute", post(kkm_front::execute))
-        .route("/Execute/sync", post(kkm_front::execute))
+        .route(KKM_EXECUTE, post(kkm_front::execute))
+        .route(KKM_EXECUTE_SYNC, post(kkm_front::execute))
 }
 
 /// CORS on the fronts' routes for the web POS pages of `[compat] allowed_origins`: their
@@ -174,7 +190,7 @@ fn with_front_cors(routes: Router<AppState>, compat: &crate::compat::CompatSetti
         .max_age(std::time::Duration::from_secs(600));
     routes.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
         // Cloned for the fronts' requests only.
-        let cors = crate::compat::is_front_path(request.uri().path()).then(|| cors.clone());
+        let cors = is_front_path(request.uri().path()).then(|| cors.clone());
         async move {
             match cors {
                 Some(cors) => match cors.layer(next).oneshot(request).await {
@@ -201,10 +217,7 @@ pub fn front_router(state: AppState, front: Front) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state as guard};
     let (routes, open) = match front {
         Front::Atol => (atol(), Router::new()),
-        Front::Kkmserver => (
-            kkmserver(),
-            Router::new().route("/VersionJSON", get(kkm_front::version)),
-        ),
+        Front::Kkmserver => (kkmserver(), Router::new().route(KKM_VERSION, get(kkm_front::version))),
     };
     let routes = Router::new()
         .merge(routes.route_layer(guard(state.clone(), guards::compat_only)))
@@ -240,4 +253,29 @@ fn admin() -> Router<AppState> {
         .route("/v1/kkt/dlq/{receipt_id}/retry", post(admin::dlq_retry_one))
         .route("/v1/kkt/receipt/{receipt_id}/resolve", post(review::resolve))
         .route("/v1/kkt/pos-token", get(admin::pos_token))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_fronts_routes_are_front_paths() {
+        for front in [
+            "/api/v2/requests",
+            "/api/v2/requests/3b6f0c9e",
+            "/Execute",
+            "/Execute/sync",
+            "/VersionJSON",
+        ] {
+            assert!(super::is_front_path(front), "{front}");
+        }
+        for other in [
+            "/api/v2/requestsX",
+            "/api/v2/requests/",
+            "/api/v2/requests/a/b",
+            "/v1/kkt/receipt",
+            "/ui/",
+        ] {
+            assert!(!super::is_front_path(other), "{other}");
+        }
+    }
 }

@@ -10,16 +10,6 @@ pub mod settings;
 
 pub use settings::CompatSettings;
 
-/// Whether a path is one of the fronts' (the only routes `[compat] allowed_origins` opens to a
-/// web page of another origin).
-pub fn is_front_path(path: &str) -> bool {
-    path == "/api/v2/requests"
-        || path.starts_with("/api/v2/requests/")
-        || path == "/Execute"
-        || path == "/Execute/sync"
-        || path == "/VersionJSON"
-}
-
 /// A native error answer's text for a vendor's error field: its message, with the fields a
 /// validation names (`details`).
 pub fn describe(body: &serde_json::Value) -> String {
