@@ -237,15 +237,7 @@ async fn delivery_is_what_the_fn_reports_and_its_failing_link_is_the_ofd_offline
         "as last seen by the worker: {s}"
     );
     assert_eq!(s["dlq_size"], 0, "waiting for the FN is not a failed attempt");
-    let metrics = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(
         metrics.contains("kkt_fn_unsent_documents ") && metrics.contains("kkt_fn_link_up 0"),
         "{metrics}"

@@ -288,15 +288,7 @@ async fn out_of_paper_the_job_is_blocked_then_ready_by_itself_and_printed_once()
         "{done}"
     );
     // The GETs that ran the job on replayed its receipt: not counted as tills' retries.
-    let metrics = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(metrics.contains("kkt_intake_total{result=\"replayed\"} 0"), "{metrics}");
     let found = t.receipts().await;
     assert_eq!(found.len(), 1, "{found:?}");

@@ -52,15 +52,7 @@ fn failing(status: u16, retry_after: Option<u64>) -> Faults {
 }
 
 async fn ofd_attempts(t: &TestApp) -> u64 {
-    let text = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = t.metrics().await;
     text.lines()
         .filter(|l| l.starts_with("kkt_ofd_sends_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

@@ -7,6 +7,13 @@ use std::time::Duration;
 
 /// An adapter whose retention is 300 ms (purged every 100 ms) and whose OFD rejects `POS-BAD`.
 async fn short_retention_rejecting_pos_bad() -> (mock_ofd::MockOfd, TestApp) {
+    short_retention_rejecting_pos_bad_with(|_| {}).await
+}
+
+/// The same, with more settings.
+async fn short_retention_rejecting_pos_bad_with(
+    more: impl FnOnce(&mut kkt_core::Settings),
+) -> (mock_ofd::MockOfd, TestApp) {
     let ofd = mock_ofd().await;
     ofd.set_faults(mock_ofd::Faults {
         reject_pos_ids: vec!["POS-BAD".into()],
@@ -16,6 +23,7 @@ async fn short_retention_rejecting_pos_bad() -> (mock_ofd::MockOfd, TestApp) {
         s.ofd_url = Some(ofd.url());
         s.buffer.retention = Duration::from_millis(300);
         s.buffer.purge_interval = Duration::from_millis(100);
+        more(s);
     })
     .await;
     (ofd, t)
@@ -182,18 +190,7 @@ async fn a_dlq_entry_past_retention_loses_its_personal_data_and_stays() {
 #[tokio::test]
 async fn a_fronts_job_is_purged_with_its_receipt_and_kept_while_its_receipt_is() {
     use serde_json::json;
-    let ofd = mock_ofd().await;
-    ofd.set_faults(mock_ofd::Faults {
-        reject_pos_ids: vec!["POS-BAD".into()],
-        ..Default::default()
-    });
-    let t = TestApp::start_with(|s| {
-        s.ofd_url = Some(ofd.url());
-        s.buffer.retention = Duration::from_millis(300);
-        s.buffer.purge_interval = Duration::from_millis(100);
-        s.compat.atol_pos_id = "POS-BAD".into();
-    })
-    .await;
+    let (_ofd, t) = short_retention_rejecting_pos_bad_with(|s| s.compat.atol_pos_id = "POS-BAD".into()).await;
     // An ATOL sale whose receipt the OFD rejects (kept in the DLQ) and a kkmserver sale it takes.
     let sale = json!({"uuid": "kept-with-its-receipt", "request": [{"type": "sell",
         "items": [{"type": "position", "name": "Хлеб", "price": 50, "quantity": 1, "amount": 50, "tax": {"type": "vat10"}}],

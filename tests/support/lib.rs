@@ -189,6 +189,17 @@ impl TestApp {
         found["receipts"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The `/metrics` page's text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("the metrics' text")
+    }
+
     /// The types of the newest receipts (up to 50), sorted.
     pub async fn receipt_types(&self) -> Vec<String> {
         let mut kinds: Vec<String> = self
