@@ -79,6 +79,8 @@ test("a web POS page of the allowed origin prints through both fronts; a page of
   assert.deepEqual(refused, { error: true });
   const fetchRefused = await page.evaluate((base) => fetch(`${base}/VersionJSON`).then(() => "read", () => "refused"), daemon.base);
   assert.equal(fetchRefused, "refused");
+  // The page's browser hides why; the adapter's log tells the manager.
+  await waitFor("the refusal in the log", async () => daemon.log().includes(`origin="${other}"`) && daemon.log().includes("allowed_origins"));
 
   // What reached the register: one check from the kkmserver page, one sale from the ATOL job.
   const receipts = await waitFor("the two receipts", async () => {

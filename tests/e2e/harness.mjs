@@ -84,6 +84,7 @@ export async function startDaemon(ofdUrl, token, extraConfig = "") {
     base,
     dir,
     stop: p.stop,
+    log: p.log,
     status: () => fetch(`${base}/v1/kkt/buffer/status`).then((r) => r.json()),
     receipt: (key, body = SEED) =>
       fetch(`${base}/v1/kkt/receipt`, {

@@ -120,6 +120,15 @@ pub async fn local_only(State(state): State<AppState>, mut request: Request, nex
             .to_str()
             .is_ok_and(|o| is_allowed_origin(&state, o, host) || (front && state.compat.allows_origin(o)));
         if !ok {
+            if front {
+                // The page's browser hides the answer: the shop's manager reads it here.
+                tracing::warn!(
+                    origin = origin.to_str().unwrap_or("(not text)"),
+                    path = request.uri().path(),
+                    "a web page of another site called a vendor front and was refused (403); if it is the shop's \
+                     web POS, name its site in [compat] allowed_origins"
+                );
+            }
             return ApiError::Forbidden("cross-origin requests are not allowed").into_response();
         }
     }
