@@ -12,14 +12,14 @@ export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=never
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# Each step says the time and the disk space left: the whole run writes about 21 GB (target/ with the
+# Each step says the time and the disk space left: the whole run writes about 20 GB (target/ with the
 # debug, coverage, release and Windows builds, and the packages' Wine prefixes under /tmp), and a full
 # disk fails late steps (an installer, a link) in ways that look like the product's own faults.
 free_gb() { df -P -BG . | awk 'NR == 2 { sub("G", "", $4); print $4 }'; }
 step() { printf '\n==== %s ==== (%s, %s GB free)\n' "$*" "$(date -u +%H:%M:%S)" "$(free_gb)"; }
 
 if [ "$(free_gb)" -lt 24 ] && [ ! -d target/llvm-cov-target ]; then
-  echo "WARNING: $(free_gb) GB free here; a first run of this suite needs about 21 GB (README: Set-up)." >&2
+  echo "WARNING: $(free_gb) GB free here; a first run of this suite needs about 20 GB (README: Set-up)." >&2
 fi
 
 step "system packages"
